@@ -1,0 +1,247 @@
+"""Events: the machine's own notifications, the order's domain events, and the stored envelope.
+
+Owns event names, schema versions, JSON encoding and upcasting. Imports only `errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- machine notifications
+
+
+@dataclass(frozen=True, slots=True)
+class MachineInitialised:
+    """An entity's machine was initialised in its initial state."""
+
+    entity_id: str
+    definition: str
+    state: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """An entity moved from one state to another by an action."""
+
+    entity_id: str
+    definition: str
+    source: str
+    target: str
+    action: str
+    at: datetime
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- the stored envelope
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event about to be appended: its type, JSON data and metadata."""
+
+    type: str
+    data: Mapping[str, Any]
+    schema_version: int = 1
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    recorded_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as the store returns it, with its stream version and global position."""
+
+    position: int
+    stream_id: str
+    version: int
+    type: str
+    schema_version: int
+    data: Mapping[str, Any]
+    metadata: Mapping[str, Any]
+    recorded_at: datetime
+
+
+# --------------------------------------------------------------------------- order domain events
+
+
+@dataclass(frozen=True, slots=True)
+class OrderItem:
+    product_id: str
+    quantity: int = 1
+    unit_price: Decimal = Decimal("0")
+
+    @property
+    def total_price(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+    def to_json(self) -> dict[str, Any]:
+        return {"product_id": self.product_id, "quantity": self.quantity, "unit_price": str(self.unit_price)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OrderItem:
+        return cls(str(data["product_id"]), int(data["quantity"]), Decimal(str(data["unit_price"])))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """Base of the order's domain events; `order_id` and `at` (UTC) on every one."""
+
+    schema_version: ClassVar[int] = 1
+    order_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCreated(OrderEvent):
+    schema_version: ClassVar[int] = 2
+    customer_id: str
+    description: str = ""
+    amount: Decimal | None = None
+    items: tuple[OrderItem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OrderItemAdded(OrderEvent):
+    product_id: str
+    quantity: int
+    unit_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTransitioned(OrderEvent):
+    """Base of the events a declared transition emits (`emits:` in definitions/order.yaml)."""
+
+    action: ClassVar[str] = ""
+    source: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderConfirmed(OrderTransitioned):
+    action: ClassVar[str] = "Confirm"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderProcessingStarted(OrderTransitioned):
+    action: ClassVar[str] = "StartProcessing"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderShipped(OrderTransitioned):
+    action: ClassVar[str] = "Ship"
+    tracking_number: str = ""
+    shipping_address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDelivered(OrderTransitioned):
+    action: ClassVar[str] = "Deliver"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCancelled(OrderTransitioned):
+    action: ClassVar[str] = "Cancel"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReturned(OrderTransitioned):
+    action: ClassVar[str] = "Return"
+    reason: str = ""
+
+
+EVENT_TYPES: dict[str, type[OrderEvent]] = {
+    cls.__name__: cls
+    for cls in (
+        OrderCreated, OrderItemAdded, OrderConfirmed, OrderProcessingStarted,
+        OrderShipped, OrderDelivered, OrderCancelled, OrderReturned,
+    )
+}
+TRANSITION_EVENTS: dict[str, type[OrderTransitioned]] = {
+    name: cls for name, cls in EVENT_TYPES.items() if issubclass(cls, OrderTransitioned)
+}
+
+
+# --------------------------------------------------------------------------- encoding and upcasting
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [v.to_json() if isinstance(v, OrderItem) else _to_json(v) for v in value]
+    return value
+
+
+def encode(event: OrderEvent, metadata: Mapping[str, Any] | None = None) -> NewEvent:
+    """The stored form of a domain event: its class name, schema version and JSON data."""
+    data = {f.name: _to_json(getattr(event, f.name)) for f in fields(event) if f.name != "order_id"}
+    return NewEvent(type(event).__name__, data, type(event).schema_version, dict(metadata or {}), event.at)
+
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _order_created_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    # v1 (the reference's shape) had item names and a `total`; v2 has priced items and an `amount`.
+    return {
+        "at": data["created_at"],
+        "customer_id": data["customer_id"],
+        "description": data.get("description", ""),
+        "amount": data.get("total"),
+        "items": [{"product_id": name, "quantity": 1, "unit_price": "0"} for name in data.get("items", [])],
+    }
+
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("OrderCreated", 1): _order_created_v1_to_v2,
+}
+
+
+def upcast(type_name: str, schema_version: int, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Bring stored data up to the current schema version of its event type, one step at a time."""
+    cls = EVENT_TYPES.get(type_name)
+    current = dict(data)
+    if cls is None:
+        return current
+    version = schema_version
+    while version < cls.schema_version:
+        step = UPCASTERS.get((type_name, version))
+        if step is None:
+            raise ValueError(f"no upcaster for {type_name} v{version}")
+        current, version = step(current), version + 1
+    if version > cls.schema_version:
+        raise ValueError(f"{type_name} v{version} is newer than this code knows (v{cls.schema_version})")
+    return current
+
+
+def decode(stored: StoredEvent) -> OrderEvent:
+    """The domain event of a stored order event, upcast to the current schema version."""
+    cls = EVENT_TYPES.get(stored.type)
+    if cls is None:
+        raise ValueError(f"unknown event type {stored.type!r} at position {stored.position}")
+    data = upcast(stored.type, stored.schema_version, stored.data)
+    kwargs: dict[str, Any] = {"order_id": stored.stream_id}
+    for f in fields(cls):
+        if f.name == "order_id" or f.name not in data:
+            continue
+        value = data[f.name]
+        if f.name == "at":
+            value = datetime.fromisoformat(value)
+        elif f.name in ("amount", "unit_price") and value is not None:
+            value = Decimal(value)
+        elif f.name == "items":
+            value = tuple(OrderItem.from_json(i) for i in value)
+        kwargs[f.name] = value
+    return cls(**kwargs)

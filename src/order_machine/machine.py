@@ -1,0 +1,245 @@
+"""Compile a Definition once into a `transitions` machine and a dispatch table; fire actions on it.
+
+The only module that imports `transitions`. Per-entity state is a plain string: no machine is built
+per entity. Imports `definition`, `errors` and `events`; never a store, bus or web framework.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Protocol
+
+from transitions.extensions.asyncio import AsyncMachine
+
+from .definition import ActionSpec, Definition, FieldSpec, load_definition
+from .errors import DefinitionError, InvalidCommandError, Problem, TransitionNotAllowedError
+
+Guard = Callable[[Any, Mapping[str, Any]], "bool | Awaitable[bool]"]
+Hook = Callable[[Any, "Transition", Mapping[str, Any]], "Awaitable[None] | None"]
+
+
+class Publisher(Protocol):
+    """Anything with an async publish(event): the event bus, or a test's recorder."""
+
+    async def publish(self, event: Any) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One compiled edge of the machine."""
+
+    action: str
+    source: str
+    target: str
+    guards: tuple[str, ...] = ()
+    hooks: tuple[str, ...] = ()
+    emits: str | None = None
+
+
+_NO_DATA: Mapping[str, Any] = {}
+
+
+class Machine:
+    """A definition compiled once: who may go where, by which action, under which guards."""
+
+    def __init__(
+        self,
+        definition: Definition,
+        guards: Mapping[str, Guard] | None = None,
+        hooks: Mapping[str, Hook] | None = None,
+    ) -> None:
+        self.definition = definition
+        self.name = definition.name
+        self.initial = definition.initial
+        self._guards = dict(guards or {})
+        self._hooks = dict(hooks or {})
+        missing = [f"guard {g.name!r}" for g in definition.guards if g.name not in self._guards]
+        missing += [f"hook {h.name!r}" for h in definition.hooks if h.name not in self._hooks]
+        if missing:
+            raise DefinitionError(
+                [Problem(f"{m} is declared but not registered", f"<definition {self.name}>",
+                         hint=f"pass it to Machine(..., guards=/hooks=) or Workflow.compile()") for m in missing],
+                f"<definition {self.name}>",
+            )
+        # The transitions library holds the graph; we read its compiled events into a flat table so a
+        # dispatch is a dict lookup and no per-entity model is ever registered with it.
+        self.transitions_machine = AsyncMachine(
+            model=None,
+            states=definition.state_names,
+            initial=definition.initial,
+            transitions=[
+                {"trigger": t.action, "source": s, "dest": t.target, "conditions": list(t.guards)}
+                for s, t in definition.edges()
+            ],
+            auto_transitions=False,
+            send_event=True,
+        )
+        specs = {(s, t.action, t.target, tuple(t.guards)): t for s, t in definition.edges()}
+        table: dict[tuple[str, str], list[Transition]] = {}
+        for action, event in self.transitions_machine.events.items():
+            for source, compiled in event.transitions.items():
+                for tr in compiled:
+                    guard_names = tuple(str(c.func) for c in tr.conditions)
+                    spec = specs[(source, action, tr.dest, guard_names)]
+                    table.setdefault((source, action), []).append(
+                        Transition(action, source, tr.dest, guard_names, tuple(spec.hooks), spec.emits)
+                    )
+        self._table: dict[tuple[str, str], tuple[Transition, ...]] = {k: tuple(v) for k, v in table.items()}
+        self._allowed: dict[str, tuple[str, ...]] = {s: () for s in definition.state_names}
+        for s, a in self._table:
+            self._allowed[s] = (*self._allowed[s], a)
+        self._actions: dict[str, ActionSpec] = {a.name: a for a in definition.actions}
+        self._terminal = frozenset(definition.terminal_states)
+
+    @classmethod
+    def from_file(cls, path: str | Path, guards: Mapping[str, Guard] | None = None,
+                  hooks: Mapping[str, Hook] | None = None) -> Machine:
+        return cls(load_definition(path), guards, hooks)
+
+    # ----------------------------------------------------------------- questions
+
+    @property
+    def states(self) -> list[str]:
+        return self.definition.state_names
+
+    @property
+    def actions(self) -> list[str]:
+        return self.definition.action_names
+
+    def allowed_actions(self, state: str) -> tuple[str, ...]:
+        """Actions declared from this state (guards not evaluated)."""
+        return self._allowed.get(state, ())
+
+    def is_terminal(self, state: str) -> bool:
+        return state in self._terminal
+
+    def transitions_from(self, state: str, action: str) -> tuple[Transition, ...]:
+        return self._table.get((state, action), ())
+
+    def target_actions(self, state: str, target: str) -> list[str]:
+        """Actions that lead from `state` to `target` (for 'update status' commands)."""
+        return [a for a in self.allowed_actions(state) if any(t.target == target for t in self._table[(state, a)])]
+
+    def declares(self, action: str) -> bool:
+        return action in self._actions
+
+    def action_spec(self, action: str) -> ActionSpec | None:
+        return self._actions.get(action)
+
+    # ----------------------------------------------------------------- dispatch
+
+    async def select(
+        self, entity_id: str, state: str, action: str, subject: Any = None,
+        data: Mapping[str, Any] = _NO_DATA,
+    ) -> Transition:
+        """The transition `action` takes from `state`, after its guards; refuses with reasons."""
+        options = self._table.get((state, action))
+        if options is None:
+            if action not in self._actions:
+                raise TransitionNotAllowedError(
+                    entity_id, action, state, self.allowed_actions(state),
+                    reason=f"action {action!r} is not declared in definition {self.name!r}",
+                )
+            raise TransitionNotAllowedError(entity_id, action, state, self.allowed_actions(state))
+        refused_by = None
+        for option in options:
+            for name in option.guards:
+                verdict = self._guards[name](subject, data)
+                if inspect.isawaitable(verdict):
+                    verdict = await verdict
+                if not verdict:
+                    refused_by = name
+                    break
+            else:
+                return option
+        raise TransitionNotAllowedError(entity_id, action, state, self.allowed_actions(state), guard=refused_by)
+
+    async def run_hooks(self, transition: Transition, subject: Any, data: Mapping[str, Any]) -> None:
+        for name in transition.hooks:
+            result = self._hooks[name](subject, transition, data)
+            if inspect.isawaitable(result):
+                await result
+
+    def check_data(self, action: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The action's data, checked against its declared fields and converted to their types."""
+        spec = self._actions.get(action)
+        if spec is None:
+            return dict(data)
+        if not spec.fields:
+            if data:
+                raise InvalidCommandError(f"action {action!r} takes no data, got {', '.join(data)}", next(iter(data)))
+            return {}
+        return check_fields(spec.fields, data, f"action {action!r}")
+
+
+def check_fields(specs: Mapping[str, FieldSpec], data: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """Validate `data` against declared fields: unknown and missing names, and each value's type."""
+    unknown = [k for k in data if k not in specs]
+    if unknown:
+        raise InvalidCommandError(
+            f"{what}: unknown field {unknown[0]!r}; declared: {', '.join(specs) or 'none'}", unknown[0]
+        )
+    out: dict[str, Any] = {}
+    for name, spec in specs.items():
+        value = data.get(name)
+        if value is None or value == "":
+            if spec.required:
+                raise InvalidCommandError(f"{what}: field {name!r} is required", name)
+            continue
+        out[name] = _convert(value, spec, name, what)
+    return out
+
+
+def _convert(value: Any, spec: FieldSpec, name: str, what: str) -> Any:
+    def bad(expected: str) -> InvalidCommandError:
+        return InvalidCommandError(f"{what}: field {name!r} must be {expected}, got {value!r}", name)
+
+    kind = spec.type
+    if kind == "str":
+        if not isinstance(value, str):
+            raise bad("text")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise bad("an integer")
+        try:
+            return int(value)
+        except ValueError:
+            raise bad("an integer") from None
+    if kind == "decimal":
+        if isinstance(value, (bool, float)):
+            raise bad("a decimal string or Decimal (floats lose cents)")
+        try:
+            result = Decimal(str(value))
+        except InvalidOperation:
+            raise bad("a decimal") from None
+        if not result.is_finite():
+            raise bad("a finite decimal")
+        return result
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if kind == "datetime":
+        if isinstance(value, datetime):
+            parsed = value
+        else:
+            try:
+                parsed = datetime.fromisoformat(str(value))
+            except ValueError:
+                raise bad("an ISO 8601 time") from None
+        if parsed.tzinfo is None:
+            raise bad("a time with a UTC offset")
+        return parsed
+    if kind == "list":
+        if not isinstance(value, (list, tuple)):
+            raise bad("a list")
+        return list(value)
+    if not isinstance(value, Mapping):
+        raise bad("a mapping")
+    return dict(value)

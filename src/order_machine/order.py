@@ -1,0 +1,276 @@
+"""The Order aggregate: event-sourced, driven by the compiled machine of definitions/order.yaml.
+
+State, data and version come from replaying its events. Domain code: never imports a store, bus or
+framework; the application service loads, fires and saves it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidCommandError, TransitionNotAllowedError
+from .events import (
+    TRANSITION_EVENTS, OrderCreated, OrderEvent, OrderItem, OrderItemAdded, OrderTransitioned, utcnow,
+)
+from .machine import Machine, Publisher
+from .workflow import StatefulEntity
+
+
+class OrderState(StrEnum):
+    """The states of definitions/order.yaml (a test keeps them in step)."""
+
+    Pending = "Pending"
+    Confirmed = "Confirmed"
+    Processing = "Processing"
+    Shipped = "Shipped"
+    Delivered = "Delivered"
+    Cancelled = "Cancelled"
+    Returned = "Returned"
+
+
+class OrderAction(StrEnum):
+    """The actions of definitions/order.yaml (a test keeps them in step)."""
+
+    Confirm = "Confirm"
+    StartProcessing = "StartProcessing"
+    Ship = "Ship"
+    Deliver = "Deliver"
+    Cancel = "Cancel"
+    Return = "Return"
+
+
+def _has_value(order: Order, data: Mapping[str, Any]) -> bool:
+    return bool(order.items) or order.amount > 0
+
+
+ORDER_GUARDS = {"has_value": _has_value}
+
+
+def default_definitions_dir() -> Path:
+    """ORDER_MACHINE_DEFINITIONS, else ./definitions, else the definitions/ of this source tree."""
+    configured = os.environ.get("ORDER_MACHINE_DEFINITIONS")
+    if configured:
+        return Path(configured)
+    here = Path.cwd() / "definitions"
+    if (here / "order.yaml").exists():
+        return here
+    return Path(__file__).resolve().parents[2] / "definitions"
+
+
+@lru_cache(maxsize=8)
+def order_machine(path: str | Path | None = None) -> Machine:
+    """The order machine, compiled once per process and definition file."""
+    file = Path(path) if path is not None else default_definitions_dir() / "order.yaml"
+    machine = Machine.from_file(file, guards=ORDER_GUARDS)
+    _check_events_declared(machine)
+    return machine
+
+
+def _check_events_declared(machine: Machine) -> None:
+    from .errors import DefinitionError, Problem
+
+    problems = []
+    for source, t in machine.definition.edges():
+        cls = TRANSITION_EVENTS.get(t.emits or "")
+        if cls is None or cls.action != t.action:
+            problems.append(Problem(
+                f"transition {t.action} from {source} emits {t.emits!r}, which is not an order event for {t.action}",
+                f"<definition {machine.name}>", hint=f"one of {', '.join(TRANSITION_EVENTS)}",
+            ))
+    if problems:
+        raise DefinitionError(problems, f"<definition {machine.name}>")
+
+
+def _items(items: Iterable[OrderItem | str | Mapping[str, Any]]) -> tuple[OrderItem, ...]:
+    out = []
+    for item in items:
+        if isinstance(item, OrderItem):
+            out.append(item)
+        elif isinstance(item, str):  # the reference's orders list product names with a total
+            out.append(OrderItem(item))
+        else:
+            out.append(OrderItem(str(item["product_id"]), int(item.get("quantity", 1)),
+                                 Decimal(str(item.get("unit_price", "0")))))
+    for i in out:
+        _check_item(i.product_id, i.quantity, i.unit_price)
+    return tuple(out)
+
+
+def _check_item(product_id: str, quantity: int, unit_price: Decimal) -> None:
+    if not product_id:
+        raise InvalidCommandError("an item needs a product_id", "product_id")
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+        raise InvalidCommandError(f"quantity must be a whole number above 0, got {quantity!r}", "quantity")
+    if not isinstance(unit_price, Decimal) or not unit_price.is_finite() or unit_price < 0:
+        raise InvalidCommandError(f"unit_price must be a Decimal of 0 or more, got {unit_price!r}", "unit_price")
+
+
+class Order(StatefulEntity):
+    """An order. Business methods answer True/False like the reference; `fire()` raises with reasons."""
+
+    def __init__(
+        self,
+        machine: Machine,
+        order_id: str,
+        customer_id: str = "",
+        items: Sequence[OrderItem | str | Mapping[str, Any]] = (),
+        amount: Decimal | None = None,
+        description: str = "",
+        *,
+        publisher: Publisher | None = None,
+    ) -> None:
+        super().__init__(machine, order_id, publisher)
+        self.customer_id = customer_id
+        self.description = description
+        self.initial_amount = amount
+        self.items: list[OrderItem] = list(_items(items))
+        self.version = 0
+        self.pending_events: list[OrderEvent] = []
+        self.created_at = self.updated_at = None
+        self.tracking_number: str | None = None
+        self.shipping_address: str | None = None
+        self.cancellation_reason: str | None = None
+        self.return_reason: str | None = None
+
+    # ----------------------------------------------------------------- building
+
+    @classmethod
+    def create(cls, machine: Machine, order_id: str, customer_id: str,
+               items: Sequence[OrderItem | str | Mapping[str, Any]] = (), amount: Decimal | None = None,
+               description: str = "") -> Order:
+        """A new order with its OrderCreated event pending (no bus notification)."""
+        order = cls(machine, order_id, customer_id, items, amount, description)
+        order._start()
+        return order
+
+    @classmethod
+    def replay(cls, machine: Machine, events: Iterable[OrderEvent]) -> Order:
+        """Rebuild an order from its history."""
+        events = iter(events)
+        first = next(events, None)
+        if not isinstance(first, OrderCreated):
+            raise ValueError("an order's history starts with OrderCreated")
+        order = cls(machine, first.order_id)
+        order._apply(first)
+        order.version = 1
+        for event in events:
+            order._apply(event)
+            order.version += 1
+        return order
+
+    async def initialise(self) -> None:
+        """Start the order's machine in Pending (records OrderCreated); the reference's InitializeAsync."""
+        if self.initialised:
+            return
+        self._start()
+        await self._notify_initialised()
+
+    def _start(self) -> None:
+        if not self.customer_id:
+            raise InvalidCommandError("an order needs a customer_id", "customer_id")
+        if self.initial_amount is not None:
+            amount = self.initial_amount
+            if isinstance(amount, float) or not isinstance(amount, (Decimal, int)):
+                raise InvalidCommandError(f"amount must be a Decimal, got {amount!r}", "amount")
+            if not Decimal(amount).is_finite() or amount < 0:
+                raise InvalidCommandError(f"amount must be 0 or more, got {amount!r}", "amount")
+            self.initial_amount = Decimal(amount)
+        self._record(OrderCreated(self.id, utcnow(), self.customer_id, self.description,
+                                  self.initial_amount, tuple(self.items)))
+
+    # ----------------------------------------------------------------- reading
+
+    @property
+    def amount(self) -> Decimal:
+        """The initial amount plus every item's quantity x unit price."""
+        total = self.initial_amount or Decimal("0")
+        for item in self.items:
+            total += item.unit_price * item.quantity
+        return total
+
+    total_amount = amount
+
+    @property
+    def status(self) -> OrderState:
+        return OrderState(self.state)
+
+    # ----------------------------------------------------------------- commands
+
+    def add_item(self, product_id: str, quantity: int, unit_price: Decimal) -> OrderItemAdded:
+        """Add an item while the order is Pending."""
+        self._require_initialised()
+        if self.state != OrderState.Pending:
+            raise InvalidCommandError(f"order {self.id}: items can only be added while Pending, not {self.state}", "state")
+        _check_item(product_id, quantity, unit_price)
+        event = OrderItemAdded(self.id, utcnow(), product_id, quantity, unit_price)
+        self._record(event)
+        return event
+
+    async def fire(self, action: str, **data: Any) -> OrderTransitioned:
+        """Take an action; raises TransitionNotAllowedError (with reasons) when refused."""
+        transition, checked = await self._choose(action, data)
+        event = TRANSITION_EVENTS[transition.emits or ""](
+            self.id, utcnow(), transition.source, transition.target, **checked
+        )
+        self._record(event)
+        await self._finish(transition, checked)
+        return event
+
+    async def confirm(self) -> bool:
+        return await self.try_fire(OrderAction.Confirm)
+
+    async def start_processing(self) -> bool:
+        return await self.try_fire(OrderAction.StartProcessing)
+
+    async def ship(self, tracking_number: str, shipping_address: str) -> bool:
+        return await self.try_fire(OrderAction.Ship, tracking_number=tracking_number,
+                                   shipping_address=shipping_address)
+
+    async def deliver(self) -> bool:
+        return await self.try_fire(OrderAction.Deliver)
+
+    async def cancel(self, reason: str) -> bool:
+        return await self.try_fire(OrderAction.Cancel, reason=reason)
+
+    async def return_order(self, reason: str) -> bool:
+        return await self.try_fire(OrderAction.Return, reason=reason)
+
+    # ----------------------------------------------------------------- events
+
+    def _record(self, event: OrderEvent) -> None:
+        self._apply(event)
+        self.version += 1
+        self.pending_events.append(event)
+
+    def _apply(self, event: OrderEvent) -> None:
+        self.updated_at = event.at
+        if isinstance(event, OrderTransitioned):
+            self.state = event.target
+            if event.action == OrderAction.Ship:
+                self.tracking_number = event.tracking_number  # type: ignore[attr-defined]
+                self.shipping_address = event.shipping_address  # type: ignore[attr-defined]
+            elif event.action == OrderAction.Cancel:
+                self.cancellation_reason = event.reason  # type: ignore[attr-defined]
+            elif event.action == OrderAction.Return:
+                self.return_reason = event.reason  # type: ignore[attr-defined]
+        elif isinstance(event, OrderItemAdded):
+            self.items.append(OrderItem(event.product_id, event.quantity, event.unit_price))
+        elif isinstance(event, OrderCreated):
+            self.customer_id, self.description = event.customer_id, event.description
+            self.initial_amount, self.items = event.amount, list(event.items)
+            self.created_at = event.at
+            self.state = self.machine.initial
+            self.initialised = True
+
+    def take_pending_events(self) -> list[OrderEvent]:
+        events, self.pending_events = self.pending_events, []
+        return events
+
+
+__all__ = ["Order", "OrderAction", "OrderState", "ORDER_GUARDS", "order_machine", "TransitionNotAllowedError"]
