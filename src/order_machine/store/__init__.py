@@ -1,0 +1,101 @@
+"""The event store port: the Protocol every backend satisfies, and open_store(url) to pick one.
+
+Knows events (`events.NewEvent`, `events.StoredEvent`), never the domain's classes.
+Backends: memory.py (tests, examples), sqlite.py (the embedded default), postgres.py (scale-out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import StoreError
+from ..events import NewEvent, StoredEvent
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What an append did: the stream's new version and the last global position written.
+
+    `duplicate` is True when the command id had been seen before: nothing was appended and
+    `result` is the result recorded the first time.
+    """
+
+    stream_id: str
+    version: int
+    position: int
+    duplicate: bool = False
+    result: Mapping[str, Any] = field(default_factory=dict)
+
+
+class EventStore(Protocol):
+    """The truth: append-only streams with optimistic concurrency and a global order."""
+
+    url: str
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        command_id: str | None = None,
+        result: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        """Append atomically if the stream is at `expected_version` (0 = new stream).
+
+        Raises ConcurrencyError (writing nothing) when it is not. With a `command_id` already
+        recorded, appends nothing and returns the first result with duplicate=True.
+        """
+        ...
+
+    async def load(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
+        """A stream's events in version order ([] when the stream does not exist)."""
+        ...
+
+    async def read_batch(self, after: int = 0, limit: int = 500) -> list[StoredEvent]:
+        """Up to `limit` events with position > `after`, in global order, never skipping one."""
+        ...
+
+    def read_all(self, after: int = 0, batch_size: int = 500) -> AsyncIterator[StoredEvent]:
+        """Every event after `after` in global order, fetched in batches."""
+        ...
+
+    async def last_position(self) -> int:
+        """The highest position a reader can see now (0 when empty)."""
+        ...
+
+    async def command_result(self, command_id: str) -> Mapping[str, Any] | None:
+        """The result recorded for a command id, or None if it was never seen."""
+        ...
+
+    async def stream_ids(self, after: str = "", limit: int = 1000) -> list[str]:
+        """Stream ids in sorted order after `after` (for checks and rebuilds over all orders)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def open_store(url: str, **options: Any) -> EventStore:
+    """The backend a URL names: memory://, sqlite:///path.db, postgresql://user@host/db."""
+    scheme = url.split(":", 1)[0].lower()
+    # adapters are imported here: optional drivers stay optional, and there are no import cycles
+    if scheme == "memory":
+        from .memory import InMemoryEventStore
+
+        return InMemoryEventStore(url)
+    if scheme == "sqlite":
+        from .sqlite import SQLiteEventStore
+
+        return SQLiteEventStore.from_url(url, **options)
+    if scheme in ("postgres", "postgresql"):
+        try:
+            from .postgres import PostgresEventStore
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise StoreError(f"PostgreSQL needs the [postgres] extra: pip install 'order-machine[postgres]' ({exc})") from exc
+        return PostgresEventStore.from_url(url, **options)
+    raise StoreError(f"unsupported store url {url!r}: use memory://, sqlite:///path.db or postgresql://...")
+
+
+__all__ = ["AppendResult", "EventStore", "open_store"]

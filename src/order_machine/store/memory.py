@@ -1,0 +1,76 @@
+"""In-memory event store: the reference implementation of the contract, for tests and examples."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from ..errors import ConcurrencyError
+from ..events import NewEvent, StoredEvent
+from . import AppendResult
+
+
+class InMemoryEventStore:
+    """Keeps every event in lists; loses everything when the process ends."""
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._events: list[StoredEvent] = []
+        self._streams: dict[str, list[StoredEvent]] = {}
+        self._commands: dict[str, dict[str, Any]] = {}
+        self._lock = asyncio.Lock()
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        command_id: str | None = None,
+        result: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        async with self._lock:
+            if command_id is not None and command_id in self._commands:
+                first = self._commands[command_id]
+                return AppendResult(stream_id, first["version"], first["position"], True, first["result"])
+            stream = self._streams.get(stream_id, [])
+            if len(stream) != expected_version:
+                raise ConcurrencyError(stream_id, expected_version, len(stream))
+            stored = [
+                StoredEvent(len(self._events) + i + 1, stream_id, expected_version + i + 1, e.type,
+                            e.schema_version, dict(e.data), dict(e.metadata), e.recorded_at)
+                for i, e in enumerate(events)
+            ]
+            self._events.extend(stored)
+            self._streams[stream_id] = stream + stored
+            version = expected_version + len(stored)
+            position = len(self._events)
+            if command_id is not None:
+                self._commands[command_id] = {"version": version, "position": position, "result": dict(result or {})}
+            return AppendResult(stream_id, version, position, False, dict(result or {}))
+
+    async def load(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
+        return self._streams.get(stream_id, [])[max(from_version, 1) - 1:]
+
+    async def read_batch(self, after: int = 0, limit: int = 500) -> list[StoredEvent]:
+        return self._events[after:after + limit]
+
+    async def read_all(self, after: int = 0, batch_size: int = 500) -> AsyncIterator[StoredEvent]:
+        while batch := await self.read_batch(after, batch_size):
+            for event in batch:
+                yield event
+            after = batch[-1].position
+
+    async def last_position(self) -> int:
+        return len(self._events)
+
+    async def command_result(self, command_id: str) -> Mapping[str, Any] | None:
+        first = self._commands.get(command_id)
+        return first["result"] if first is not None else None
+
+    async def stream_ids(self, after: str = "", limit: int = 1000) -> list[str]:
+        return sorted(s for s in self._streams if s > after)[:limit]
+
+    async def close(self) -> None:
+        pass
