@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up everything (Graphviz, PostgreSQL, .venv) and run the whole test suite, PostgreSQL included.
+# Extra arguments go to pytest. Used by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export ORDER_MACHINE_WITH_POSTGRES=1
+bash scripts/setup.sh
+if [ -z "${ORDER_MACHINE_TEST_PG_URL:-}" ] && [ -f scripts/pg-test-server.sh ]; then
+  eval "$(bash scripts/pg-test-server.sh start)"
+  trap 'bash scripts/pg-test-server.sh stop >/dev/null 2>&1 || true' EXIT
+fi
+export ORDER_MACHINE_REQUIRE_PG=${ORDER_MACHINE_REQUIRE_PG:-1}
+.venv/bin/order-machine validate definitions
+if .venv/bin/order-machine diagram --help >/dev/null 2>&1; then .venv/bin/order-machine diagram --check; fi
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

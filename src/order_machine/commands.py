@@ -1,0 +1,140 @@
+"""Commands and queries of the order service, as pydantic models named after the seed.
+
+Validation of the data a caller sends lives here (one place for the API, the CLI and Python callers).
+Imports only `errors`-free pydantic; the service turns these into aggregate calls.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\s/]+$")]
+Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4, allow_inf_nan=False)]
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    command_id: str | None = Field(default=None, max_length=200, description="idempotency key")
+
+
+class ItemLine(BaseModel):
+    product_id: Id
+    quantity: int = Field(gt=0, le=1_000_000, strict=True)
+    unit_price: Money
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True,
+        json_schema_extra={"examples": [{"product_id": "sku-42", "quantity": 2, "unit_price": "19.99"}]},
+    )
+
+
+class CreateOrder(_Command):
+    order_id: Id | None = Field(default=None, description="chosen by the caller, or generated")
+    customer_id: Id
+    description: str = Field(default="", max_length=2000)
+    amount: Money | None = Field(default=None, description="initial amount before items")
+    items: list[ItemLine] = Field(default_factory=list, max_length=1000)
+
+
+class AddOrderItem(_Command):
+    order_id: Id
+    product_id: Id
+    quantity: int = Field(gt=0, le=1_000_000, strict=True)
+    unit_price: Money
+
+
+class PerformAction(_Command):
+    """Any declared action of the order definition, with its data (Confirm, Ship, Cancel, ...)."""
+
+    order_id: Id
+    action: str
+    data: dict[str, object] = Field(default_factory=dict)
+    expected_version: int | None = Field(default=None, ge=0, description="refuse unless the order is at it")
+
+
+class ConfirmOrder(_Command):
+    order_id: Id
+
+
+class StartProcessing(_Command):
+    order_id: Id
+
+
+class ShipOrder(_Command):
+    order_id: Id
+    tracking_number: Text
+    shipping_address: Text
+
+
+class DeliverOrder(_Command):
+    order_id: Id
+
+
+class CancelOrder(_Command):
+    order_id: Id
+    reason: Text
+
+
+class ReturnOrder(_Command):
+    order_id: Id
+    reason: Text
+
+
+class UpdateOrderStatus(_Command):
+    """Move to a target state: the service finds the one declared action leading there, or refuses."""
+
+    order_id: Id
+    status: str
+    data: dict[str, object] = Field(default_factory=dict)
+
+
+ACTION_COMMANDS: dict[type[_Command], str] = {
+    ConfirmOrder: "Confirm",
+    StartProcessing: "StartProcessing",
+    ShipOrder: "Ship",
+    DeliverOrder: "Deliver",
+    CancelOrder: "Cancel",
+    ReturnOrder: "Return",
+}
+
+
+class CommandResult(BaseModel):
+    """What an accepted command did. `duplicate` is True when its command id had been seen."""
+
+    order_id: str
+    state: str
+    version: int
+    position: int
+    events: list[str] = Field(default_factory=list)
+    duplicate: bool = False
+
+
+# --------------------------------------------------------------------------- queries
+
+
+class GetOrder(BaseModel):
+    order_id: Id
+
+
+class GetOrdersByCustomer(BaseModel):
+    customer_id: Id
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: str | None = None
+
+
+class GetOrdersByStatus(BaseModel):
+    status: str
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: str | None = None
+
+
+class GetOrderSummary(BaseModel):
+    order_id: Id
+
+
+SortOrder = Literal["asc", "desc"]

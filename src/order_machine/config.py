@@ -1,0 +1,36 @@
+"""Settings of an order-machine process, read from ORDER_MACHINE_* variables when asked, never at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .order import default_definitions_dir
+
+
+class Settings(BaseSettings):
+    """Everything the composition root needs; pass one to bootstrap() or create_app()."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDER_MACHINE_", extra="ignore")
+
+    db_url: str = Field(default="sqlite:///orders.db", description="memory://, sqlite:///path.db or postgresql://...")
+    definitions_dir: Path = Field(default_factory=default_definitions_dir)
+    durability: Literal["full", "fast"] = Field(
+        default="full", description="SQLite: full = fsync every commit; fast may lose the last commits on power loss"
+    )
+    read_your_writes: bool = Field(default=True, description="queries after a command wait for its projection")
+    read_wait_seconds: float = Field(default=2.0, ge=0, description="longest wait for read-your-writes")
+    projection_batch_size: int = Field(default=500, ge=1)
+    projection_poll_seconds: float = Field(default=0.5, gt=0)
+    run_projections: bool = Field(default=True, description="run the projection runner in this process")
+    command_retries: int = Field(default=5, ge=0, description="reloads after a concurrent write before giving up")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # PostgreSQL operational settings
+    pg_pool_size: int = Field(default=10, ge=1)
+    pg_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    pg_idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
+    pg_schema: str = Field(default="order_machine", pattern=r"^[a-z_][a-z0-9_]*$")

@@ -1,0 +1,209 @@
+"""The application service: load -> fire -> append -> publish, and the queries over the read models.
+
+The only orchestrator. Wires the domain (`order`, `machine`) to the store, the bus and the projections;
+knows nothing of HTTP or the command line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from .bus import EventBus
+from .commands import (
+    ACTION_COMMANDS, AddOrderItem, CommandResult, CreateOrder, PerformAction, UpdateOrderStatus, _Command,
+)
+from .errors import (
+    ConcurrencyError, InvalidCommandError, OrderExistsError, OrderNotFoundError, TransitionNotAllowedError,
+)
+from .events import OrderEvent, decode, encode
+from .machine import Machine
+from .order import Order
+from .store import EventStore
+
+logger = logging.getLogger(__name__)
+
+
+class ReadYourWrites(Protocol):
+    """What the service needs from the projection side to let a caller read its own writes."""
+
+    async def wait_for(self, position: int, timeout: float) -> bool: ...
+
+
+@dataclass
+class CommandCounters:
+    """Commands by outcome, for /metrics."""
+
+    accepted: int = 0
+    duplicate: int = 0
+    refused: int = 0
+    invalid: int = 0
+    conflict: int = 0
+    not_found: int = 0
+    events_appended: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)
+
+    def count(self, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+def _fingerprint(command: _Command) -> str:
+    body = command.model_dump(mode="json", exclude={"command_id"})
+    raw = json.dumps([type(command).__name__, body], sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+class OrderCommandService:
+    """Write side: every accepted command appends its events atomically, then publishes them."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        machine: Machine,
+        bus: EventBus | None = None,
+        *,
+        retries: int = 5,
+    ) -> None:
+        self.store, self.machine, self.bus = store, machine, bus
+        self.retries = retries
+        self.counters = CommandCounters()
+
+    async def load(self, order_id: str) -> Order:
+        """The order rebuilt from its events; raises OrderNotFoundError."""
+        stored = await self.store.load(order_id)
+        if not stored:
+            raise OrderNotFoundError(order_id)
+        return Order.replay(self.machine, [decode(e) for e in stored])
+
+    async def handle(self, command: _Command) -> CommandResult:
+        """Run any command model; the one entry point the API and CLI use."""
+        try:
+            result = await self._dispatch(command)
+        except TransitionNotAllowedError:
+            self.counters.count("refused")
+            raise
+        except InvalidCommandError:
+            self.counters.count("invalid")
+            raise
+        except (ConcurrencyError, OrderExistsError):
+            self.counters.count("conflict")
+            raise
+        except OrderNotFoundError:
+            self.counters.count("not_found")
+            raise
+        self.counters.count("duplicate" if result.duplicate else "accepted")
+        return result
+
+    async def _dispatch(self, command: _Command) -> CommandResult:
+        if isinstance(command, CreateOrder):
+            return await self._create(command)
+        if isinstance(command, AddOrderItem):
+            return await self._change(command, command.order_id, None,
+                                      lambda o: _add_item(o, command))
+        if isinstance(command, PerformAction):
+            return await self._change(command, command.order_id, command.expected_version,
+                                      lambda o: o.fire(command.action, **command.data))
+        if isinstance(command, UpdateOrderStatus):
+            return await self._change(command, command.order_id, None,
+                                      lambda o: self._to_status(o, command))
+        action = ACTION_COMMANDS.get(type(command))
+        if action is None:
+            raise InvalidCommandError(f"unknown command {type(command).__name__}")
+        data = command.model_dump(exclude={"command_id", "order_id"})
+        order_id = getattr(command, "order_id")
+        return await self._change(command, order_id, None, lambda o: o.fire(action, **data))
+
+    async def _seen(self, command: _Command) -> CommandResult | None:
+        if command.command_id is None:
+            return None
+        first = await self.store.command_result(command.command_id)
+        if first is None:
+            return None
+        # any later position is as good for read-your-writes as the first one
+        return self._replayed(command, first, await self.store.last_position())
+
+    def _replayed(self, command: _Command, first: Mapping[str, Any], position: int) -> CommandResult:
+        if first.get("fingerprint") != _fingerprint(command):
+            raise InvalidCommandError(
+                f"command id {command.command_id!r} was already used for a different request", "command_id"
+            )
+        body = {k: v for k, v in first.items() if k != "fingerprint"}
+        return CommandResult(**body, position=position, duplicate=True)
+
+    async def _create(self, command: CreateOrder) -> CommandResult:
+        if (seen := await self._seen(command)) is not None:
+            return seen
+        order_id = command.order_id or uuid.uuid4().hex
+        order = Order.create(self.machine, order_id, command.customer_id,
+                             [i.model_dump() for i in command.items], command.amount, command.description)
+        try:
+            return await self._save(command, order, 0)
+        except ConcurrencyError:
+            raise OrderExistsError(order_id) from None
+
+    async def _change(self, command: _Command, order_id: str, expected: int | None, act: Any) -> CommandResult:
+        if (seen := await self._seen(command)) is not None:
+            return seen
+        attempts = 0
+        while True:
+            order = await self.load(order_id)
+            if expected is not None and order.version != expected:
+                raise ConcurrencyError(order_id, expected, order.version)
+            loaded_version = order.version
+            outcome = act(order)
+            if hasattr(outcome, "__await__"):
+                await outcome
+            try:
+                return await self._save(command, order, loaded_version)
+            except ConcurrencyError:
+                # someone wrote first: re-decide on fresh state unless the caller pinned a version
+                attempts += 1
+                if expected is not None or attempts > self.retries:
+                    raise
+                logger.debug("order %s changed under command; retry %d", order_id, attempts)
+
+    async def _save(self, command: _Command, order: Order, expected_version: int) -> CommandResult:
+        pending: Sequence[OrderEvent] = order.take_pending_events()
+        metadata = {"command_id": command.command_id, "correlation_id": command.command_id or uuid.uuid4().hex}
+        new_events = [encode(e, {**metadata, "command": type(command).__name__}) for e in pending]
+        body = {"order_id": order.id, "state": order.state, "version": order.version,
+                "events": [type(e).__name__ for e in pending]}
+        appended = await self.store.append(
+            order.id, new_events, expected_version, command_id=command.command_id,
+            result={**body, "fingerprint": _fingerprint(command)},
+        )
+        if appended.duplicate:
+            return self._replayed(command, appended.result, appended.position)
+        self.counters.events_appended += len(new_events)
+        if self.bus is not None:
+            for event in pending:
+                await self.bus.publish(event)
+        return CommandResult(**body, position=appended.position)
+
+    def _to_status(self, order: Order, command: UpdateOrderStatus) -> Any:
+        target = command.status
+        if target not in self.machine.states:
+            raise InvalidCommandError(
+                f"unknown status {target!r}; states: {', '.join(self.machine.states)}", "status"
+            )
+        actions = self.machine.target_actions(order.state, target)
+        if not actions:
+            raise TransitionNotAllowedError(
+                order.id, f"move to {target}", order.state, order.allowed_actions,
+                reason=f"no declared action leads from {order.state!r} to {target!r}",
+            )
+        if len(actions) > 1:
+            raise InvalidCommandError(
+                f"several actions lead to {target!r} ({', '.join(actions)}); name the action instead", "status"
+            )
+        return order.fire(actions[0], **command.data)
+
+
+def _add_item(order: Order, command: AddOrderItem) -> None:
+    order.add_item(command.product_id, command.quantity, Decimal(command.unit_price))
