@@ -124,3 +124,7 @@ class ProjectionError(OrderMachineError):
     def __init__(self, projection: str, position: int, cause: BaseException) -> None:
         self.projection, self.position, self.cause = projection, position, cause
         super().__init__(f"projection {projection!r} stopped at position {position}: {cause!r}")
+
+
+class DiagramError(OrderMachineError):
+    """A diagram could not be drawn: Graphviz is missing or failed, or an order's path does not fit."""
