@@ -1,10 +1,12 @@
-"""Definitions as data: the pydantic model of a workflow, its YAML loader, static checks and builder.
+"""Definitions as data: the pydantic model of a workflow, its YAML loader, the schema and the builder.
 
-Owns the definition format and every check made on it. Imports only `errors`, pydantic and PyYAML.
+Owns the definition format; static checks live in `checks`, YAML-with-lines in `yaml_lines`.
+Imports only `errors`, `checks`, `yaml_lines`, pydantic and PyYAML.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -13,13 +15,19 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .checks import Loc, LineOf, check_data
 from .errors import DefinitionError, Problem
+from .yaml_lines import YAML11_BOOLEANS, LocatedData, read_yaml
+
+__all__ = [
+    "ActionSpec", "Definition", "DefinitionBuilder", "FieldSpec", "GuardSpec", "HookSpec", "StateSpec",
+    "TransitionSpec", "YAML11_BOOLEANS", "check_definition", "definition_files", "json_schema",
+    "load_definition", "load_definitions", "parse_definition", "validate_definition",
+]
 
 FieldType = Literal["str", "int", "decimal", "bool", "datetime", "list", "dict"]
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
-YAML11_BOOLEANS = {"y", "n", "yes", "no", "on", "off"}
-
-Loc = tuple[str | int, ...]
+DEFINITION_NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
 
 
 class _Model(BaseModel):
@@ -29,7 +37,7 @@ class _Model(BaseModel):
 class FieldSpec(_Model):
     """One piece of data an action carries (or an entity is created with)."""
 
-    type: FieldType = "str"
+    type: FieldType = Field(default="str", description="how the value is checked and converted")
     required: bool = False
     description: str = ""
     into: str | None = Field(default=None, description="record under this name (default: the field's own)")
@@ -41,13 +49,13 @@ class FieldSpec(_Model):
 
 
 class StateSpec(_Model):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN, description="e.g. Pending")
     description: str = ""
-    terminal: bool = False
+    terminal: bool = Field(default=False, description="no transition may leave it")
 
 
 class ActionSpec(_Model):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN, description="e.g. Confirm")
     description: str = ""
     fields: dict[str, FieldSpec] = Field(default_factory=dict, description="data the action carries")
     sets: dict[str, Any] = Field(default_factory=dict, description="constant values the action records")
@@ -56,20 +64,29 @@ class ActionSpec(_Model):
 
 
 class GuardSpec(_Model):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN, description="registered in Python under this name")
     description: str = ""
 
 
 class HookSpec(_Model):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN, description="registered in Python under this name")
     description: str = ""
 
 
+def _one_or_many_schema(schema: dict[str, Any]) -> None:
+    # YAML may write `from: Pending` or `from: [Pending, Confirmed]`; tell editors both are fine
+    items = schema.pop("items", {"type": "string"})
+    schema.pop("type", None)
+    schema.pop("minItems", None)
+    schema["anyOf"] = [{"type": "string"}, {"type": "array", "items": items, "minItems": 1}]
+
+
 class TransitionSpec(_Model):
-    action: str
-    source: list[str] = Field(alias="from", min_length=1)
-    target: str = Field(alias="to")
-    guards: list[str] = Field(default_factory=list)
+    action: str = Field(description="the action that takes this transition")
+    source: list[str] = Field(alias="from", min_length=1, description="one state or a list of states",
+                              json_schema_extra=_one_or_many_schema)
+    target: str = Field(alias="to", description="the state it leads to")
+    guards: list[str] = Field(default_factory=list, description="all must pass (evaluated in order)")
     hooks: list[str] = Field(default_factory=list, description="hooks run after the transition")
     description: str = ""
     emits: str | None = Field(default=None, description="past-tense event name, e.g. OrderShipped")
@@ -83,10 +100,10 @@ class TransitionSpec(_Model):
 class Definition(_Model):
     """A whole workflow: states, actions, guards, hooks and the transitions between them."""
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    name: str = Field(pattern=DEFINITION_NAME_PATTERN, description="lowercase, e.g. order")
     version: int = Field(default=1, ge=1)
     description: str = ""
-    initial: str
+    initial: str = Field(description="the state every entity starts in")
     data: dict[str, FieldSpec] = Field(default_factory=dict, description="data an entity is created with")
     states: list[StateSpec] = Field(min_length=1)
     actions: list[ActionSpec] = Field(min_length=1)
@@ -123,94 +140,31 @@ class Definition(_Model):
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-# --------------------------------------------------------------------------- YAML with lines
-
-
-class _Located:
-    """Python data built from a YAML node tree, with the line of every path and the YAML traps."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.lines: dict[Loc, int] = {}
-        self.problems: list[Problem] = []
-        self._constructor = yaml.constructor.SafeConstructor()
-        self._bools: dict[Loc, yaml.Node] = {}  # scalars YAML 1.1 read as booleans (on, no, ...)
-
-    def build(self, node: yaml.Node, loc: Loc = ()) -> Any:
-        self.lines.setdefault(loc, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = self.build(key_node, (*loc, "<key>"))
-                if isinstance(key, bool):
-                    self.problems.append(self._boolean_problem(key_node, "key"))
-                    key = key_node.value
-                if key in out:
-                    self.problems.append(
-                        Problem(f"duplicate key {key!r}", self.path, key_node.start_mark.line + 1,
-                                "each key may appear once; YAML keeps only the last")
-                    )
-                out[key] = self.build(value_node, (*loc, str(key)))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
-        value = self._constructor.construct_object(node)
-        if isinstance(value, bool) and node.value.lower() in YAML11_BOOLEANS and node.style is None:
-            self._bools[loc] = node
-        return value
-
-    def _boolean_problem(self, node: yaml.Node, what: str) -> Problem:
-        return Problem(
-            f"{what} {node.value!r} was read as a boolean (YAML 1.1)",
-            self.path,
-            node.start_mark.line + 1,
-            f"quote it: '{node.value}'",
-        )
-
-    def line_of(self, loc: Sequence[str | int]) -> int | None:
-        loc = tuple(loc)
-        while loc not in self.lines and loc:
-            loc = loc[:-1]
-        return self.lines.get(loc)
-
-
-def _read_yaml(text: str, path: str) -> tuple[Any, _Located]:
-    located = _Located(path)
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise DefinitionError(
-            [Problem(f"YAML syntax error: {problem}", path, line, "check indentation and quoting")], path
-        ) from None
-    if node is None:
-        raise DefinitionError([Problem("the file is empty", path, 1, "start with `name:`")], path)
-    try:
-        data = located.build(node)
-    except yaml.YAMLError as exc:
-        raise DefinitionError([Problem(f"YAML error: {exc}", path, node.start_mark.line + 1)], path) from None
-    return data, located
-
-
 # --------------------------------------------------------------------------- loading
 
 
 def parse_definition(text: str, path: str = "<definition>") -> Definition:
-    """Parse and check a definition from YAML text; raises DefinitionError with every problem."""
-    data, located = _read_yaml(text, path)
+    """Parse and check a definition from YAML text; raises DefinitionError listing every problem.
+
+    Schema problems do not stop the semantic checks: those run on the raw data too, skipping only
+    the parts too broken to judge.
+    """
+    data, located = read_yaml(text, path)
     problems = list(located.problems)
     if not isinstance(data, dict):
-        problems.append(Problem("a definition must be a mapping (name:, states:, ...)", path, 1))
+        problems.append(Problem(f"a definition must be a mapping (name:, initial:, states:, ...), "
+                                f"not {type(data).__name__}", path, 1, "see definitions/order.yaml"))
         raise DefinitionError(problems, path)
+    definition: Definition | None = None
     try:
         definition = Definition.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_schema_problems(exc, located, path))
-        raise DefinitionError(problems, path) from None
-    problems.extend(check_definition(definition, path, located.line_of))
-    if problems:
+        schema_problems, word_locs = _schema_problems(exc, located, path)
+        problems.extend(schema_problems)
+        data = located.restore_words(data, word_locs)
+    problems.extend(check_data(data, path, located.line_of))
+    if problems or definition is None:
+        problems.sort(key=lambda p: p.line or 0)
         raise DefinitionError(problems, path)
     return definition
 
@@ -220,6 +174,9 @@ def load_definition(path: str | Path) -> Definition:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DefinitionError([Problem(f"not UTF-8 text: {exc.reason}", str(p), None,
+                                       "save the file as UTF-8")], str(p)) from None
     except OSError as exc:
         raise DefinitionError([Problem(f"cannot read: {exc.strerror or exc}", str(p))], str(p)) from None
     return parse_definition(text, str(p))
@@ -231,7 +188,7 @@ def definition_files(paths: Sequence[str | Path]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            files.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml")))
+            files.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml") and q.is_file()))
         else:
             files.append(p)
     return files
@@ -240,6 +197,7 @@ def definition_files(paths: Sequence[str | Path]) -> list[Path]:
 def load_definitions(folder: str | Path) -> dict[str, Definition]:
     """Load every definition in a folder, keyed by name; all files' problems are raised together."""
     found: dict[str, Definition] = {}
+    where: dict[str, Path] = {}
     problems: list[Problem] = []
     for file in definition_files([folder]):
         try:
@@ -248,175 +206,111 @@ def load_definitions(folder: str | Path) -> dict[str, Definition]:
             problems.extend(exc.problems)
             continue
         if d.name in found:
-            problems.append(Problem(f"definition name {d.name!r} is used twice", str(file), 1))
-        found[d.name] = d
+            problems.append(Problem(f"definition name {d.name!r} is also used by {where[d.name]}", str(file), 1,
+                                    "each definition in a folder needs its own name"))
+        found[d.name], where[d.name] = d, file
     if problems:
         raise DefinitionError(problems, str(folder))
     return found
 
 
-def _schema_problems(exc: ValidationError, located: _Located, path: str) -> list[Problem]:
-    out = []
-    for err in exc.errors():
-        loc = _yaml_loc(err["loc"])
-        where = ".".join(str(x) for x in loc) or "<top>"
-        node = located._bools.get(loc)
-        if node is not None and err["type"].startswith("string"):
-            out.append(located._boolean_problem(node, f"{where}:"))
-            continue
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            msg, hint = f"unknown key {where!r}", _known_keys_hint(loc)
-        elif kind == "missing":
-            msg, hint = f"missing required key {where!r}", ""
-        else:
-            msg, hint = f"{where}: {err['msg']}", ""
-        out.append(Problem(msg, path, located.line_of(loc), hint))
-    return out
+# --------------------------------------------------------------------------- schema problems
+
+_CHILDREN: dict[type[BaseModel], dict[str, type[BaseModel]]] = {
+    Definition: {"states": StateSpec, "actions": ActionSpec, "guards": GuardSpec, "hooks": HookSpec,
+                 "transitions": TransitionSpec, "data": FieldSpec},
+    ActionSpec: {"fields": FieldSpec},
+}
+_MISSING_HINTS = {
+    "name": "add `name: <lowercase-name>`",
+    "initial": "add `initial: <state>`, the state every entity starts in",
+    "states": "list them: `states: [{name: Pending}, ...]`",
+    "actions": "list them: `actions: [{name: Confirm}, ...]`",
+    "transitions": "list them: `transitions: [{action: Confirm, from: Pending, to: Confirmed}]`",
+    "action": "name the action that takes this transition",
+    "from": "name the state(s) it leaves",
+    "to": "name the state it leads to",
+}
 
 
-def _yaml_loc(loc: Sequence[str | int]) -> Loc:
-    # pydantic reports aliases already; lists of one-or-many sources keep their index
-    return tuple(loc)
+def _where(loc: Sequence[str | int]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "the definition"
 
 
-def _known_keys_hint(loc: Loc) -> str:
-    models: dict[str, type[BaseModel]] = {
-        "states": StateSpec, "actions": ActionSpec, "guards": GuardSpec, "hooks": HookSpec,
-        "transitions": TransitionSpec, "fields": FieldSpec, "data": FieldSpec,
-    }
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel]:
+    """The model that holds the last key of `loc` (pydantic reports unknown keys that way)."""
     model: type[BaseModel] = Definition
-    for part in loc[:-1]:
-        if isinstance(part, str) and part in models:
-            model = models[part]
-    keys = [f.alias or n for n, f in model.model_fields.items()]
-    return "known keys: " + ", ".join(keys)
+    parts = list(loc[:-1])
+    i = 0
+    while i < len(parts):
+        child = _CHILDREN.get(model, {}).get(str(parts[i]))
+        if child is None:
+            break
+        model, i = child, i + 2  # skip the list index or the mapping key
+    return model
 
 
-# --------------------------------------------------------------------------- static checks
-
-
-def check_definition(
-    definition: Definition,
-    path: str = "<definition>",
-    line_of: Any = None,
-) -> list[Problem]:
-    """Every semantic problem of a schema-valid definition, in file order."""
-    line = line_of or (lambda loc: None)
-    problems: list[Problem] = []
-
-    def add(message: str, loc: Loc, hint: str = "") -> None:
-        problems.append(Problem(message, path, line(loc), hint))
-
-    states = _index_unique(definition.states, "state", "states", add)
-    actions = _index_unique(definition.actions, "action", "actions", add)
-    guards = _index_unique(definition.guards, "guard", "guards", add)
-    hooks = _index_unique(definition.hooks, "hook", "hooks", add)
-    known_states = ", ".join(states) or "none"
-
-    if definition.initial not in states:
-        add(f"initial state {definition.initial!r} is not declared", ("initial",), f"declared states: {known_states}")
-
-    for i, t in enumerate(definition.transitions):
-        if t.action not in actions:
-            add(f"transition {i + 1} uses unknown action {t.action!r}", ("transitions", i, "action"),
-                f"declare it under actions: or use one of {', '.join(actions) or 'none'}")
-        for j, s in enumerate(t.source):
-            if s not in states:
-                add(f"transition {i + 1} starts from unknown state {s!r}", ("transitions", i, "from", j),
-                    f"declared states: {known_states}")
-        if t.target not in states:
-            add(f"transition {i + 1} goes to unknown state {t.target!r}", ("transitions", i, "to"),
-                f"declared states: {known_states}")
-        for g in t.guards:
-            if g not in guards:
-                add(f"transition {i + 1} names unknown guard {g!r}", ("transitions", i, "guards"),
-                    "declare it under guards: (and register it in Python)")
-        for h in t.hooks:
-            if h not in hooks:
-                add(f"transition {i + 1} names unknown hook {h!r}", ("transitions", i, "hooks"),
-                    "declare it under hooks: (and register it in Python)")
-
-    for k, a in enumerate(definition.actions):
-        for field_name in list(a.fields) + a.clears + a.increments + list(a.sets):
-            if not field_name.isidentifier():
-                add(f"action {a.name!r}: {field_name!r} is not a valid field name", ("actions", k), "use snake_case")
-
-    outgoing: dict[str, list[int]] = {s: [] for s in states}
-    for i, t in enumerate(definition.transitions):
-        for s in t.source:
-            if s in outgoing:
-                outgoing[s].append(i)
-
-    for s, spec_index in states.items():
-        spec = definition.states[spec_index]
-        if spec.terminal and outgoing[s]:
-            add(f"terminal state {s!r} has outgoing transitions", ("states", spec_index),
-                "remove `terminal: true` or the transitions leaving it")
-        if not spec.terminal and not outgoing[s]:
-            add(f"state {s!r} has no way out and is not terminal", ("states", spec_index),
-                "add a transition from it or mark it `terminal: true`")
-
-    if definition.initial in states:
-        reached = _reachable(definition, definition.initial)
-        for s, spec_index in states.items():
-            if s not in reached:
-                add(f"state {s!r} cannot be reached from {definition.initial!r}", ("states", spec_index),
-                    "add a transition into it or remove it")
-
-    seen: dict[tuple[str, str], list[int]] = {}
-    for i, t in enumerate(definition.transitions):
-        for s in t.source:
-            seen.setdefault((s, t.action), []).append(i)
-    for (s, a), indexes in seen.items():
-        if len(indexes) < 2:
+def _schema_problems(exc: ValidationError, located: LocatedData, path: str) -> tuple[list[Problem], list[Loc]]:
+    """Problems for pydantic's errors, and where YAML 1.1 booleans stood in for words."""
+    out: list[Problem] = []
+    words: list[Loc] = []
+    for err in exc.errors():
+        loc: Loc = tuple(err["loc"])
+        where, kind, got = _where(loc), err["type"], err.get("input")
+        line = located.line_of(loc)
+        if loc in located.booleans and kind != "missing":
+            words.append(loc)
+            out.append(located.boolean_problem(located.booleans[loc], line, f"{where}:"))
             continue
-        for pos, i in enumerate(indexes):
-            t = definition.transitions[i]
-            later = indexes[pos + 1:]
-            if not t.guards and later:
-                add(f"{a!r} from {s!r} is ambiguous: transition {i + 1} has no guard, so transitions "
-                    f"{', '.join(str(j + 1) for j in later)} can never be taken", ("transitions", i),
-                    "give every transition of the same state and action a guard, the unguarded one last")
-                break
-            dupes = [j for j in later if set(definition.transitions[j].guards) == set(t.guards) and t.guards]
-            if dupes:
-                add(f"{a!r} from {s!r} is ambiguous: transitions {i + 1} and {dupes[0] + 1} have the same guards",
-                    ("transitions", dupes[0]), "guards must tell transitions of the same state and action apart")
-                break
-
-    problems.sort(key=lambda p: (p.line or 0))
-    return problems
-
-
-def _index_unique(items: Sequence[Any], what: str, key: str, add: Any) -> dict[str, int]:
-    index: dict[str, int] = {}
-    for i, item in enumerate(items):
-        if item.name in index:
-            add(f"duplicate {what} {item.name!r}", (key, i, "name"), f"{what} names must be unique")
+        hint = ""
+        if kind == "extra_forbidden":
+            known = [f.alias or n for n, f in _model_at(loc).model_fields.items()]
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            msg = f"unknown key {loc[-1]!r} in {_where(loc[:-1])}"
+            hint = (f"did you mean {close[0]!r}? " if close else "") + "known keys: " + ", ".join(known)
+        elif kind == "missing":
+            msg = f"missing required key {loc[-1]!r}" + (f" in {_where(loc[:-1])}" if len(loc) > 1 else "")
+            hint = _MISSING_HINTS.get(str(loc[-1]), "")
+        elif kind == "string_pattern_mismatch":
+            msg = f"{where}: {got!r} is not a valid name"
+            hint = ("lowercase letters, digits, - and _, starting with a letter" if loc == ("name",)
+                    else "start with a letter; use letters, digits and _ only (e.g. StartProcessing)")
+        elif kind == "literal_error":
+            msg = f"{where}: {got!r} is not allowed"
+            hint = f"use {err.get('ctx', {}).get('expected', '')}"
+        elif kind == "too_short":
+            msg, hint = f"{where} must not be empty", "list at least one"
+        elif kind == "string_type":
+            msg, hint = f"{where} must be text, got {got!r}", "quote it"
+        elif kind in ("list_type", "dict_type", "model_type"):
+            shape = {"list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping"}[kind]
+            msg = f"{where} must be {shape}, got {type(got).__name__}"
+            hint = "a state name or a list of them" if loc[-1] == "from" else ""
+        elif kind.startswith("bool"):
+            msg, hint = f"{where} must be true or false, got {got!r}", ""
         else:
-            index[item.name] = i
-    return index
+            msg = f"{where}: {err['msg']}"
+        out.append(Problem(msg, path, line, hint))
+    return out, words
 
 
-def _reachable(definition: Definition, start: str) -> set[str]:
-    graph: dict[str, set[str]] = {}
-    for s, t in definition.edges():
-        graph.setdefault(s, set()).add(t.target)
-    seen, todo = {start}, [start]
-    while todo:
-        for nxt in graph.get(todo.pop(), ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen
+# --------------------------------------------------------------------------- checks and schema
+
+
+def check_definition(definition: Definition, path: str = "<definition>", line_of: LineOf | None = None) -> list[Problem]:
+    """Every semantic problem of a schema-valid definition, in file order."""
+    return check_data(definition.model_dump(by_alias=True), path, line_of)
 
 
 def validate_definition(definition: Definition) -> Definition:
     """Run the static checks on a definition built in Python; raise DefinitionError if any fail."""
-    problems = check_definition(definition, f"<definition {definition.name}>")
+    where = f"<definition {definition.name}>"
+    problems = check_definition(definition, where)
     if problems:
-        raise DefinitionError(problems, f"<definition {definition.name}>")
+        raise DefinitionError(problems, where)
     return definition
 
 

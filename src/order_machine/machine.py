@@ -7,6 +7,7 @@ per entity. Imports `definition`, `errors` and `events`; never a store, bus or w
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 
 from transitions.extensions.asyncio import AsyncMachine
 
-from .definition import ActionSpec, Definition, FieldSpec, load_definition
+from .definition import ActionSpec, Definition, FieldSpec, check_definition, load_definition
 from .errors import DefinitionError, InvalidCommandError, Problem, TransitionNotAllowedError
 
 Guard = Callable[[Any, Mapping[str, Any]], "bool | Awaitable[bool]"]
@@ -58,14 +59,12 @@ class Machine:
         self.initial = definition.initial
         self._guards = dict(guards or {})
         self._hooks = dict(hooks or {})
-        missing = [f"guard {g.name!r}" for g in definition.guards if g.name not in self._guards]
-        missing += [f"hook {h.name!r}" for h in definition.hooks if h.name not in self._hooks]
-        if missing:
-            raise DefinitionError(
-                [Problem(f"{m} is declared but not registered", f"<definition {self.name}>",
-                         hint=f"pass it to Machine(..., guards=/hooks=) or Workflow.compile()") for m in missing],
-                f"<definition {self.name}>",
-            )
+        where = f"<definition {self.name}>"
+        problems = check_definition(definition, where)  # a Definition built by hand gets the same checks
+        problems += _registration_problems("guard", [g.name for g in definition.guards], self._guards, where)
+        problems += _registration_problems("hook", [h.name for h in definition.hooks], self._hooks, where)
+        if problems:
+            raise DefinitionError(problems, where)
         # The transitions library holds the graph; we read its compiled events into a flat table so a
         # dispatch is a dict lookup and no per-entity model is ever registered with it.
         self.transitions_machine = AsyncMachine(
@@ -95,6 +94,8 @@ class Machine:
             self._allowed[s] = (*self._allowed[s], a)
         self._actions: dict[str, ActionSpec] = {a.name: a for a in definition.actions}
         self._terminal = frozenset(definition.terminal_states)
+        self.action_methods: dict[str, str] = {snake_case(a): a for a in definition.action_names}
+        self.counters, self.lists, self.recorded = _recorded_names(definition)
 
     @classmethod
     def from_file(cls, path: str | Path, guards: Mapping[str, Guard] | None = None,
@@ -133,6 +134,19 @@ class Machine:
 
     # ----------------------------------------------------------------- dispatch
 
+    def require_allowed(self, entity_id: str, state: str, action: str) -> None:
+        """Refuse (with reasons) an action that is undeclared or has no transition from `state`."""
+        if (state, action) not in self._table:
+            raise self._refusal(entity_id, state, action)
+
+    def _refusal(self, entity_id: str, state: str, action: str) -> TransitionNotAllowedError:
+        if action not in self._actions:
+            return TransitionNotAllowedError(
+                entity_id, action, state, self.allowed_actions(state),
+                reason=f"action {action!r} is not declared in definition {self.name!r}",
+            )
+        return TransitionNotAllowedError(entity_id, action, state, self.allowed_actions(state))
+
     async def select(
         self, entity_id: str, state: str, action: str, subject: Any = None,
         data: Mapping[str, Any] = _NO_DATA,
@@ -140,17 +154,12 @@ class Machine:
         """The transition `action` takes from `state`, after its guards; refuses with reasons."""
         options = self._table.get((state, action))
         if options is None:
-            if action not in self._actions:
-                raise TransitionNotAllowedError(
-                    entity_id, action, state, self.allowed_actions(state),
-                    reason=f"action {action!r} is not declared in definition {self.name!r}",
-                )
-            raise TransitionNotAllowedError(entity_id, action, state, self.allowed_actions(state))
+            raise self._refusal(entity_id, state, action)
         refused_by = None
         for option in options:
             for name in option.guards:
                 verdict = self._guards[name](subject, data)
-                if inspect.isawaitable(verdict):
+                if verdict.__class__ is not bool and inspect.isawaitable(verdict):  # most guards are sync
                     verdict = await verdict
                 if not verdict:
                     refused_by = name
@@ -175,6 +184,45 @@ class Machine:
                 raise InvalidCommandError(f"action {action!r} takes no data, got {', '.join(data)}", next(iter(data)))
             return {}
         return check_fields(spec.fields, data, f"action {action!r}")
+
+
+def snake_case(name: str) -> str:
+    """StartProcessing -> start_processing: the Python verb of an action."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])|(?<=[A-Z])([A-Z])(?=[a-z])", r"_\1\2", name).lower()
+
+
+def _registration_problems(kind: str, declared: list[str], registered: Mapping[str, Any], where: str) -> list[Problem]:
+    problems = [Problem(f"{kind} {name!r} is declared but not registered", where,
+                        hint=f"pass it to Machine(..., {kind}s={{{name!r}: ...}}) or Workflow.compile()")
+                for name in declared if name not in registered]
+    problems += [Problem(f"{kind} {name!r} is registered but the definition does not declare it", where,
+                         hint=f"declare it under {kind}s: in the YAML, or check its spelling "
+                              f"(declared: {', '.join(declared) or 'none'})")
+                 for name in registered if name not in declared]
+    for name, fn in registered.items():
+        if not callable(fn):
+            problems.append(Problem(f"{kind} {name!r} is registered as {fn!r}, which is not callable", where))
+    return problems
+
+
+def _recorded_names(definition: Definition) -> tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]:
+    """Counters (start at 0), appended lists (start empty) and every name an entity may record."""
+    counters: list[str] = []
+    lists: list[str] = []
+    recorded = set(definition.data)
+    for a in definition.actions:
+        for name, f in a.fields.items():
+            target = f.into or name
+            recorded.add(target)
+            if f.append and target not in lists:
+                lists.append(target)
+        recorded.update(a.sets)
+        recorded.update(a.clears)
+        for name in a.increments:
+            recorded.add(name)
+            if name not in counters:
+                counters.append(name)
+    return tuple(counters), tuple(lists), frozenset(recorded)
 
 
 def check_fields(specs: Mapping[str, FieldSpec], data: Mapping[str, Any], what: str) -> dict[str, Any]:

@@ -5,14 +5,14 @@ Domain code: imports `machine`, `definition`, `events` and `errors`; never a sto
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .definition import ActionSpec, load_definition
-from .errors import NotInitialisedError, TransitionNotAllowedError
+from .errors import InvalidCommandError, NotInitialisedError, TransitionNotAllowedError
 from .events import MachineInitialised, StateChanged, utcnow
-from .machine import Guard, Hook, Machine, Publisher, Transition, check_fields
+from .machine import Guard, Hook, Machine, Publisher, Transition, check_fields, snake_case
 
 
 class StatefulEntity:
@@ -45,16 +45,17 @@ class StatefulEntity:
         """Check the action's data and pick its transition; raises before anything changes."""
         self._require_initialised()
         action = str(action)
-        if not self.machine.declares(action):  # refuse unknown actions before complaining about data
-            await self.machine.select(self.id, self.state, action, self, data)
+        # refuse an action the state does not allow before complaining about its data
+        self.machine.require_allowed(self.id, self.state, action)
         checked = self.machine.check_data(action, data)
         return await self.machine.select(self.id, self.state, action, self, checked), checked
 
-    async def _finish(self, transition: Transition, data: Mapping[str, Any]) -> None:
+    async def _finish(self, transition: Transition, data: Mapping[str, Any], event: StateChanged | None = None) -> None:
         """Run the transition's hooks and tell the bus, after the state has changed."""
-        await self.machine.run_hooks(transition, self, data)
+        if transition.hooks:  # most transitions have none: skip the coroutine
+            await self.machine.run_hooks(transition, self, data)
         if self.publisher is not None:
-            await self.publisher.publish(StateChanged(
+            await self.publisher.publish(event or StateChanged(
                 self.id, self.machine.name, transition.source, transition.target, transition.action, utcnow(), data
             ))
 
@@ -73,14 +74,25 @@ class StatefulEntity:
 class Workflow(StatefulEntity):
     """An entity of any definition, recording exactly the data its actions declare.
 
-    >>> payment = Workflow(Workflow.compile("definitions/payment.yaml"), "pay-1", amount="100.50", ...)
-    >>> await payment.initialise(); await payment.fire("Process")
+    Actions are also methods named by their snake_case verb that answer True/False like the
+    reference (positional arguments fill the action's fields in declared order); recorded data
+    reads as attributes (None until recorded):
+
+    >>> payment = Workflow(Workflow.compile("definitions/payment.yaml"), "pay-1",
+    ...                    amount="100.50", currency="USD", method="CreditCard")
+    >>> await payment.initialise(); await payment.process(); await payment.complete("txn-1")
+    >>> payment.state, payment.transaction_id
+    ('Completed', 'txn-1')
     """
 
     def __init__(self, machine: Machine, entity_id: str, publisher: Publisher | None = None, **data: Any) -> None:
         super().__init__(machine, entity_id, publisher)
         declared = machine.definition.data
         self.data: dict[str, Any] = check_fields(declared, data, f"{machine.name} {entity_id}") if declared else dict(data)
+        for name in machine.counters:
+            self.data.setdefault(name, 0)
+        for name in machine.lists:
+            self.data.setdefault(name, [])
         self.history: list[StateChanged] = []
 
     @staticmethod
@@ -104,17 +116,41 @@ class Workflow(StatefulEntity):
         if spec is not None:
             record(spec, checked, self.data)
         self.state = transition.target
-        self.history.append(StateChanged(self.id, self.machine.name, transition.source, transition.target,
-                                         transition.action, utcnow(), checked))
-        await self._finish(transition, checked)
+        event = StateChanged(self.id, self.machine.name, transition.source, transition.target,
+                             transition.action, utcnow(), checked)
+        self.history.append(event)
+        await self._finish(transition, checked, event)
         return transition
 
+    def _verb(self, action: str) -> Callable[..., Awaitable[bool]]:
+        fields = list(self.machine.action_spec(action).fields)  # type: ignore[union-attr]
+
+        async def verb(*args: Any, **data: Any) -> bool:
+            if len(args) > len(fields):
+                raise InvalidCommandError(
+                    f"{self.id}: {action} takes at most {len(fields)} value(s) ({', '.join(fields) or 'none'}), "
+                    f"got {len(args)}")
+            return await self.try_fire(action, **dict(zip(fields, args, strict=False)), **data)
+
+        verb.__name__ = verb.__qualname__ = snake_case(action)
+        verb.__doc__ = f"Fire {action!r}; True when taken, False when the machine refuses it."
+        return verb
+
     def __getattr__(self, name: str) -> Any:
-        # recorded data reads as attributes (payment.transaction_id); unknown names stay errors
+        # only called for names that are not real attributes: recorded data, then action verbs
+        if name.startswith("__"):
+            raise AttributeError(name)
         data = self.__dict__.get("data")
+        machine = self.__dict__.get("machine")
         if data is not None and name in data:
             return data[name]
-        raise AttributeError(f"{type(self).__name__} {self.__dict__.get('id')!r} has no {name!r}")
+        if machine is not None:
+            if name in machine.recorded:
+                return None
+            action = machine.action_methods.get(name)
+            if action is not None:
+                return self._verb(action)
+        raise AttributeError(f"{type(self).__name__} {self.__dict__.get('id')!r} has no attribute or action {name!r}")
 
 
 def record(spec: ActionSpec, data: Mapping[str, Any], into: dict[str, Any]) -> None:

@@ -1,0 +1,114 @@
+"""YAML read into plain Python data that remembers the line of every value, duplicate keys and the
+YAML 1.1 boolean traps (`on`, `no`, ...). Imports only `errors` and PyYAML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import yaml
+
+from .errors import DefinitionError, Problem
+
+Loc = tuple[str | int, ...]
+
+# PyYAML follows YAML 1.1, where these plain scalars are booleans; in a definition they are usually names
+YAML11_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
+
+
+class LocatedData:
+    """Data built from a YAML node tree, with the line of every path and the problems seen on the way."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lines: dict[Loc, int] = {}
+        self.problems: list[Problem] = []
+        self.booleans: dict[Loc, str] = {}  # where YAML 1.1 read a word as a boolean, and the word
+        self._constructor = yaml.constructor.SafeConstructor()
+
+    def build(self, node: yaml.Node, loc: Loc = ()) -> Any:
+        self.lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:merge":
+                    self.problems.append(Problem("merge keys (<<) are not supported in definitions", self.path,
+                                                 key_node.start_mark.line + 1, "write the keys out"))
+                    continue
+                key = self.build(key_node, (*loc, "<key>"))
+                if isinstance(key, bool) and isinstance(key_node, yaml.ScalarNode):
+                    self.problems.append(self.boolean_problem(key_node.value, key_node.start_mark.line + 1, "key"))
+                    key = key_node.value
+                if not isinstance(key, (str, int)):
+                    self.problems.append(Problem(f"a mapping key must be a plain word, got {key!r}", self.path,
+                                                 key_node.start_mark.line + 1))
+                    key = str(key)
+                if key in out:
+                    self.problems.append(Problem(
+                        f"duplicate key {key!r}", self.path, key_node.start_mark.line + 1,
+                        f"each key may appear once (first on line {self.lines.get((*loc, str(key)))}); "
+                        "YAML would keep only the last",
+                    ))
+                out[key] = self.build(value_node, (*loc, str(key)))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        value = self._constructor.construct_object(node)
+        if isinstance(value, bool) and node.style is None and node.value.lower() in YAML11_BOOLEANS:
+            self.booleans[loc] = node.value
+        return value
+
+    def boolean_problem(self, word: str, line: int | None, what: str) -> Problem:
+        return Problem(f"{what} {word!r} was read as a boolean (YAML 1.1), not as text",
+                       self.path, line, f"quote it: '{word}'")
+
+    def line_of(self, loc: Sequence[str | int]) -> int | None:
+        """The line of `loc`, or of its nearest ancestor that has one."""
+        key = tuple(str(p) if not isinstance(p, int) else p for p in loc)
+        while key not in self.lines and key:
+            key = key[:-1]
+        return self.lines.get(key)
+
+    def restore_words(self, data: Any, locs: Iterable[Loc]) -> Any:
+        """A copy of `data` where the booleans at `locs` are the words that were written."""
+        wanted = {loc: self.booleans[loc] for loc in locs if loc in self.booleans}
+        if not wanted:
+            return data
+
+        def walk(value: Any, loc: Loc) -> Any:
+            if loc in wanted:
+                return wanted[loc]
+            if isinstance(value, dict):
+                return {k: walk(v, (*loc, str(k))) for k, v in value.items()}
+            if isinstance(value, list):
+                return [walk(v, (*loc, i)) for i, v in enumerate(value)]
+            return value
+
+        return walk(data, ())
+
+
+def read_yaml(text: str, path: str) -> tuple[Any, LocatedData]:
+    """Parse one YAML document; raises DefinitionError (with line) on a syntax error or an empty file."""
+    located = LocatedData(path)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        what = exc.problem or exc.context or "cannot parse"
+        raise DefinitionError([Problem(f"YAML syntax error: {what}", path, line,
+                                       "check indentation, colons and quoting")], path) from None
+    except yaml.YAMLError as exc:
+        raise DefinitionError([Problem(f"YAML error: {exc}", path, None, "check the file's encoding")], path) from None
+    if node is None:
+        raise DefinitionError([Problem("the file is empty", path, 1, "start with `name:`, `initial:` and `states:`")],
+                              path)
+    try:
+        data = located.build(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else node.start_mark.line + 1
+        raise DefinitionError([Problem(f"YAML error: {getattr(exc, 'problem', None) or exc}", path, line,
+                                       "use plain values: no custom tags")], path) from None
+    return data, located
