@@ -1,14 +1,19 @@
-"""In-memory event store: the reference implementation of the contract, for tests and examples."""
+"""In-memory event store: the reference implementation of the contract, for tests and examples.
+
+Checks and copies events through `codec` exactly as the database backends store them.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import ConcurrencyError
 from ..events import NewEvent, StoredEvent
 from . import AppendResult
+from .codec import check_stream_id, dumps, encode_event, parse_utc
 
 
 class InMemoryEventStore:
@@ -18,7 +23,7 @@ class InMemoryEventStore:
         self.url = url
         self._events: list[StoredEvent] = []
         self._streams: dict[str, list[StoredEvent]] = {}
-        self._commands: dict[str, dict[str, Any]] = {}
+        self._commands: dict[str, AppendResult] = {}
         self._lock = asyncio.Lock()
 
     async def append(
@@ -30,31 +35,36 @@ class InMemoryEventStore:
         command_id: str | None = None,
         result: Mapping[str, Any] | None = None,
     ) -> AppendResult:
+        # encoded like a database row, so data that a real backend would refuse is refused here too
+        check_stream_id(stream_id)
+        encoded = [encode_event(stream_id, e, command_id) for e in events]
+        result_json = dumps(result or {}, f"stream {stream_id!r}: command result")
         async with self._lock:
             if command_id is not None and command_id in self._commands:
                 first = self._commands[command_id]
-                return AppendResult(stream_id, first["version"], first["position"], True, first["result"])
+                return AppendResult(first.stream_id, first.version, first.position, True, _copied(first.result))
             stream = self._streams.get(stream_id, [])
             if len(stream) != expected_version:
                 raise ConcurrencyError(stream_id, expected_version, len(stream))
             stored = [
                 StoredEvent(len(self._events) + i + 1, stream_id, expected_version + i + 1, e.type,
-                            e.schema_version, dict(e.data), dict(e.metadata), e.recorded_at)
-                for i, e in enumerate(events)
+                            e.schema_version, json.loads(e.data), json.loads(e.metadata), parse_utc(e.recorded_at))
+                for i, e in enumerate(encoded)
             ]
             self._events.extend(stored)
             self._streams[stream_id] = stream + stored
-            version = expected_version + len(stored)
-            position = len(self._events)
+            appended = AppendResult(stream_id, expected_version + len(stored), len(self._events), False,
+                                    json.loads(result_json))
             if command_id is not None:
-                self._commands[command_id] = {"version": version, "position": position, "result": dict(result or {})}
-            return AppendResult(stream_id, version, position, False, dict(result or {}))
+                self._commands[command_id] = appended
+            return appended
 
     async def load(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
         return self._streams.get(stream_id, [])[max(from_version, 1) - 1:]
 
     async def read_batch(self, after: int = 0, limit: int = 500) -> list[StoredEvent]:
-        return self._events[after:after + limit]
+        after = max(after, 0)
+        return self._events[after:after + max(limit, 0)]
 
     async def read_all(self, after: int = 0, batch_size: int = 500) -> AsyncIterator[StoredEvent]:
         while batch := await self.read_batch(after, batch_size):
@@ -67,10 +77,16 @@ class InMemoryEventStore:
 
     async def command_result(self, command_id: str) -> Mapping[str, Any] | None:
         first = self._commands.get(command_id)
-        return first["result"] if first is not None else None
+        return _copied(first.result) if first is not None else None
 
     async def stream_ids(self, after: str = "", limit: int = 1000) -> list[str]:
-        return sorted(s for s in self._streams if s > after)[:limit]
+        return sorted(s for s in self._streams if s > after)[:max(limit, 0)]
 
     async def close(self) -> None:
         pass
+
+
+def _copied(result: Mapping[str, Any]) -> dict[str, Any]:
+    # a fresh copy for every caller: nobody can change the recorded result through a returned dict
+    copy: dict[str, Any] = json.loads(json.dumps(dict(result)))
+    return copy

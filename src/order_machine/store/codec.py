@@ -1,0 +1,73 @@
+"""The stored form of an event, shared by every backend: checks, JSON text and UTC time text.
+
+Imports only `errors` and `events`; never a database driver.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from ..errors import StoreError
+from ..events import NewEvent
+
+
+class EncodedEvent(NamedTuple):
+    """A NewEvent ready for a row: JSON text for data and metadata, ISO UTC text for the time."""
+
+    type: str
+    schema_version: int
+    data: str
+    metadata: str
+    recorded_at: str
+
+
+def dumps(value: Mapping[str, Any], what: str) -> str:
+    """Compact JSON text of a mapping; StoreError naming `what` when it is not plain JSON."""
+    if not isinstance(value, Mapping):
+        raise StoreError(f"{what} must be a mapping, got {type(value).__name__}")
+    try:
+        return json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(
+            f"{what} is not plain JSON ({exc}); store money as strings and times as ISO text"
+        ) from exc
+
+
+def utc_text(at: datetime, what: str) -> str:
+    """ISO text of an aware datetime in UTC, always with microseconds so the text sorts as time."""
+    if not isinstance(at, datetime) or at.utcoffset() is None:
+        raise StoreError(f"{what}: recorded_at must be a timezone-aware datetime (UTC), got {at!r}")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_utc(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def encode_event(stream_id: str, event: NewEvent, command_id: str | None) -> EncodedEvent:
+    """Check and encode one event of `stream_id`; the command id joins its metadata when given."""
+    what = f"stream {stream_id!r}, event {getattr(event, 'type', event)!r}"
+    if not isinstance(event, NewEvent):
+        raise StoreError(f"{what}: expected a NewEvent, got {type(event).__name__}")
+    if not isinstance(event.type, str) or not event.type:
+        raise StoreError(f"{what}: the event type must be a non-empty string")
+    if isinstance(event.schema_version, bool) or not isinstance(event.schema_version, int) or event.schema_version < 1:
+        raise StoreError(f"{what}: schema_version must be an integer >= 1, got {event.schema_version!r}")
+    metadata = event.metadata
+    if command_id is not None and isinstance(metadata, Mapping):
+        metadata = {**metadata, "command_id": command_id}
+    return EncodedEvent(
+        event.type,
+        event.schema_version,
+        dumps(event.data, f"{what}: data"),
+        dumps(metadata, f"{what}: metadata"),
+        utc_text(event.recorded_at, what),
+    )
+
+
+def check_stream_id(stream_id: str) -> None:
+    if not isinstance(stream_id, str) or not stream_id:
+        raise StoreError(f"a stream id must be a non-empty string, got {stream_id!r}")

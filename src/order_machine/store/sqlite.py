@@ -1,0 +1,540 @@
+"""SQLite event store, the embedded default: one file, WAL, synchronous=FULL, group commit.
+
+One writer thread owns the only writing connection; reader threads have their own connections.
+Imports `errors`, `events` and the store port; never the domain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ..errors import ConcurrencyError, StoreError
+from ..events import NewEvent, StoredEvent
+from . import AppendResult
+from .codec import EncodedEvent, check_stream_id, dumps, encode_event, parse_utc
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: durability name -> PRAGMA synchronous. "fast" may lose the last commits on power loss (not on a crash).
+DURABILITY = {"full": "FULL", "fast": "NORMAL"}
+OPTIONS = ("durability", "busy_timeout", "readers", "max_batch")
+URL_HINT = "use sqlite:///relative/orders.db or sqlite:////absolute/orders.db"
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+#: (version, name, statements); a later version appends here and never edits an applied one.
+MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (1, "events and commands", (
+        """CREATE TABLE events (
+            position INTEGER PRIMARY KEY,
+            stream_id TEXT NOT NULL,
+            version INTEGER NOT NULL CHECK (version >= 1),
+            type TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            UNIQUE (stream_id, version))""",
+        """CREATE TABLE commands (
+            command_id TEXT PRIMARY KEY,
+            stream_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            result TEXT NOT NULL,
+            recorded_at TEXT NOT NULL) WITHOUT ROWID""",
+    )),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+_COLUMNS = "position, stream_id, version, type, schema_version, data, metadata, recorded_at"
+
+
+def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
+    """The file path and the options of `sqlite:///relative.db` or `sqlite:////abs.db?durability=fast`."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "sqlite" or not url.lower().startswith("sqlite:///") or parts.netloc:
+        raise StoreError(f"not a SQLite store url: {url!r}; {URL_HINT}")
+    if parts.fragment:
+        raise StoreError(f"a SQLite store url has no #fragment: {url!r}; {URL_HINT}")
+    path = unquote(parts.path[1:])
+    if path == ":memory:" or path.startswith("file:") or "mode=memory" in parts.query:
+        raise StoreError(f"{url!r}: an in-memory SQLite store is not supported; use memory:// for a throwaway store")
+    if not path or path.endswith("/"):
+        raise StoreError(f"{url!r} names no database file; {URL_HINT}")
+    try:
+        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError as exc:
+        raise StoreError(f"{url!r}: cannot read the options after '?': {exc}") from exc
+    options = dict(pairs)
+    if len(options) != len(pairs):
+        raise StoreError(f"{url!r}: an option is given twice")
+    return path, options
+
+
+@dataclass(slots=True)
+class _Append:
+    """One caller's append waiting in the writer's queue."""
+
+    stream_id: str
+    expected_version: int
+    rows: list[EncodedEvent]
+    command_id: str | None
+    result: str
+    future: asyncio.Future[AppendResult]
+
+
+class _TransactionLost(Exception):
+    """SQLite rolled the whole transaction back while applying one append of the batch."""
+
+    def __init__(self, index: int, error: StoreError) -> None:
+        self.index, self.error = index, error
+
+
+class SQLiteEventStore:
+    """Events in one SQLite file, appended by one writer thread that commits concurrent appends together.
+
+    `path` is the database file; read models may keep their tables in it, through their own
+    connections (WAL and busy_timeout let them). `commits` counts write transactions.
+    Options: durability "full" (default, synchronous=FULL: a committed append survives power loss)
+    or "fast" (synchronous=NORMAL: still safe on a crash, but the last commits may be lost on power
+    loss); busy_timeout in seconds; readers (reader threads); max_batch (appends per transaction).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        durability: str = "full",
+        busy_timeout: float = 5.0,
+        readers: int = 2,
+        max_batch: int = 1000,
+        url: str | None = None,
+    ) -> None:
+        if durability not in DURABILITY:
+            raise StoreError(
+                f"unknown durability {durability!r}: use 'full' (the default; a committed append survives "
+                "power loss) or 'fast' (synchronous=NORMAL; the last commits may be lost on power loss)"
+            )
+        self.busy_timeout = _number("busy_timeout", busy_timeout, float, minimum=0.001)
+        self.readers = _number("readers", readers, int, minimum=1)
+        self.max_batch = _number("max_batch", max_batch, int, minimum=1)
+        self.path = Path(path).expanduser().absolute()
+        self.url = url if url is not None else f"sqlite:///{self.path}"
+        self.durability = durability
+        self.synchronous: str | None = None  # read back from the writer connection once open
+        self.commits = 0
+        self._writer = ThreadPoolExecutor(1, "order-machine-sqlite-writer")
+        self._reader_pool = ThreadPoolExecutor(self.readers, "order-machine-sqlite-reader")
+        self._write_conn: sqlite3.Connection | None = None
+        self._read_conns: list[sqlite3.Connection] = []
+        self._local = threading.local()
+        self._conn_lock = threading.Lock()
+        self._open_lock = asyncio.Lock()
+        self._opened = False
+        self._closed = False
+        self._pending: list[_Append] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writing = False
+        self._idle: list[asyncio.Future[None]] = []
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> SQLiteEventStore:
+        """A store for `sqlite:///path.db`; options come as keywords or as `?name=value` in the url."""
+        path, given = parse_sqlite_url(url)
+        unknown = sorted((set(given) | set(options)) - set(OPTIONS))
+        if unknown:
+            raise StoreError(f"unknown SQLite store option(s) {', '.join(unknown)} in {url!r}; known: {', '.join(OPTIONS)}")
+        return cls(path, url=url, **{**given, **options})
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        """Create the file, its directories and the schema if needed; done by the first operation anyway."""
+        if self._opened:
+            return
+        async with self._open_lock:
+            self._check_usable()
+            if not self._opened:
+                await self._call(self._writer, self._open_writer)
+                self._opened = True
+
+    async def close(self) -> None:
+        """Finish the appends already queued, then stop the threads and close every connection."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writing:
+            idle = asyncio.get_running_loop().create_future()
+            self._idle.append(idle)
+            await idle
+        async with self._open_lock:
+            if self._opened:
+                await self._call(self._writer, self._close_writer)
+        self._writer.shutdown(wait=True)
+        self._reader_pool.shutdown(wait=True)
+        with self._conn_lock:
+            for conn in self._read_conns:
+                conn.close()
+            self._read_conns.clear()
+
+    async def __aenter__(self) -> SQLiteEventStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ writes
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        command_id: str | None = None,
+        result: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        """Queue the append for the writer's next transaction and wait until it has committed."""
+        check_stream_id(stream_id)
+        rows = [encode_event(stream_id, event, command_id) for event in events]
+        result_json = dumps(result or {}, f"stream {stream_id!r}: command result")
+        await self.open()
+        self._check_usable()
+        loop = asyncio.get_running_loop()
+        if self._writing and loop is not self._loop:
+            raise StoreError(f"{self.path}: one store cannot be used from two event loops at once")
+        future: asyncio.Future[AppendResult] = loop.create_future()
+        self._pending.append(_Append(stream_id, expected_version, rows, command_id, result_json, future))
+        if not self._writing:
+            # appends made in this loop iteration join the batch: the flush runs after them
+            self._writing, self._loop = True, loop
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+        loop = self._loop
+        assert loop is not None
+        done: Future[list[AppendResult | Exception]] = self._writer.submit(self._write_batch, batch)
+        done.add_done_callback(lambda finished: loop.call_soon_threadsafe(self._finish, batch, finished))
+
+    def _finish(self, batch: list[_Append], finished: Future[list[AppendResult | Exception]]) -> None:
+        try:
+            outcomes = finished.result()
+        except Exception as exc:  # a bug in the writer, not a database error: fail loudly, keep serving
+            logger.exception("SQLite writer failed on %s", self.path)
+            outcomes = [StoreError(f"{self.path}: the writer failed: {exc!r}") for _ in batch]
+        for request, outcome in zip(batch, outcomes):
+            if request.future.done():  # the caller was cancelled; its append may still have committed
+                continue
+            if isinstance(outcome, Exception):
+                request.future.set_exception(outcome)
+            else:
+                request.future.set_result(outcome)
+        if self._pending:
+            self._flush()
+            return
+        self._writing = False
+        for idle in self._idle:
+            if not idle.done():
+                idle.set_result(None)
+        self._idle.clear()
+
+    # ------------------------------------------------------------------ reads
+
+    async def load(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
+        return await self._read_events(
+            f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? ORDER BY version",
+            (stream_id, from_version))
+
+    async def read_batch(self, after: int = 0, limit: int = 500) -> list[StoredEvent]:
+        return await self._read_events(
+            f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?", (after, max(limit, 0)))
+
+    async def read_all(self, after: int = 0, batch_size: int = 500) -> AsyncIterator[StoredEvent]:
+        while batch := await self.read_batch(after, batch_size):
+            for event in batch:
+                yield event
+            after = batch[-1].position
+
+    async def last_position(self) -> int:
+        rows = await self._read("SELECT position FROM events ORDER BY position DESC LIMIT 1", ())
+        return int(rows[0][0]) if rows else 0
+
+    async def command_result(self, command_id: str) -> Mapping[str, Any] | None:
+        rows = await self._read("SELECT result FROM commands WHERE command_id = ?", (command_id,))
+        return dict(json.loads(rows[0][0])) if rows else None
+
+    async def stream_ids(self, after: str = "", limit: int = 1000) -> list[str]:
+        # every stream has a version 1, so this walks the (stream_id, version) index without DISTINCT
+        rows = await self._read(
+            "SELECT stream_id FROM events WHERE stream_id > ? AND version = 1 ORDER BY stream_id LIMIT ?",
+            (after, max(limit, 0)))
+        return [str(row[0]) for row in rows]
+
+    async def _read_events(self, sql: str, params: tuple[Any, ...]) -> list[StoredEvent]:
+        await self.open()
+        self._check_usable()
+        return await self._call(self._reader_pool, self._query_events, sql, params)
+
+    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        await self.open()
+        self._check_usable()
+        return await self._call(self._reader_pool, self._query, sql, params)
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        try:
+            return self._reader().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error("reading", exc) from exc
+
+    def _query_events(self, sql: str, params: tuple[Any, ...]) -> list[StoredEvent]:
+        return [
+            StoredEvent(position, stream_id, version, type_, schema_version, json.loads(data),
+                        json.loads(metadata), parse_utc(recorded_at))
+            for position, stream_id, version, type_, schema_version, data, metadata, recorded_at
+            in self._query(sql, params)
+        ]
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only = ON")
+            with self._conn_lock:
+                self._read_conns.append(conn)
+            self._local.conn = conn
+        return conn
+
+    # ------------------------------------------------------------------ the writer thread
+
+    def _write_batch(self, batch: list[_Append]) -> list[AppendResult | Exception]:
+        """Apply a batch in one transaction; an append SQLite aborted is dropped and the rest retried."""
+        outcomes: dict[int, AppendResult | Exception] = {}
+        todo = list(range(len(batch)))
+        while todo:
+            try:
+                results = self._transaction([batch[i] for i in todo])
+            except _TransactionLost as lost:
+                outcomes[todo.pop(lost.index)] = lost.error
+                continue
+            except StoreError as exc:
+                for i in todo:
+                    outcomes[i] = _copy_error(exc)
+                break
+            outcomes.update(zip(todo, results))
+            break
+        return [outcomes[i] for i in range(len(batch))]
+
+    def _transaction(self, batch: list[_Append]) -> list[AppendResult | Exception]:
+        conn = self._write_conn
+        assert conn is not None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._error("starting a write", exc) from exc
+        try:
+            row = conn.execute("SELECT position FROM events ORDER BY position DESC LIMIT 1").fetchone()
+            position = row[0] if row else 0
+            results: list[AppendResult | Exception] = []
+            for index, request in enumerate(batch):
+                outcome, position = self._append_one(conn, request, position, index)
+                results.append(outcome)
+            self._commit(conn)
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            raise self._error("committing (nothing was written)", exc) from exc
+        except BaseException:
+            _rollback(conn)
+            raise
+        self.commits += 1
+        return results
+
+    def _commit(self, conn: sqlite3.Connection) -> None:
+        conn.execute("COMMIT")
+
+    def _append_one(
+        self, conn: sqlite3.Connection, request: _Append, position: int, index: int
+    ) -> tuple[AppendResult | Exception, int]:
+        if request.command_id is not None:
+            first = conn.execute("SELECT stream_id, version, position, result FROM commands WHERE command_id = ?",
+                                 (request.command_id,)).fetchone()
+            if first is not None:
+                return AppendResult(first[0], first[1], first[2], True, json.loads(first[3])), position
+        conn.execute("SAVEPOINT append_one")
+        try:
+            current = _stream_version(conn, request.stream_id)
+            if current != request.expected_version:
+                conn.execute("RELEASE append_one")
+                return ConcurrencyError(request.stream_id, request.expected_version, current), position
+            conn.executemany(
+                f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(position + i, request.stream_id, request.expected_version + i, *row)
+                 for i, row in enumerate(request.rows, start=1)])
+            version, last = request.expected_version + len(request.rows), position + len(request.rows)
+            if request.command_id is not None:
+                conn.execute("INSERT INTO commands VALUES (?, ?, ?, ?, ?, ?)",
+                             (request.command_id, request.stream_id, version, last, request.result, _now()))
+            conn.execute("RELEASE append_one")
+        except sqlite3.Error as exc:
+            if not conn.in_transaction:
+                raise _TransactionLost(index, self._error(f"appending to stream {request.stream_id!r}", exc)) from exc
+            conn.execute("ROLLBACK TO append_one")
+            conn.execute("RELEASE append_one")
+            error: Exception
+            if isinstance(exc, sqlite3.IntegrityError) and "events.stream_id, events.version" in str(exc):
+                error = ConcurrencyError(request.stream_id, request.expected_version,
+                                         _stream_version(conn, request.stream_id))
+            else:
+                error = self._error(f"appending to stream {request.stream_id!r}", exc)
+            error.__cause__ = exc
+            return error, position
+        return AppendResult(request.stream_id, version, last, False, json.loads(request.result)), last
+
+    def _open_writer(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the directory of {self.path}: {exc}") from exc
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory, not a database file; {URL_HINT}")
+        self._check_header()
+        conn = self._connect()
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: SQLite would not switch to WAL (journal_mode is {mode})")
+            conn.execute(f"PRAGMA synchronous = {DURABILITY[self.durability]}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            level = conn.execute("PRAGMA synchronous").fetchone()[0]
+            self.synchronous = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(level, str(level))
+            self._migrate(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._error("opening", exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._write_conn = conn
+
+    def _check_header(self) -> None:
+        try:
+            with self.path.open("rb") as file:
+                header = file.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.path}: {exc}") from exc
+        if header and header != SQLITE_HEADER[:len(header)]:
+            raise StoreError(f"{self.path} is not an order-machine database (not a SQLite file); "
+                             "it was left untouched: point the store url at another file")
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "store_migrations" in tables:
+                current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM store_migrations").fetchone()[0]
+            elif tables & {"events", "commands"}:
+                raise StoreError(f"{self.path} is not an order-machine database: it has table(s) "
+                                 f"{', '.join(sorted(tables & {'events', 'commands'}))} that order-machine did not create")
+            else:
+                current = 0
+                conn.execute("CREATE TABLE store_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                             "applied_at TEXT NOT NULL)")
+            if current > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} has store schema v{current}, newer than this order-machine "
+                                 f"knows (v{SCHEMA_VERSION}): upgrade order-machine")
+            for version, name, statements in MIGRATIONS:
+                if version > current:
+                    for statement in statements:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO store_migrations VALUES (?, ?, ?)", (version, name, _now()))
+                    logger.info("%s: store schema migrated to v%d (%s)", self.path, version, name)
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+
+    def _close_writer(self) -> None:
+        if self._write_conn is not None:
+            self._write_conn.close()
+            self._write_conn = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._error("opening", exc) from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._error("opening", exc) from exc
+        return conn
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self.path}: the store is closed")
+
+    def _error(self, doing: str, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if "not a database" in text:
+            return StoreError(f"{self.path} is not an order-machine database ({text}); it was left untouched")
+        if "locked" in text or "busy" in text:
+            return StoreError(f"{self.path}: {doing} failed: the database stayed locked by another "
+                              f"connection for more than {self.busy_timeout:g}s ({text})")
+        return StoreError(f"{self.path}: {doing} failed: {text}")
+
+    async def _call(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+
+def _stream_version(conn: sqlite3.Connection, stream_id: str) -> int:
+    row = conn.execute("SELECT version FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1",
+                       (stream_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            logger.exception("rollback failed")
+
+
+def _copy_error(error: StoreError) -> StoreError:
+    # each caller gets its own exception object: a shared one would collect everyone's tracebacks
+    copy = StoreError(str(error))
+    copy.__cause__ = error.__cause__
+    return copy
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _number(name: str, value: Any, kind: Callable[[Any], T], minimum: float) -> T:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"SQLite store option {name} must be a number, got {value!r}") from exc
+    if isinstance(value, bool) or number < minimum:  # type: ignore[operator]
+        raise StoreError(f"SQLite store option {name} must be at least {minimum:g}, got {value!r}")
+    return number

@@ -1,0 +1,189 @@
+"""The event store contract: every backend (memory, SQLite, PostgreSQL) passes these same tests."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from order_machine.errors import ConcurrencyError, StoreError
+from order_machine.events import NewEvent
+from order_machine.store import AppendResult, EventStore
+
+
+def event(kind: str = "Happened", **data: object) -> NewEvent:
+    return NewEvent(kind, dict(data))
+
+
+async def test_an_appended_event_loads_back_with_every_field(store: EventStore) -> None:
+    at = datetime(2024, 5, 17, 9, 30, 15, 123456, tzinfo=UTC)
+    created = NewEvent("OrderCreated", {"customer_id": "c-1", "amount": str(Decimal("19.99")),
+                                        "items": [{"product_id": "p-1", "quantity": 2, "unit_price": "9.995"}]},
+                       schema_version=2, metadata={"correlation_id": "corr-1", "causation_id": "cause-1"},
+                       recorded_at=at)
+    appended = await store.append("o-1", [created], 0, command_id="cmd-1", result={"order_id": "o-1"})
+    assert appended == AppendResult("o-1", 1, 1, False, {"order_id": "o-1"})
+    [loaded] = await store.load("o-1")
+    assert (loaded.position, loaded.stream_id, loaded.version) == (1, "o-1", 1)
+    assert (loaded.type, loaded.schema_version) == ("OrderCreated", 2)
+    assert loaded.data == {"customer_id": "c-1", "amount": "19.99",
+                           "items": [{"product_id": "p-1", "quantity": 2, "unit_price": "9.995"}]}
+    assert Decimal(loaded.data["amount"]) == Decimal("19.99")
+    assert loaded.metadata == {"correlation_id": "corr-1", "causation_id": "cause-1", "command_id": "cmd-1"}
+    assert loaded.recorded_at == at and loaded.recorded_at.utcoffset() == timedelta(0)
+
+
+async def test_a_time_in_another_zone_is_stored_as_the_same_instant_in_utc(store: EventStore) -> None:
+    paris = datetime(2024, 5, 17, 11, 30, tzinfo=timezone(timedelta(hours=2)))
+    await store.append("o-1", [NewEvent("Happened", {}, recorded_at=paris)], 0)
+    [loaded] = await store.load("o-1")
+    assert loaded.recorded_at == paris
+    assert loaded.recorded_at.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize("bad", [
+    NewEvent("Happened", {"amount": Decimal("1.50")}),
+    NewEvent("Happened", {"ratio": float("nan")}),
+    NewEvent("Happened", {}, recorded_at=datetime(2024, 1, 1)),
+    NewEvent("", {}),
+    NewEvent("Happened", {}, schema_version=0),
+], ids=["decimal", "nan", "naive-time", "no-type", "schema-version-0"])
+async def test_an_unstorable_event_is_refused_and_nothing_of_its_append_is_written(
+    store: EventStore, bad: NewEvent
+) -> None:
+    with pytest.raises(StoreError, match="Happened|type|schema_version"):
+        await store.append("o-1", [event("Fine"), bad], 0)
+    assert await store.load("o-1") == []
+    assert await store.last_position() == 0
+
+
+async def test_a_stale_version_raises_and_writes_nothing(store: EventStore) -> None:
+    await store.append("o-1", [event("A"), event("B")], 0)
+    with pytest.raises(ConcurrencyError) as refused:
+        await store.append("o-1", [event("C"), event("D")], 1)
+    assert (refused.value.stream_id, refused.value.expected, refused.value.actual) == ("o-1", 1, 2)
+    assert [e.type for e in await store.load("o-1")] == ["A", "B"]
+    assert await store.last_position() == 2
+
+
+async def test_expecting_a_new_stream_fails_when_the_stream_exists(store: EventStore) -> None:
+    await store.append("o-1", [event()], 0)
+    with pytest.raises(ConcurrencyError):
+        await store.append("o-1", [event()], 0)
+    assert len(await store.load("o-1")) == 1
+
+
+async def test_expecting_a_version_the_stream_has_not_reached_fails(store: EventStore) -> None:
+    await store.append("o-1", [event()], 0)
+    with pytest.raises(ConcurrencyError):
+        await store.append("o-1", [event()], 5)
+    assert [e.version for e in await store.load("o-1")] == [1]
+
+
+async def test_several_events_are_appended_together_with_consecutive_versions_and_positions(store: EventStore) -> None:
+    await store.append("o-1", [event("A")], 0)
+    appended = await store.append("o-1", [event("B"), event("C"), event("D")], 1)
+    assert (appended.version, appended.position) == (4, 4)
+    loaded = await store.load("o-1")
+    assert [(e.type, e.version, e.position) for e in loaded] == [("A", 1, 1), ("B", 2, 2), ("C", 3, 3), ("D", 4, 4)]
+
+
+async def test_load_starts_at_the_version_asked_for(store: EventStore) -> None:
+    await store.append("o-1", [event("A"), event("B"), event("C")], 0)
+    assert [e.type for e in await store.load("o-1", from_version=2)] == ["B", "C"]
+    assert await store.load("o-1", from_version=4) == []
+    assert await store.load("unknown") == []
+
+
+async def test_read_batch_follows_the_global_order_across_streams_after_a_position(store: EventStore) -> None:
+    await store.append("o-1", [event("A")], 0)
+    await store.append("o-2", [event("B"), event("C")], 0)
+    await store.append("o-1", [event("D")], 1)
+    everything = await store.read_batch()
+    assert [(e.position, e.stream_id, e.type) for e in everything] == [
+        (1, "o-1", "A"), (2, "o-2", "B"), (3, "o-2", "C"), (4, "o-1", "D")]
+    assert [e.type for e in await store.read_batch(after=1, limit=2)] == ["B", "C"]
+    assert await store.read_batch(after=4) == []
+
+
+async def test_read_all_yields_every_event_in_order_across_batches(store: EventStore) -> None:
+    for i in range(7):
+        await store.append(f"o-{i}", [event("A"), event("B")], 0)
+    positions = [e.position async for e in store.read_all(after=3, batch_size=4)]
+    assert positions == list(range(4, 15))
+
+
+async def test_last_position_is_the_highest_position_written(store: EventStore) -> None:
+    assert await store.last_position() == 0
+    await store.append("o-1", [event(), event()], 0)
+    await store.append("o-2", [event()], 0)
+    assert await store.last_position() == 3
+
+
+async def test_a_repeated_command_id_returns_the_first_result_and_appends_nothing(store: EventStore) -> None:
+    first = await store.append("o-1", [event()], 0, command_id="cmd-1", result={"state": "Pending"})
+    again = await store.append("o-1", [event()], 1, command_id="cmd-1", result={"state": "other"})
+    assert again == AppendResult("o-1", first.version, first.position, True, {"state": "Pending"})
+    assert len(await store.load("o-1")) == 1
+    assert await store.command_result("cmd-1") == {"state": "Pending"}
+    assert await store.command_result("never-sent") is None
+
+
+async def test_a_repeated_command_id_wins_over_a_stale_version(store: EventStore) -> None:
+    await store.append("o-1", [event()], 0, command_id="cmd-1")
+    again = await store.append("o-1", [event()], 0, command_id="cmd-1")
+    assert again.duplicate and again.version == 1
+
+
+async def test_a_command_refused_for_its_version_can_be_retried_under_the_same_id(store: EventStore) -> None:
+    await store.append("o-1", [event()], 0)
+    with pytest.raises(ConcurrencyError):
+        await store.append("o-1", [event()], 0, command_id="cmd-2")
+    retried = await store.append("o-1", [event()], 1, command_id="cmd-2", result={"n": 2})
+    assert (retried.duplicate, retried.version) == (False, 2)
+    assert await store.command_result("cmd-2") == {"n": 2}
+
+
+async def test_concurrent_repeats_of_one_command_append_once(store: EventStore) -> None:
+    results = await asyncio.gather(*(
+        store.append("o-1", [event()], 0, command_id="cmd-1", result={"try": i}) for i in range(20)))
+    originals = [r for r in results if not r.duplicate]
+    assert len(originals) == 1
+    assert all(r.result == originals[0].result and r.position == 1 for r in results)
+    assert len(await store.load("o-1")) == 1
+
+
+async def test_of_fifty_concurrent_appends_at_one_version_exactly_one_wins(store: EventStore) -> None:
+    await store.append("o-1", [event()], 0)
+    outcomes = await asyncio.gather(*(store.append("o-1", [event(n=i)], 1) for i in range(50)),
+                                    return_exceptions=True)
+    won = [o for o in outcomes if isinstance(o, AppendResult)]
+    assert len(won) == 1
+    assert all(isinstance(o, ConcurrencyError) for o in outcomes if o not in won)
+    assert [e.version for e in await store.load("o-1")] == [1, 2]
+    assert await store.last_position() == 2
+
+
+async def test_two_hundred_concurrent_appends_to_different_streams_get_dense_positions(store: EventStore) -> None:
+    results = await asyncio.gather(*(store.append(f"o-{i:03}", [event(n=i)], 0) for i in range(200)))
+    assert sorted(r.position for r in results) == list(range(1, 201))
+    events = [e async for e in store.read_all()]
+    assert [e.position for e in events] == list(range(1, 201))
+    assert {e.stream_id: e.position for e in events} == {r.stream_id: r.position for r in results}
+
+
+async def test_stream_ids_page_through_every_stream_in_sorted_order(store: EventStore) -> None:
+    for stream_id in ["o-3", "o-1", "o-5", "o-2", "o-4"]:
+        await store.append(stream_id, [event(), event()], 0)
+    assert await store.stream_ids(limit=2) == ["o-1", "o-2"]
+    assert await store.stream_ids(after="o-2", limit=2) == ["o-3", "o-4"]
+    assert await store.stream_ids(after="o-4") == ["o-5"]
+    assert await store.stream_ids(after="o-5") == []
+
+
+async def test_close_can_be_called_twice(store: EventStore) -> None:
+    await store.append("o-1", [event()], 0)
+    await store.close()
+    await store.close()
