@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from .bus import EventBus
 from .commands import (
@@ -25,15 +25,12 @@ from .errors import (
 from .events import OrderEvent, decode, encode
 from .machine import Machine
 from .order import Order
+from .projections import (
+    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, ProjectionRunner, ReadModels,
+)
 from .store import EventStore
 
 logger = logging.getLogger(__name__)
-
-
-class ReadYourWrites(Protocol):
-    """What the service needs from the projection side to let a caller read its own writes."""
-
-    async def wait_for(self, position: int, timeout: float) -> bool: ...
 
 
 @dataclass
@@ -207,3 +204,83 @@ class OrderCommandService:
 
 def _add_item(order: Order, command: AddOrderItem) -> None:
     order.add_item(command.product_id, command.quantity, Decimal(command.unit_price))
+
+
+class OrderApplicationService:
+    """The seed's application service: commands through the write side, queries on the read models.
+
+    With read-your-writes on (the default), a command returns once the projections have applied it,
+    so a query that follows sees its effect.
+    """
+
+    def __init__(
+        self,
+        commands: OrderCommandService,
+        read_models: ReadModels,
+        runner: ProjectionRunner | None = None,
+        *,
+        read_your_writes: bool = True,
+        wait_seconds: float = 2.0,
+    ) -> None:
+        self.commands, self.read_models, self.runner = commands, read_models, runner
+        self.read_your_writes, self.wait_seconds = read_your_writes, wait_seconds
+        self.machine = commands.machine
+
+    async def handle(self, command: _Command) -> CommandResult:
+        result = await self.commands.handle(command)
+        if self.read_your_writes and self.runner is not None:
+            if not await self.runner.wait_for(result.position, self.wait_seconds):
+                logger.warning("projections did not reach position %d within %.1fs", result.position,
+                               self.wait_seconds)
+        return result
+
+    # ----------------------------------------------------------------- queries (the seed's names)
+
+    async def get_order(self, order_id: str) -> OrderReadModel:
+        order = await self.read_models.get_order(order_id)
+        if order is None:
+            raise OrderNotFoundError(order_id)
+        return order
+
+    async def get_order_summary(self, order_id: str) -> OrderSummaryReadModel:
+        summary = await self.read_models.get_summary(order_id)
+        if summary is None:
+            raise OrderNotFoundError(order_id)
+        return summary
+
+    async def get_orders_by_customer(self, customer_id: str, *, status: str | None = None, limit: int = 50,
+                                     cursor: str | None = None) -> Page[OrderReadModel]:
+        return await self.read_models.orders_by_customer(customer_id, status=status, limit=limit, cursor=cursor)
+
+    async def get_orders_by_status(self, status: str, *, limit: int = 50,
+                                   cursor: str | None = None) -> Page[OrderReadModel]:
+        return await self.read_models.orders_by_status(status, limit=limit, cursor=cursor)
+
+    async def list_orders(self, *, customer_id: str | None = None, status: str | None = None, limit: int = 50,
+                          cursor: str | None = None) -> Page[OrderReadModel] | Page[OrderSummaryReadModel]:
+        """Orders of a customer, in a status, or (neither given) the most recently updated."""
+        if status is not None and status not in self.machine.states:
+            raise InvalidCommandError(f"unknown status {status!r}; states: {', '.join(self.machine.states)}", "status")
+        if customer_id is not None:
+            return await self.get_orders_by_customer(customer_id, status=status, limit=limit, cursor=cursor)
+        if status is not None:
+            return await self.get_orders_by_status(status, limit=limit, cursor=cursor)
+        return await self.read_models.recently_updated(limit=limit, cursor=cursor)
+
+    async def get_order_history(self, order_id: str, *, after_version: int = 0,
+                                limit: int = 100) -> list[OrderHistoryEntry]:
+        history = await self.read_models.order_history(order_id, after_version=after_version, limit=limit)
+        if not history and after_version == 0:
+            raise OrderNotFoundError(order_id)
+        return history
+
+    async def allowed_actions(self, order_id: str) -> list[dict[str, Any]]:
+        """The actions the order's state allows now (from its events), with their data fields."""
+        order = await self.commands.load(order_id)
+        out = []
+        for action in order.allowed_actions:
+            spec = self.machine.action_spec(action)
+            fields = {n: f.model_dump(include={"type", "required", "description"}) for n, f in spec.fields.items()} \
+                if spec is not None else {}
+            out.append({"action": action, "description": spec.description if spec else "", "fields": fields})
+        return out
