@@ -12,7 +12,7 @@ import struct
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .definition import Definition, TransitionSpec
 from .errors import DiagramError, OrderNotFoundError
@@ -55,7 +55,7 @@ def dot_source(definition: Definition, path: Sequence[Step] = (), current: str |
     `path` is the (source, action, target) steps taken in order; `current` defaults to the last
     target (or the initial state). Works without the Graphviz binary.
     """
-    return _digraph(definition, path, current, title).source
+    return str(_digraph(definition, path, current, title).source)
 
 
 def _digraph(definition: Definition, path: Sequence[Step], current: str | None, title: str | None) -> Any:
@@ -67,7 +67,9 @@ def _digraph(definition: Definition, path: Sequence[Step], current: str | None, 
     g = graphviz.Digraph(name=definition.name)
     heading = title or f"{definition.name} (v{definition.version})"
     if drawing_path:
-        heading += f"\ncurrent: {current}   blue: path taken (step numbers)   green dashed: allowed now"
+        can_move = any(source == current for source, _ in definition.edges())
+        options = "green dashed: allowed now" if can_move else "no action allowed now"
+        heading += f"\ncurrent: {current}   blue: path taken (step numbers)   {options}"
     g.attr(
         "graph", label=_text(heading), labelloc="t", fontname=_FONT, fontsize="14", fontcolor=_INK,
         tooltip=_text(definition.description or definition.name), rankdir="LR", nodesep="0.45",
@@ -165,7 +167,7 @@ def _text(value: str) -> str:
     """A DOT string shown literally: backslashes kept, never read as an HTML label, newlines kept."""
     from graphviz import nohtml
 
-    return nohtml(value.replace("\\", "\\\\").replace("\n", "\\n"))
+    return cast(str, nohtml(value.replace("\\", "\\\\").replace("\n", "\\n")))  # str() would drop NoHtml
 
 
 # --------------------------------------------------------------------------- SVG and PNG
