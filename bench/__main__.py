@@ -1,0 +1,59 @@
+"""`python -m bench [NAME ...] [--quick]`: run the benchmarks and print markdown tables.
+
+Each bench module exposes `run(size) -> list[Table]`; modules are imported only when selected,
+so a missing optional peer or backend affects only its own bench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+import time
+from collections.abc import Sequence
+
+from ._report import SIZES, Size, environment
+
+# name -> (module, what it measures); http and postgres join when their code exists (issues 5, 6)
+BENCHES: dict[str, tuple[str, str]] = {
+    "dispatch": ("bench.dispatch", "state machine lifecycle, dispatch and memory vs transitions, python-statemachine"),
+    "store": ("bench.store", "SQLite commands, projection rebuild and load vs eventsourcing"),
+    "http": ("bench.http", "POST /orders + confirm through the real server vs a bare FastAPI endpoint"),
+    "postgres": ("bench.postgres", "PostgreSQL commands with 1/4/8 clients and projection vs eventsourcing"),
+}
+
+
+def available() -> list[str]:
+    return [name for name, (module, _) in BENCHES.items() if importlib.util.find_spec(module) is not None]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    have = available()
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmarks of order-machine beside its peers, measured in the same run.",
+        epilog="benches: " + "; ".join(f"{n}: {BENCHES[n][1]}" for n in have),
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"benches to run (default: all of {', '.join(have)})")
+    parser.add_argument("--quick", action="store_const", const="quick", dest="size", help="small sizes (< 15 s in all)")
+    parser.add_argument("--size", choices=SIZES, default="full", help="run size (smoke is the unit test's)")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHES]
+    missing = [n for n in args.names if n in BENCHES and n not in have]
+    if unknown or missing:
+        problem = f"unknown bench {unknown[0]!r}" if unknown else f"bench {missing[0]!r} is not written yet"
+        parser.error(f"{problem}; available: {', '.join(have)}")
+    size: Size = args.size
+    print(f"# order-machine benchmarks ({size})\n\n{environment()}\n")
+    for name in args.names or have:
+        started = time.perf_counter()
+        module = importlib.import_module(BENCHES[name][0])
+        for table in module.run(size):
+            print(table.markdown(), end="\n\n")
+        print(f"_{name}: {time.perf_counter() - started:.1f} s_\n", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
