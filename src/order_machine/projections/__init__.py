@@ -1,0 +1,50 @@
+"""The read side: projectors, read models per backend, the projection runner, queries and the consistency checker.
+
+Knows events and the event store Protocol; never imports the domain (order, machine, workflow) or the service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import StoreError
+from ..store import EventStore
+from .consistency import ConsistencyChecker, ConsistencyReport, FieldDifference, OrderCheck
+from .memory import InMemoryReadModels
+from .projectors import (
+    INITIAL_STATE, Changes, HistoryRow, ItemRow, OrderHistoryProjector, OrderProjector, OrderRow, ProjectedOrder,
+    Projector, default_projectors, project_order, run_batch,
+)
+from .queries import (
+    OrderHistoryEntry, OrderItemReadModel, OrderReadModel, OrderSummaryReadModel, Page, ReadModels,
+)
+from .runner import ProjectionRunner, ProjectionStatus, RebuildReport, RetryPolicy
+from .sqlite import SQLiteReadModels
+
+
+def open_read_models(store: EventStore, **options: Any) -> ReadModels:
+    """The read models that live beside `store`: in memory, or tables in the same database."""
+    scheme = store.url.split(":", 1)[0].lower()
+    if scheme == "memory":
+        return InMemoryReadModels()
+    if scheme == "sqlite":
+        path = getattr(store, "path", None)
+        if not path or str(path) == ":memory:":
+            raise StoreError(f"SQLite read models need the store's database file; {store.url!r} has none")
+        return SQLiteReadModels(path, **options)
+    if scheme in ("postgres", "postgresql"):
+        try:
+            from .postgres import PostgresReadModels  # type: ignore[import-not-found, unused-ignore]
+        except ImportError as exc:
+            raise StoreError(f"PostgreSQL read models are not available: {exc}") from exc
+        return PostgresReadModels.from_store(store, **options)  # type: ignore[no-any-return, unused-ignore]
+    raise StoreError(f"no read models for store url {store.url!r}")
+
+
+__all__ = [
+    "INITIAL_STATE", "Changes", "ConsistencyChecker", "ConsistencyReport", "FieldDifference", "HistoryRow",
+    "InMemoryReadModels", "ItemRow", "OrderCheck", "OrderHistoryEntry", "OrderHistoryProjector",
+    "OrderItemReadModel", "OrderProjector", "OrderReadModel", "OrderRow", "OrderSummaryReadModel", "Page",
+    "ProjectedOrder", "ProjectionRunner", "ProjectionStatus", "Projector", "ReadModels", "RebuildReport",
+    "RetryPolicy", "SQLiteReadModels", "default_projectors", "open_read_models", "project_order", "run_batch",
+]

@@ -1,0 +1,130 @@
+"""In-memory read models, for tests and examples: the same projectors and queries, kept in dicts.
+
+A batch is applied between two awaits, so it is atomic on the event loop. Imports no driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from .projectors import (
+    Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, run_batch,
+)
+from .queries import (
+    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, check_limit, decode_cursor, encode_cursor,
+    history_model, order_model, summary_model, to_micros,
+)
+
+M = TypeVar("M")
+
+
+class InMemoryReadModels:
+    """Read models in dicts; loses everything when the process ends."""
+
+    def __init__(self) -> None:
+        self._orders: dict[str, OrderRow] = {}
+        self._items: dict[str, list[ItemRow]] = {}
+        self._history: dict[str, list[HistoryRow]] = {}
+        self._checkpoints: dict[str, int] = {}
+
+    # ----------------------------------------------------------------- projector side
+
+    async def checkpoint(self, name: str) -> int:
+        return self._checkpoints.get(name, 0)
+
+    def _load(self, order_ids: Collection[str]) -> dict[str, OrderRow]:
+        # copies: the projector mutates what it loads, and a failed batch must leave no trace
+        return {i: replace(self._orders[i]) for i in order_ids if i in self._orders}
+
+    async def apply(self, projector: Projector, events: Sequence[Decoded], after: int) -> int:
+        current = self._checkpoints.get(projector.name, 0)
+        if current != after:
+            raise CheckpointMoved(projector.name, after, current)
+        if not events:
+            return after
+        changes = Changes(self._load)
+        position = run_batch(projector, changes, events)
+        self._orders.update(changes.dirty)
+        for item in changes.items:
+            self._items.setdefault(item.order_id, []).append(item)
+        for entry in changes.history:
+            self._history.setdefault(entry.order_id, []).append(entry)
+        self._checkpoints[projector.name] = position
+        return position
+
+    async def reset(self, projector: Projector) -> None:
+        views: dict[str, dict[str, Any]] = {
+            "orders": self._orders, "order_items": self._items, "order_history": self._history,
+        }
+        for view in projector.views:
+            views[view].clear()
+        self._checkpoints[projector.name] = 0
+
+    async def repair_order(self, order_id: str, projected: ProjectedOrder, checkpoint: int) -> bool:
+        if self._checkpoints.get("orders", 0) != checkpoint:
+            return False
+        if projected.row is None:
+            self._orders.pop(order_id, None)
+            self._items.pop(order_id, None)
+        else:
+            self._orders[order_id] = replace(projected.row)
+            self._items[order_id] = list(projected.items)
+        return True
+
+    # ----------------------------------------------------------------- queries
+
+    async def get_order(self, order_id: str) -> OrderReadModel | None:
+        row = self._orders.get(order_id)
+        return order_model(row, self._items.get(order_id, [])) if row is not None else None
+
+    async def get_summary(self, order_id: str) -> OrderSummaryReadModel | None:
+        row = self._orders.get(order_id)
+        return summary_model(row) if row is not None else None
+
+    async def orders_by_customer(self, customer_id: str, *, status: str | None = None, limit: int = 50,
+                                 cursor: str | None = None) -> Page[OrderReadModel]:
+        rows = (r for r in self._orders.values()
+                if r.customer_id == customer_id and (status is None or r.status == status))
+        return self._created_page(rows, limit, cursor)
+
+    async def orders_by_status(self, status: str, *, limit: int = 50,
+                               cursor: str | None = None) -> Page[OrderReadModel]:
+        return self._created_page((r for r in self._orders.values() if r.status == status), limit, cursor)
+
+    async def recently_updated(self, *, limit: int = 50,
+                               cursor: str | None = None) -> Page[OrderSummaryReadModel]:
+        check_limit(limit)
+        key = decode_cursor(cursor, (int, str))
+        rows = sorted(((to_micros(r.updated_at), r.id), r) for r in self._orders.values())
+        rows.reverse()
+        if key is not None:
+            rows = [(k, r) for k, r in rows if k < key]
+        return _page([r for _, r in rows[:limit + 1]], limit, summary_model,
+                     lambda r: encode_cursor(to_micros(r.updated_at), r.id))
+
+    async def order_history(self, order_id: str, *, after_version: int = 0,
+                            limit: int = 100) -> list[OrderHistoryEntry]:
+        check_limit(limit)
+        entries = [e for e in self._history.get(order_id, []) if e.version > after_version]
+        return [history_model(e) for e in entries[:limit]]
+
+    async def close(self) -> None:
+        pass
+
+    def _created_page(self, rows: Iterable[OrderRow], limit: int, cursor: str | None) -> Page[OrderReadModel]:
+        check_limit(limit)
+        key = decode_cursor(cursor, (int,))
+        after = key[0] if key is not None else 0
+        chosen = sorted((r for r in rows if r.created_position > after), key=lambda r: r.created_position)
+        return _page(chosen[:limit + 1], limit, lambda r: order_model(r, self._items.get(r.id, [])),
+                     lambda r: encode_cursor(r.created_position))
+
+
+def _page(rows: list[OrderRow], limit: int, model: Callable[[OrderRow], M],
+          cursor_of: Callable[[OrderRow], str]) -> Page[M]:
+    """A page from up to limit + 1 rows: the extra one only says there is a next page."""
+    shown = rows[:limit]
+    return Page[M](items=[model(r) for r in shown],
+                   next_cursor=cursor_of(shown[-1]) if len(rows) > limit else None)

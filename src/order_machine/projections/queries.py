@@ -1,0 +1,204 @@
+"""The query side: read models (pydantic, as the HTTP API returns them), pages and cursors, and the
+`ReadModels` Protocol every read-model backend satisfies. Knows rows and events, not the domain.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import InvalidCommandError
+from .projectors import Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector
+
+MAX_LIMIT = 1000
+
+
+class OrderItemReadModel(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    product_id: str
+    quantity: int
+    unit_price: Decimal
+    total_price: Decimal
+
+
+class OrderReadModel(BaseModel):
+    """An order's detail: the seed's OrderReadModel plus version and the data its actions recorded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    customer_id: str
+    amount: Decimal
+    description: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    items: list[OrderItemReadModel]
+    version: int
+    tracking_number: str | None = None
+    shipping_address: str | None = None
+    cancellation_reason: str | None = None
+    return_reason: str | None = None
+
+
+class OrderSummaryReadModel(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    customer_id: str
+    amount: Decimal
+    status: str
+    item_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderHistoryEntry(BaseModel):
+    """One event of an order: `action`, `from_state` and `to_state` are None when it is not a transition."""
+
+    model_config = ConfigDict(frozen=True)
+
+    position: int
+    order_id: str
+    version: int
+    type: str
+    action: str | None
+    from_state: str | None
+    to_state: str | None
+    at: datetime
+    data: dict[str, Any]
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; pass `next_cursor` back to get the next one (None: this was the last)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+# --------------------------------------------------------------------------- rows -> models
+
+
+def item_model(item: ItemRow) -> OrderItemReadModel:
+    return OrderItemReadModel(product_id=item.product_id, quantity=item.quantity, unit_price=item.unit_price,
+                              total_price=item.unit_price * item.quantity)
+
+
+def order_model(row: OrderRow, items: Sequence[ItemRow]) -> OrderReadModel:
+    return OrderReadModel(
+        id=row.id, customer_id=row.customer_id, amount=row.amount, description=row.description,
+        status=row.status, created_at=row.created_at, updated_at=row.updated_at,
+        items=[item_model(i) for i in items], version=row.version,
+        tracking_number=row.tracking_number, shipping_address=row.shipping_address,
+        cancellation_reason=row.cancellation_reason, return_reason=row.return_reason,
+    )
+
+
+def summary_model(row: OrderRow) -> OrderSummaryReadModel:
+    return OrderSummaryReadModel(id=row.id, customer_id=row.customer_id, amount=row.amount, status=row.status,
+                                 item_count=row.item_count, created_at=row.created_at, updated_at=row.updated_at)
+
+
+def history_model(row: HistoryRow) -> OrderHistoryEntry:
+    return OrderHistoryEntry(position=row.position, order_id=row.order_id, version=row.version, type=row.type,
+                             action=row.action, from_state=row.from_state, to_state=row.to_state, at=row.at,
+                             data=dict(row.data))
+
+
+# --------------------------------------------------------------------------- time, limits and cursors
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def to_micros(at: datetime) -> int:
+    """UTC microseconds since the epoch: how the SQL backends store and sort times."""
+    return (at - _EPOCH) // _MICRO
+
+
+def from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+
+def check_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidCommandError(f"limit must be a whole number from 1 to {MAX_LIMIT}, got {limit!r}", "limit")
+    return limit
+
+
+def encode_cursor(*key: int | str) -> str:
+    """An opaque cursor for the last row of a page (its sort key)."""
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, shape: tuple[type, ...]) -> tuple[Any, ...] | None:
+    """The sort key inside a cursor, checked against the types the query expects."""
+    if cursor is None:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(key, list) and len(key) == len(shape) and all(
+            type(k) is t for k, t in zip(key, shape, strict=True)
+        ):
+            return tuple(key)
+    except (ValueError, TypeError):
+        pass
+    raise InvalidCommandError(f"cursor {cursor!r} is not one this query returned; pass next_cursor unchanged "
+                              "or leave it out for the first page", "cursor")
+
+
+# --------------------------------------------------------------------------- the backend port
+
+
+class ReadModels(Protocol):
+    """Read-model storage: applies projector batches atomically with checkpoints, and answers queries.
+
+    A backend implements four things for the projectors (see README "Read-model backends"):
+    - `apply(projector, events, after)`: in ONE transaction, check the projector's checkpoint is still
+      `after` (else raise CheckpointMoved), build a `Changes` whose loader reads `orders` rows (copies),
+      `run_batch(projector, changes, events)`, write `changes.dirty` (upsert), `changes.items` and
+      `changes.history` (insert) and the new checkpoint; return it. Any exception: roll back, re-raise.
+    - `reset(projector)`: clear the projector's `views` and set its checkpoint to 0, in one transaction.
+    - `repair_order(order_id, projected, checkpoint)`: replace one order's rows, in one transaction,
+      only if the `orders` checkpoint is still `checkpoint` (else return False).
+    - `checkpoint(name)`: the projector's position (0 when it never ran).
+    """
+
+    async def checkpoint(self, name: str) -> int: ...
+
+    async def apply(self, projector: Projector, events: Sequence[Decoded], after: int) -> int: ...
+
+    async def reset(self, projector: Projector) -> None: ...
+
+    async def repair_order(self, order_id: str, projected: ProjectedOrder, checkpoint: int) -> bool: ...
+
+    async def get_order(self, order_id: str) -> OrderReadModel | None: ...
+
+    async def get_summary(self, order_id: str) -> OrderSummaryReadModel | None: ...
+
+    async def orders_by_customer(self, customer_id: str, *, status: str | None = None, limit: int = 50,
+                                 cursor: str | None = None) -> Page[OrderReadModel]: ...
+
+    async def orders_by_status(self, status: str, *, limit: int = 50,
+                               cursor: str | None = None) -> Page[OrderReadModel]: ...
+
+    async def recently_updated(self, *, limit: int = 50,
+                               cursor: str | None = None) -> Page[OrderSummaryReadModel]: ...
+
+    async def order_history(self, order_id: str, *, after_version: int = 0,
+                            limit: int = 100) -> list[OrderHistoryEntry]: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,298 @@
+"""ProjectionRunner: follows the event store from each projector's checkpoint and applies batches.
+
+Woken by the bus (a hint only), polls as a fallback, retries a failing event with backoff and stops
+there if it keeps failing. Knows the store Protocol, events and read models; never the domain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import ProjectionError
+from ..events import StoredEvent
+from ..store import EventStore
+from .projectors import CheckpointMoved, Decoded, EventFailed, Projector, decode_batch, default_projectors
+from .queries import ReadModels
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently a failing event is retried before the projector stops at it."""
+
+    retries: int = 5
+    initial_delay: float = 0.1
+    factor: float = 2.0
+    max_delay: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.max_delay, self.initial_delay * self.factor ** (attempt - 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionStatus:
+    name: str
+    checkpoint: int
+    last_position: int
+    error: ProjectionError | None
+
+    @property
+    def lag(self) -> int:
+        return self.last_position - self.checkpoint
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildReport:
+    projections: tuple[str, ...]
+    events: int
+    seconds: float
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else float("inf")
+
+
+class ProjectionRunner:
+    """Applies the store's events to every projector, in batches, exactly once in effect.
+
+    Subscribe it to a bus with `bus.subscribe(runner.wake)`; without a bus it polls every
+    `poll_interval` seconds. `wait_for(position)` gives read-your-writes after a command.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        read_models: ReadModels,
+        projectors: Sequence[Projector] | None = None,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> None:
+        self.store, self.read_models = store, read_models
+        self.projectors = list(projectors) if projectors is not None else default_projectors()
+        names = [p.name for p in self.projectors]
+        if len(set(names)) != len(names):
+            raise ValueError(f"projector names must be unique, got {names}")
+        self.batch_size, self.poll_interval, self.retry = batch_size, poll_interval, retry
+        self.failed: dict[str, ProjectionError] = {}
+        self._checkpoints: dict[str, int] | None = None
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        if not self.running:
+            self._stopping.clear()
+            self._task = asyncio.create_task(self._run(), name="order-machine-projections")
+
+    async def stop(self) -> None:
+        """Stop after the batch in progress (a batch is never cut in half)."""
+        if self._task is None:
+            return
+        self._stopping.set()
+        self._wake.set()
+        await self._task
+        self._task = None
+
+    def wake(self, _event: object = None) -> None:
+        """Tell the runner there may be new events (the bus calls it after an append commits)."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                applied = await self.step()
+            except Exception:  # the store itself failed: keep the loop alive, try again later
+                logger.exception("projection runner could not read the event store")
+                applied = 0
+            if applied:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            self._wake.clear()
+
+    # ----------------------------------------------------------------- progress
+
+    async def checkpoints(self) -> dict[str, int]:
+        if self._checkpoints is None:
+            self._checkpoints = {p.name: await self.read_models.checkpoint(p.name) for p in self.projectors}
+        return dict(self._checkpoints)
+
+    async def status(self) -> list[ProjectionStatus]:
+        last = await self.store.last_position()
+        checkpoints = await self.checkpoints()
+        return [ProjectionStatus(p.name, checkpoints[p.name], last, self.failed.get(p.name)) for p in self.projectors]
+
+    async def lag(self) -> dict[str, int]:
+        """Events each projector still has to apply: last_position - checkpoint."""
+        return {s.name: s.lag for s in await self.status()}
+
+    def resume(self, name: str) -> None:
+        """Clear a stopped projector's failure so the runner tries its event again (after a fix)."""
+        self.failed.pop(name, None)
+        self.wake()
+
+    async def step(self) -> int:
+        """Read one batch after the slowest active checkpoint and apply it to every projector behind it.
+
+        Returns how many events were read (0: nothing new or every projector stopped).
+        """
+        async with self._lock:
+            checkpoints = await self.checkpoints()
+            active = [p for p in self.projectors if p.name not in self.failed]
+            if not active:
+                return 0
+            batch = await self.store.read_batch(min(checkpoints[p.name] for p in active), self.batch_size)
+            if not batch:
+                return 0
+            await self._apply_all(active, batch)
+        async with self._progress:
+            self._progress.notify_all()
+        return len(batch)
+
+    async def catch_up(self) -> int:
+        """Apply everything in the store now, then return how many events were read."""
+        total = 0
+        while applied := await self.step():
+            total += applied
+        return total
+
+    async def wait_for(self, position: int, timeout: float = 5.0) -> bool:
+        """Wait until every projector has applied `position` (read-your-writes after a command).
+
+        Drives the projection itself when the runner is not started. Returns False on timeout;
+        raises the ProjectionError of a projector that stopped before reaching `position`.
+        """
+        try:
+            await asyncio.wait_for(self._reach(position), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    run_until = wait_for
+
+    async def _reach(self, position: int) -> None:
+        await self.checkpoints()
+        while True:
+            if not self.running:
+                if self._reached(position):
+                    return
+                if not await self.step():
+                    await asyncio.sleep(min(self.poll_interval, 0.01))  # position not visible yet
+                continue
+            async with self._progress:  # checked under the condition: no notification is missed
+                if self._reached(position):
+                    return
+                self.wake()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._progress.wait(), self.poll_interval)
+
+    def _reached(self, position: int) -> bool:
+        assert self._checkpoints is not None
+        for name, error in self.failed.items():
+            if self._checkpoints[name] < position:
+                raise error
+        return all(c >= position for c in self._checkpoints.values())
+
+    # ----------------------------------------------------------------- applying with retries
+
+    async def _apply_all(self, projectors: Sequence[Projector], batch: Sequence[StoredEvent]) -> None:
+        events = decode_batch(batch)  # once for every projector
+        assert self._checkpoints is not None
+        for projector in projectors:
+            after = self._checkpoints[projector.name]
+            await self._apply(projector, [e for e in events if e[0].position > after], after)
+
+    async def _apply(self, projector: Projector, events: list[Decoded], after: int) -> None:
+        name, attempt, limit = projector.name, 0, len(events)
+        while events:
+            chunk = events[:limit]
+            try:
+                after = await self.read_models.apply(projector, chunk, after)
+            except CheckpointMoved as moved:  # another worker applied these: follow it, apply nothing twice
+                after = moved.actual
+                assert self._checkpoints is not None
+                self._checkpoints[name] = after
+                events = [e for e in events if e[0].position > after]
+                limit = len(events)
+                continue
+            except EventFailed as exc:
+                if exc.index > 0:  # the events before the failing one are fine: commit them first
+                    limit = exc.index
+                    continue
+                attempt = await self._retry_or_stop(name, attempt, exc.position, exc.cause)
+                if attempt < 0:
+                    return
+                continue
+            except Exception as exc:  # storage failed: same treatment, at the first event of the chunk
+                attempt = await self._retry_or_stop(name, attempt, chunk[0][0].position, exc)
+                if attempt < 0:
+                    return
+                continue
+            assert self._checkpoints is not None
+            self._checkpoints[name] = after
+            events, attempt = events[len(chunk):], 0
+            limit = len(events)
+
+    async def _retry_or_stop(self, name: str, attempt: int, position: int, cause: BaseException) -> int:
+        attempt += 1
+        if attempt > self.retry.retries:
+            self.failed[name] = ProjectionError(name, position, cause)
+            logger.error("projection %r stopped at position %d after %d attempts: %r",
+                         name, position, attempt, cause)
+            return -1
+        delay = self.retry.delay(attempt)
+        logger.warning("projection %r failed at position %d (attempt %d, retry in %.2fs): %r",
+                       name, position, attempt, delay, cause)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
+        return -1 if self._stopping.is_set() else attempt
+
+    # ----------------------------------------------------------------- rebuild
+
+    async def rebuild(self, name: str | None = None) -> RebuildReport:
+        """Clear a projector's read models and checkpoint (one transaction each), then replay from 0.
+
+        With no name, every projector, in one pass over the store. Clears their previous failures;
+        a projector that fails during the rebuild stops there as usual (see `failed`).
+        """
+        chosen = [p for p in self.projectors if name is None or p.name == name]
+        if not chosen:
+            raise ValueError(f"no projector named {name!r}; known: {', '.join(p.name for p in self.projectors)}")
+        async with self._lock:
+            started = time.perf_counter()
+            await self.checkpoints()
+            assert self._checkpoints is not None
+            for projector in chosen:
+                await self.read_models.reset(projector)
+                self._checkpoints[projector.name] = 0
+                self.failed.pop(projector.name, None)
+            count = 0
+            while active := [p for p in chosen if p.name not in self.failed]:
+                start = min(self._checkpoints[p.name] for p in active)
+                batch = await self.store.read_batch(start, self.batch_size)
+                if not batch:
+                    break
+                await self._apply_all(active, batch)
+                count += len(batch)
+            report = RebuildReport(tuple(p.name for p in chosen), count, time.perf_counter() - started)
+        logger.info("rebuilt %s: %d events in %.3fs (%.0f events/s)", ", ".join(report.projections),
+                    report.events, report.seconds, report.events_per_second)
+        async with self._progress:
+            self._progress.notify_all()
+        return report

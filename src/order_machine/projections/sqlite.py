@@ -1,0 +1,316 @@
+"""SQLite read models: indexed tables in the store's own database file, one transaction per batch.
+
+Owns the read-model schema and SQL. Blocking sqlite3 runs on two private threads (writer, reader),
+never on the event loop. Knows rows and events; never imports the domain or the event store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import StoreError
+from .projectors import (
+    Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, run_batch,
+)
+from .queries import (
+    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, check_limit, decode_cursor, encode_cursor,
+    from_micros, history_model, order_model, summary_model, to_micros,
+)
+
+R = TypeVar("R")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS projection_checkpoints (
+    name TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS read_orders (
+    id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    description TEXT NOT NULL,
+    initial_amount TEXT,
+    amount TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    item_count INTEGER NOT NULL,
+    created_position INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    tracking_number TEXT,
+    shipping_address TEXT,
+    cancellation_reason TEXT,
+    return_reason TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS read_orders_by_customer ON read_orders (customer_id, created_position);
+CREATE INDEX IF NOT EXISTS read_orders_by_status ON read_orders (status, created_position);
+CREATE INDEX IF NOT EXISTS read_orders_by_updated ON read_orders (updated_at, id);
+CREATE TABLE IF NOT EXISTS read_order_items (
+    order_id TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    product_id TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    unit_price TEXT NOT NULL,
+    PRIMARY KEY (order_id, line)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS read_order_history (
+    position INTEGER PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    action TEXT,
+    from_state TEXT,
+    to_state TEXT,
+    at INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS read_order_history_by_order ON read_order_history (order_id, version);
+"""
+
+VIEW_TABLES = {"orders": "read_orders", "order_items": "read_order_items", "order_history": "read_order_history"}
+
+_ORDER_COLUMNS = ("id, customer_id, description, initial_amount, amount, status, created_at, updated_at, version, "
+                  "item_count, created_position, position, tracking_number, shipping_address, "
+                  "cancellation_reason, return_reason")
+_SELECT_ORDER = f"SELECT {_ORDER_COLUMNS} FROM read_orders"
+_UPSERT_ORDER = (
+    f"INSERT INTO read_orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 16)}) ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _ORDER_COLUMNS.split(", ")[1:])
+)
+_INSERT_ITEM = "INSERT INTO read_order_items VALUES (?, ?, ?, ?, ?)"
+_INSERT_HISTORY = "INSERT INTO read_order_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ITEMS_OF = ("SELECT order_id, line, product_id, quantity, unit_price FROM read_order_items "
+             "WHERE order_id IN (SELECT value FROM json_each(?)) ORDER BY order_id, line")
+_SET_CHECKPOINT = ("INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) "
+                   "ON CONFLICT (name) DO UPDATE SET position = excluded.position")
+_dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False, ensure_ascii=False).encode
+
+
+def _order_row(r: Sequence[Any]) -> OrderRow:
+    return OrderRow(r[0], r[1], r[2], Decimal(r[3]) if r[3] is not None else None, Decimal(r[4]), r[5],
+                    from_micros(r[6]), from_micros(r[7]), r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15])
+
+
+def _order_values(o: OrderRow) -> tuple[Any, ...]:
+    return (o.id, o.customer_id, o.description, str(o.initial_amount) if o.initial_amount is not None else None,
+            str(o.amount), o.status, to_micros(o.created_at), to_micros(o.updated_at), o.version, o.item_count,
+            o.created_position, o.position, o.tracking_number, o.shipping_address, o.cancellation_reason,
+            o.return_reason)
+
+
+def _item_row(r: Sequence[Any]) -> ItemRow:
+    return ItemRow(r[0], r[1], r[2], r[3], Decimal(r[4]))
+
+
+class SQLiteReadModels:
+    """Read models in the SQLite file at `path` (normally the event store's own file)."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000, synchronous: str = "FULL") -> None:
+        self.path = str(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._synchronous = synchronous
+        # one thread per connection: sqlite3 objects never cross threads, and the loop never blocks
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="read-models-writer")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="read-models-reader")
+        self._connections = threading.local()
+        self._schema_ready = False
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._connections, "conn", None)
+        if conn is None:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=self._busy_timeout_ms / 1000)
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            self._connections.conn = conn
+            if not self._schema_ready:
+                conn.executescript(SCHEMA)
+                self._schema_ready = True
+        return conn
+
+    async def _run(self, executor: ThreadPoolExecutor, fn: Callable[..., R], *args: Any) -> R:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"read models in {self.path}: {exc}") from exc
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], R]) -> R:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def _snapshot(self, work: Callable[[sqlite3.Connection], R]) -> R:
+        conn = self._connection()
+        conn.execute("BEGIN")  # one read snapshot for the several SELECTs of a query
+        try:
+            return work(conn)
+        finally:
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def _checkpoint(conn: sqlite3.Connection, name: str) -> int:
+        row = conn.execute("SELECT position FROM projection_checkpoints WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def _loader(conn: sqlite3.Connection) -> Callable[[Collection[str]], dict[str, OrderRow]]:
+        def load(order_ids: Collection[str]) -> dict[str, OrderRow]:
+            rows = conn.execute(f"{_SELECT_ORDER} WHERE id IN (SELECT value FROM json_each(?))",
+                                (_dumps(list(order_ids)),))
+            return {r[0]: _order_row(r) for r in rows}
+        return load
+
+    # ----------------------------------------------------------------- projector side
+
+    async def checkpoint(self, name: str) -> int:
+        return await self._run(self._reader, lambda: self._checkpoint(self._connection(), name))
+
+    async def apply(self, projector: Projector, events: Sequence[Decoded], after: int) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            current = self._checkpoint(conn, projector.name)
+            if current != after:
+                raise CheckpointMoved(projector.name, after, current)
+            if not events:
+                return after
+            changes = Changes(self._loader(conn))
+            position = run_batch(projector, changes, events)
+            if changes.dirty:
+                conn.executemany(_UPSERT_ORDER, [_order_values(o) for o in changes.dirty.values()])
+            if changes.items:
+                conn.executemany(_INSERT_ITEM, [(i.order_id, i.line, i.product_id, i.quantity, str(i.unit_price))
+                                                for i in changes.items])
+            if changes.history:
+                conn.executemany(_INSERT_HISTORY, [
+                    (h.position, h.order_id, h.version, h.type, h.action, h.from_state, h.to_state,
+                     to_micros(h.at), _dumps(h.data)) for h in changes.history
+                ])
+            conn.execute(_SET_CHECKPOINT, (projector.name, position))
+            return position
+        return await self._run(self._writer, self._transaction, work)
+
+    async def reset(self, projector: Projector) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            for view in projector.views:
+                conn.execute(f"DELETE FROM {VIEW_TABLES[view]}")
+            conn.execute(_SET_CHECKPOINT, (projector.name, 0))
+        await self._run(self._writer, self._transaction, work)
+
+    async def repair_order(self, order_id: str, projected: ProjectedOrder, checkpoint: int) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            if self._checkpoint(conn, "orders") != checkpoint:
+                return False
+            conn.execute("DELETE FROM read_order_items WHERE order_id = ?", (order_id,))
+            if projected.row is None:
+                conn.execute("DELETE FROM read_orders WHERE id = ?", (order_id,))
+                return True
+            conn.execute(_UPSERT_ORDER, _order_values(projected.row))
+            conn.executemany(_INSERT_ITEM, [(i.order_id, i.line, i.product_id, i.quantity, str(i.unit_price))
+                                            for i in projected.items])
+            return True
+        return await self._run(self._writer, self._transaction, work)
+
+    # ----------------------------------------------------------------- queries
+
+    async def get_order(self, order_id: str) -> OrderReadModel | None:
+        def work(conn: sqlite3.Connection) -> OrderReadModel | None:
+            row = conn.execute(f"{_SELECT_ORDER} WHERE id = ?", (order_id,)).fetchone()
+            if row is None:
+                return None
+            items = conn.execute(_ITEMS_OF, (_dumps([order_id]),)).fetchall()
+            return order_model(_order_row(row), [_item_row(i) for i in items])
+        return await self._run(self._reader, self._snapshot, work)
+
+    async def get_summary(self, order_id: str) -> OrderSummaryReadModel | None:
+        def work() -> OrderSummaryReadModel | None:
+            row = self._connection().execute(f"{_SELECT_ORDER} WHERE id = ?", (order_id,)).fetchone()
+            return summary_model(_order_row(row)) if row is not None else None
+        return await self._run(self._reader, work)
+
+    async def orders_by_customer(self, customer_id: str, *, status: str | None = None, limit: int = 50,
+                                 cursor: str | None = None) -> Page[OrderReadModel]:
+        if status is None:
+            return await self._created_page("customer_id = ?", (customer_id,), limit, cursor)
+        return await self._created_page("customer_id = ? AND status = ?", (customer_id, status), limit, cursor)
+
+    async def orders_by_status(self, status: str, *, limit: int = 50,
+                               cursor: str | None = None) -> Page[OrderReadModel]:
+        return await self._created_page("status = ?", (status,), limit, cursor)
+
+    async def _created_page(self, where: str, args: tuple[Any, ...], limit: int,
+                            cursor: str | None) -> Page[OrderReadModel]:
+        check_limit(limit)
+        key = decode_cursor(cursor, (int,))
+        after = key[0] if key is not None else 0
+
+        def work(conn: sqlite3.Connection) -> Page[OrderReadModel]:
+            rows = [_order_row(r) for r in conn.execute(
+                f"{_SELECT_ORDER} WHERE {where} AND created_position > ? ORDER BY created_position LIMIT ?",
+                (*args, after, limit + 1))]
+            shown = rows[:limit]
+            items: dict[str, list[ItemRow]] = {}
+            for r in conn.execute(_ITEMS_OF, (_dumps([o.id for o in shown]),)):
+                items.setdefault(r[0], []).append(_item_row(r))
+            return Page[OrderReadModel](
+                items=[order_model(o, items.get(o.id, [])) for o in shown],
+                next_cursor=encode_cursor(shown[-1].created_position) if len(rows) > limit else None,
+            )
+        return await self._run(self._reader, self._snapshot, work)
+
+    async def recently_updated(self, *, limit: int = 50,
+                               cursor: str | None = None) -> Page[OrderSummaryReadModel]:
+        check_limit(limit)
+        key = decode_cursor(cursor, (int, str))
+
+        def work() -> Page[OrderSummaryReadModel]:
+            where, args = ("WHERE (updated_at, id) < (?, ?)", key) if key is not None else ("", ())
+            rows = [_order_row(r) for r in self._connection().execute(
+                f"{_SELECT_ORDER} {where} ORDER BY updated_at DESC, id DESC LIMIT ?", (*args, limit + 1))]
+            shown = rows[:limit]
+            last = shown[-1] if shown else None
+            return Page[OrderSummaryReadModel](
+                items=[summary_model(o) for o in shown],
+                next_cursor=encode_cursor(to_micros(last.updated_at), last.id)
+                if last is not None and len(rows) > limit else None,
+            )
+        return await self._run(self._reader, work)
+
+    async def order_history(self, order_id: str, *, after_version: int = 0,
+                            limit: int = 100) -> list[OrderHistoryEntry]:
+        check_limit(limit)
+
+        def work() -> list[OrderHistoryEntry]:
+            rows = self._connection().execute(
+                "SELECT position, order_id, version, type, action, from_state, to_state, at, data "
+                "FROM read_order_history WHERE order_id = ? AND version > ? ORDER BY version LIMIT ?",
+                (order_id, after_version, limit))
+            return [history_model(HistoryRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], from_micros(r[7]),
+                                             json.loads(r[8]))) for r in rows]
+        return await self._run(self._reader, work)
+
+    async def close(self) -> None:
+        def close_connection() -> None:
+            conn = getattr(self._connections, "conn", None)
+            if conn is not None:
+                conn.close()
+                self._connections.conn = None
+        loop = asyncio.get_running_loop()
+        for executor in (self._writer, self._reader):
+            await loop.run_in_executor(executor, close_connection)
+            executor.shutdown(wait=True)
