@@ -6,10 +6,12 @@ knows nothing of HTTP or the command line.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -70,6 +72,9 @@ class OrderCommandService:
         self.store, self.machine, self.bus = store, machine, bus
         self.retries = retries
         self.counters = CommandCounters()
+        # commands on one order inside this process queue up instead of racing to a conflict;
+        # other processes are still caught by the store's expected-version check
+        self._order_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def load(self, order_id: str) -> Order:
         """The order rebuilt from its events; raises OrderNotFoundError."""
@@ -145,6 +150,14 @@ class OrderCommandService:
             raise OrderExistsError(order_id) from None
 
     async def _change(self, command: _Command, order_id: str, expected: int | None, act: Any) -> CommandResult:
+        lock = self._order_locks.get(order_id)
+        if lock is None:
+            lock = self._order_locks[order_id] = asyncio.Lock()
+        async with lock:
+            return await self._change_locked(command, order_id, expected, act)
+
+    async def _change_locked(self, command: _Command, order_id: str, expected: int | None,
+                             act: Any) -> CommandResult:
         if (seen := await self._seen(command)) is not None:
             return seen
         attempts = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
@@ -17,12 +18,15 @@ from order_machine.errors import (
 )
 from order_machine.order import order_machine
 from order_machine.service import OrderCommandService
+from order_machine.store import open_store
 from order_machine.store.memory import InMemoryEventStore
 
 
-@pytest.fixture
-def service() -> OrderCommandService:
-    return OrderCommandService(InMemoryEventStore(), order_machine())
+@pytest.fixture(params=["memory", "sqlite"])
+async def service(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[OrderCommandService]:  # type: ignore[no-untyped-def]
+    store = InMemoryEventStore() if request.param == "memory" else open_store(f"sqlite:///{tmp_path}/orders.db")
+    yield OrderCommandService(store, order_machine())
+    await store.close()
 
 
 async def create(service: OrderCommandService, order_id: str = "o-1", **kw: object) -> None:
@@ -136,6 +140,7 @@ async def test_only_one_of_many_concurrent_cancels_and_returns_wins(service: Ord
     )
     accepted = [o for o in outcomes if not isinstance(o, Exception)]
     assert len(accepted) == 1
+    # every loser was refused on fresh state after its append conflicted, never silently dropped
     assert all(isinstance(o, TransitionNotAllowedError) for o in outcomes if isinstance(o, Exception))
     stored = await service.store.load("o-1")
     assert [e.type for e in stored] == ["OrderCreated", "OrderCancelled"]
@@ -152,3 +157,15 @@ async def test_accepted_events_are_published_after_the_append() -> None:
     await bus.stop()
     assert seen == ["OrderCreated", "OrderConfirmed"]
     assert service.counters.accepted == 2
+
+
+async def test_two_services_on_one_store_retry_conflicts_and_lose_nothing(service: OrderCommandService) -> None:
+    other = OrderCommandService(service.store, order_machine())  # as a second process would
+    await create(service)
+    await asyncio.gather(*(
+        s.handle(AddOrderItem(order_id="o-1", product_id=f"p{n}-{i}", quantity=1, unit_price=Decimal(1)))
+        for i in range(10) for n, s in enumerate((service, other))
+    ))
+    stored = await service.store.load("o-1")
+    assert [e.version for e in stored] == list(range(1, 22))
+    assert len({e.data["product_id"] for e in stored[1:]}) == 20
