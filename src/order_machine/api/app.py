@@ -1,0 +1,96 @@
+"""The FastAPI app factory: `create_app(settings)` builds the app; its lifespan bootstraps and runs the Runtime.
+
+Nothing is built at import. Mount the app in another FastAPI app and run its lifespan there (see
+`create_app`). Imports `bootstrap`, `config` and the api package's own modules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from ..bootstrap import Runtime, bootstrap
+from ..config import Settings
+from . import routes_definitions, routes_ops, routes_orders
+from .errors import install_error_handlers
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Orders as explicit, event-sourced state machines.
+
+* Every `POST` takes an **`Idempotency-Key`** header: a repeat returns the first response (with
+  `Idempotent-Replayed: true`) and changes nothing.
+* Action routes take **`If-Match: "<version>"`** (the `ETag` of an order read): 412 if the order moved on.
+* A refused action answers **409** naming the state, the action, the actions allowed now and the guard.
+* Money is a decimal string, times are UTC ISO 8601. After a 2xx command, reads show its effect.
+"""
+
+TAGS = [
+    {"name": "orders", "description": "Commands and queries on orders (the seed's OrderController and more)"},
+    {"name": "definitions", "description": "Workflow definitions and their transition diagrams"},
+    {"name": "operations", "description": "Health and Prometheus metrics"},
+]
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    """The HTTP API over one Runtime.
+
+    Without `runtime`, the lifespan bootstraps one from `settings` (default: `Settings()`, i.e. the
+    ORDER_MACHINE_* environment), starts it and stops it at shutdown. With `runtime`, the caller owns its
+    start and stop. To mount inside another app, run this app's lifespan from the host's:
+
+        orders = create_app(settings)
+        @asynccontextmanager
+        async def lifespan(host):
+            async with orders.router.lifespan_context(orders):
+                yield
+        host = FastAPI(lifespan=lifespan); host.mount("/orders-api", orders)
+    """
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        # `app` (not the argument) receives the state: a host app may run this lifespan for us
+        owned = runtime is None
+        rt = runtime if runtime is not None else await bootstrap(settings or Settings())
+        try:
+            if owned:
+                await rt.start()
+            app.state.runtime = rt
+            app.state.settings = rt.settings
+            app.state.commands, app.state.queries = rt.commands, rt.queries
+            yield
+        finally:
+            app.state.runtime = None
+            if owned:
+                await rt.stop()
+
+    app = FastAPI(
+        title="order-machine", version=_version(), description=DESCRIPTION, openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.runtime = None
+    app.state.diagram_cache = {}
+    install_error_handlers(app)
+    app.include_router(routes_orders.router)
+    app.include_router(routes_definitions.router)
+    app.include_router(routes_ops.router)
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("order-machine")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+        return "0"
+
+
+def app_from_environment() -> FastAPI:
+    """An app configured from ORDER_MACHINE_* variables (uvicorn --factory, one per worker process)."""
+    return create_app(Settings())

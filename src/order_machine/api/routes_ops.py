@@ -1,0 +1,113 @@
+"""Operations routes: `GET /health` (store reachable, projection lag) and `GET /metrics` (Prometheus text).
+
+The Prometheus exposition format is written here by hand (no client library). Imports the api
+package's modules only; reads the Runtime's own counters.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from .deps import RuntimeDep
+from .schemas import HealthResponse, ok
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["operations"])
+
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@router.get("/health", response_model=HealthResponse, name="health",
+            summary="Store reachable and projection lag; 503 when the store is down",
+            responses={**ok(HealthResponse),
+                       503: {"description": "the store cannot be read", "content": {"application/json": {"example": {
+                           "status": "unavailable", "store": "unreachable", "projections": {},
+                           "message": "cannot read orders.db: disk I/O error"}}}}})
+async def health(rt: RuntimeDep) -> Response:
+    try:
+        last = await rt.store.last_position()
+        statuses = await rt.runner.status()
+    except Exception as exc:  # a health check reports any failure to reach the store; it must not raise
+        logger.warning("health check: store unreachable: %s", exc)
+        body = HealthResponse(status="unavailable", store="unreachable", message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return JSONResponse(body.model_dump(mode="json"), status_code=503)
+    projections = {s.name: {"position": s.checkpoint, "lag": s.lag,
+                            "failed": str(s.error) if s.error is not None else None,
+                            "running": rt.runner.running} for s in statuses}
+    degraded = any(p["failed"] for p in projections.values())
+    body = HealthResponse(status="degraded" if degraded else "ok", store="ok", last_position=last,
+                          projections=projections)
+    return JSONResponse(body.model_dump(mode="json"))
+
+
+_METRICS_EXAMPLE = """\
+# HELP order_machine_commands_total Commands handled, by outcome.
+# TYPE order_machine_commands_total counter
+order_machine_commands_total{outcome="accepted"} 12
+order_machine_commands_total{outcome="refused"} 1
+# HELP order_machine_projection_lag_events Events in the store a projection has not applied yet.
+# TYPE order_machine_projection_lag_events gauge
+order_machine_projection_lag_events{projection="orders"} 0
+"""
+
+
+@router.get("/metrics", name="metrics", response_class=PlainTextResponse,
+            summary="Prometheus metrics: commands, events, projections, bus",
+            responses=ok(None, example=_METRICS_EXAMPLE, media_type=PROMETHEUS_TYPE, description="Prometheus text"))
+async def metrics(rt: RuntimeDep) -> Response:
+    return Response(prometheus_text(await rt.metrics()), media_type=PROMETHEUS_TYPE)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _family(name: str, kind: str, help_text: str, samples: Iterable[tuple[Mapping[str, str], float]]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        tags = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+        lines.append(f"{name}{{{tags}}} {_number(value)}" if tags else f"{name} {_number(value)}")
+    return lines
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def prometheus_text(m: Mapping[str, Any]) -> str:
+    """The Runtime's metrics() as Prometheus exposition text (version 0.0.4)."""
+    p = "order_machine"
+    projections: Mapping[str, Mapping[str, Any]] = m.get("projections", {})
+    bus: Mapping[str, Any] = m.get("bus", {})
+
+    def per_projection(key: str) -> list[tuple[dict[str, str], float]]:
+        return [({"projection": name}, float(v[key])) for name, v in sorted(projections.items())]
+
+    lines = [
+        *_family(f"{p}_commands_total", "counter", "Commands handled, by outcome.",
+                 [({"outcome": k}, v) for k, v in sorted(m.get("commands", {}).items())]),
+        *_family(f"{p}_events_appended_total", "counter", "Events appended to the store by this process.",
+                 [({}, m.get("events_appended", 0))]),
+        *_family(f"{p}_projection_position", "gauge", "Store position each projection has applied up to.",
+                 per_projection("checkpoint")),
+        *_family(f"{p}_store_position", "gauge", "Highest store position a reader can see.",
+                 [({}, max((float(v["last_position"]) for v in projections.values()), default=0.0))]),
+        *_family(f"{p}_projection_lag_events", "gauge", "Events in the store a projection has not applied yet.",
+                 per_projection("lag")),
+        *_family(f"{p}_projection_failed", "gauge", "1 when a projection stopped at an event it cannot apply.",
+                 [({"projection": n}, 1.0 if v["failed"] else 0.0) for n, v in sorted(projections.items())]),
+        *_family(f"{p}_bus_published_total", "counter", "Events published on the in-process bus.",
+                 [({}, bus.get("published", 0))]),
+        *_family(f"{p}_bus_processed_total", "counter", "Bus deliveries handled.", [({}, bus.get("processed", 0))]),
+        *_family(f"{p}_bus_failed_total", "counter", "Bus deliveries whose handler raised.",
+                 [({}, bus.get("failed", 0))]),
+        *_family(f"{p}_bus_queue_size", "gauge", "Events waiting on the bus.", [({}, bus.get("queue_size", 0))]),
+        *_family(f"{p}_bus_processing_seconds_total", "counter", "Time spent in bus handlers.",
+                 [({}, bus.get("processing_seconds", 0.0))]),
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,266 @@
+"""Order routes: the seed's OrderController (create, read, by customer, items, cancel), one route per
+other action, and the queries (list, summary, history, allowed actions).
+
+Every command goes through `OrderCommandService.handle`; every read through the Runtime's query side.
+Imports `commands`, `errors` and the api package's own modules; never a store or the domain directly.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from ..commands import AddOrderItem, CommandResult, CreateOrder, PerformAction, UpdateOrderStatus, _Command
+from ..errors import ConcurrencyError, InvalidCommandError, TransitionNotAllowedError
+from ..projections import OrderReadModel
+from .deps import IdempotencyKey, IfMatch, RuntimeDep, etag, expected_version
+from .schemas import (
+    ActionsResponse, AddItemRequest, CommandResponse, CreateOrderRequest, HistoryEntryResponse, OrderPage,
+    OrderResponse, OrderSummaryResponse, ReasonRequest, ShipRequest, StatusRequest, SummaryPage, body_examples,
+    error_responses, examples_of, ok,
+)
+
+router = APIRouter(tags=["orders"])
+
+OrderId = Annotated[str, Path(min_length=1, max_length=200, description="the order's id", examples=["ord-1001"])]
+CustomerId = Annotated[str, Path(min_length=1, max_length=200, examples=["cust-7"])]
+Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
+Cursor = Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page")]
+
+
+def _json(model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json"), status_code=status_code, headers=headers)
+
+
+async def _execute(rt: RuntimeDep, command: _Command) -> CommandResult:
+    # the application service waits for the projections (read-your-writes) before answering
+    return await rt.service.handle(command)
+
+
+def _answer(result: CommandResult, status_code: int = 200, location: str | None = None) -> JSONResponse:
+    headers = {"ETag": etag(result.version)}
+    if location:
+        headers["Location"] = location
+    if result.duplicate:
+        headers["Idempotent-Replayed"] = "true"
+    body = CommandResponse(order_id=result.order_id, state=result.state, version=result.version, events=result.events)
+    return _json(body, status_code, headers)
+
+
+# --------------------------------------------------------------------------- create and read
+
+
+@router.post(
+    "/orders", status_code=201, response_model=CommandResponse, name="create_order",
+    summary="Create an order (201 with Location)",
+    responses={**ok(CommandResponse, 201, "Created; Location names the order",
+                    example={"order_id": "ord-1001", "state": "Pending", "version": 1, "events": ["OrderCreated"]}),
+               **error_responses(409, 422)},
+)
+async def create_order(
+    rt: RuntimeDep, request: Request, key: IdempotencyKey = None,
+    body: CreateOrderRequest = Body(openapi_examples=body_examples(CreateOrderRequest)),
+) -> Response:
+    command = CreateOrder(command_id=key, **body.model_dump())
+    result = await _execute(rt, command)
+    location = str(request.url_for("get_order", order_id=result.order_id))
+    return _answer(result, 201, location)
+
+
+@router.get(
+    "/orders/{order_id}", response_model=OrderResponse, name="get_order",
+    summary="Read an order (ETag: its version)",
+    responses={**ok(OrderResponse), 304: {"description": "If-None-Match matched the current version"},
+               **error_responses(404)},
+)
+async def get_order(rt: RuntimeDep, order_id: OrderId, request: Request) -> Response:
+    order = await rt.service.get_order(order_id)
+    tag = etag(order.version)
+    if request.headers.get("if-none-match", "").strip() in (tag, f"W/{tag}"):
+        return Response(status_code=304, headers={"ETag": tag})
+    return _json(OrderResponse.model_validate(order, from_attributes=True), headers={"ETag": tag})
+
+
+def _summary(item: Any) -> OrderSummaryResponse:
+    if isinstance(item, OrderReadModel):  # by customer or status the read side answers full orders
+        return OrderSummaryResponse(id=item.id, customer_id=item.customer_id, amount=item.amount, status=item.status,
+                                    item_count=len(item.items), created_at=item.created_at, updated_at=item.updated_at)
+    return OrderSummaryResponse.model_validate(item, from_attributes=True)
+
+
+@router.get(
+    "/orders", response_model=SummaryPage, name="list_orders",
+    summary="List order summaries: by customer (newest first), by status, or the most recently updated",
+    responses={**ok(SummaryPage), **error_responses(422)},
+)
+async def list_orders(
+    rt: RuntimeDep,
+    status: Annotated[str | None, Query(max_length=100, examples=["Pending"])] = None,
+    customer_id: Annotated[str | None, Query(max_length=200, examples=["cust-7"])] = None,
+    limit: Limit = 50, cursor: Cursor = None,
+) -> Response:
+    page = await rt.service.list_orders(customer_id=customer_id, status=status, limit=limit, cursor=cursor)
+    items = [_summary(item) for item in page.items]
+    return _json(SummaryPage(items=items, next_cursor=page.next_cursor))
+
+
+@router.get(
+    "/customers/{customer_id}/orders", response_model=OrderPage, name="customer_orders",
+    summary="A customer's orders in full, newest first (the seed's GetOrdersByCustomer)",
+    responses={**ok(OrderPage), **error_responses(422)},
+)
+async def customer_orders(rt: RuntimeDep, customer_id: CustomerId, limit: Limit = 50, cursor: Cursor = None) -> Response:
+    page = await rt.service.get_orders_by_customer(customer_id, limit=limit, cursor=cursor)
+    return _json(OrderPage.model_validate(page, from_attributes=True))
+
+
+@router.get(
+    "/orders/{order_id}/summary", response_model=OrderSummaryResponse, name="order_summary",
+    summary="The seed's order summary (with item count)",
+    responses={**ok(OrderSummaryResponse), **error_responses(404)},
+)
+async def order_summary(rt: RuntimeDep, order_id: OrderId) -> Response:
+    summary = await rt.service.get_order_summary(order_id)
+    return _json(OrderSummaryResponse.model_validate(summary, from_attributes=True))
+
+
+_HISTORY_PAGE = 1000
+
+
+@router.get(
+    "/orders/{order_id}/history", response_model=list[HistoryEntryResponse], name="order_history",
+    summary="Every event of an order, oldest first",
+    responses={**ok(None, example=[
+        {"position": 11, "version": 1, "type": "OrderCreated", "action": None, "from_state": None,
+         "to_state": "Pending", "at": "2025-03-01T09:30:00Z", "data": {"customer_id": "cust-7"}},
+        *examples_of(HistoryEntryResponse)]), **error_responses(404)},
+)
+async def order_history(rt: RuntimeDep, order_id: OrderId) -> Response:
+    entries = await rt.service.get_order_history(order_id, limit=_HISTORY_PAGE)
+    while len(entries) % _HISTORY_PAGE == 0 and entries:  # a long history: read on until a short page
+        more = await rt.service.get_order_history(order_id, after_version=entries[-1].version, limit=_HISTORY_PAGE)
+        if not more:
+            break
+        entries += more
+    body = [HistoryEntryResponse.model_validate(e, from_attributes=True).model_dump(mode="json") for e in entries]
+    return JSONResponse(body)
+
+
+@router.get(
+    "/orders/{order_id}/actions", response_model=ActionsResponse, name="order_actions",
+    summary="Actions allowed now, with the data fields each takes",
+    responses={**ok(ActionsResponse), **error_responses(404)},
+)
+async def order_actions(rt: RuntimeDep, order_id: OrderId) -> Response:
+    order = await rt.service.get_order(order_id)
+    actions = await rt.service.allowed_actions(order_id)
+    body = ActionsResponse.model_validate(
+        {"order_id": order_id, "state": order.status, "version": order.version, "actions": actions})
+    return _json(body, headers={"ETag": etag(order.version)})
+
+
+# --------------------------------------------------------------------------- commands on one order
+
+
+@router.post(
+    "/orders/{order_id}/items", response_model=CommandResponse, name="add_item",
+    summary="Add an item (only while Pending)",
+    responses={**ok(None, example={"order_id": "ord-1001", "state": "Pending", "version": 2,
+                                   "events": ["OrderItemAdded"]}), **error_responses(404, 409, 422)},
+)
+async def add_item(
+    rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None,
+    body: AddItemRequest = Body(openapi_examples=body_examples(AddItemRequest)),
+) -> Response:
+    return _answer(await _execute(rt, AddOrderItem(order_id=order_id, command_id=key, **body.model_dump())))
+
+
+async def _act(rt: RuntimeDep, order_id: str, action: str, data: dict[str, Any], key: str | None,
+               if_match: str | None) -> Response:
+    command = PerformAction(order_id=order_id, action=action, data=data, command_id=key,
+                            expected_version=expected_version(if_match))
+    return _answer(await _execute(rt, command))
+
+
+_ACTION_ERRORS = error_responses(404, 409, 412, 422)
+
+
+def _result(state: str, version: int, event: str) -> dict[int | str, dict[str, Any]]:
+    return ok(None, example={"order_id": "ord-1001", "state": state, "version": version, "events": [event]})
+
+
+@router.post("/orders/{order_id}/confirm", response_model=CommandResponse, name="confirm_order",
+             summary="Confirm (guard: the order has items or an amount)",
+             responses={**_result("Confirmed", 2, "OrderConfirmed"), **_ACTION_ERRORS})
+async def confirm_order(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None,
+                        if_match: IfMatch = None) -> Response:
+    return await _act(rt, order_id, "Confirm", {}, key, if_match)
+
+
+@router.post("/orders/{order_id}/start-processing", response_model=CommandResponse, name="start_processing",
+             summary="Start processing a confirmed order",
+             responses={**_result("Processing", 3, "OrderProcessingStarted"), **_ACTION_ERRORS})
+async def start_processing(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None,
+                           if_match: IfMatch = None) -> Response:
+    return await _act(rt, order_id, "StartProcessing", {}, key, if_match)
+
+
+@router.post("/orders/{order_id}/ship", response_model=CommandResponse, name="ship_order",
+             summary="Ship with a tracking number and address",
+             responses={**_result("Shipped", 4, "OrderShipped"), **_ACTION_ERRORS})
+async def ship_order(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
+                     body: ShipRequest = Body(openapi_examples=body_examples(ShipRequest))) -> Response:
+    return await _act(rt, order_id, "Ship", body.model_dump(), key, if_match)
+
+
+@router.post("/orders/{order_id}/deliver", response_model=CommandResponse, name="deliver_order",
+             summary="Record the delivery",
+             responses={**_result("Delivered", 5, "OrderDelivered"), **_ACTION_ERRORS})
+async def deliver_order(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None,
+                        if_match: IfMatch = None) -> Response:
+    return await _act(rt, order_id, "Deliver", {}, key, if_match)
+
+
+@router.post("/orders/{order_id}/cancel", response_model=CommandResponse, name="cancel_order",
+             summary="Cancel with a reason (before shipping)",
+             responses={**_result("Cancelled", 2, "OrderCancelled"), **_ACTION_ERRORS})
+async def cancel_order(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
+                       body: ReasonRequest = Body(openapi_examples=body_examples(ReasonRequest))) -> Response:
+    return await _act(rt, order_id, "Cancel", body.model_dump(), key, if_match)
+
+
+@router.post("/orders/{order_id}/return", response_model=CommandResponse, name="return_order",
+             summary="Take a delivered order back, with a reason",
+             responses={**_result("Returned", 6, "OrderReturned"), **_ACTION_ERRORS})
+async def return_order(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
+                       body: ReasonRequest = Body(openapi_examples=body_examples(ReasonRequest))) -> Response:
+    return await _act(rt, order_id, "Return", body.model_dump(), key, if_match)
+
+
+@router.post("/orders/{order_id}/status", response_model=CommandResponse, name="update_status",
+             summary="Move to a target state through the one action that leads there",
+             responses={**_result("Confirmed", 2, "OrderConfirmed"), **_ACTION_ERRORS})
+async def update_status(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
+                        body: StatusRequest = Body(openapi_examples=body_examples(StatusRequest))) -> Response:
+    expected = expected_version(if_match)
+    if expected is None:
+        command: _Command = UpdateOrderStatus(order_id=order_id, status=body.status, data=body.data, command_id=key)
+        return _answer(await _execute(rt, command))
+    # pinned version: the action is chosen from the state at that version, and the append is pinned to it
+    order = await rt.commands.load(order_id)
+    if order.version != expected:
+        raise ConcurrencyError(order_id, expected, order.version)
+    states = rt.machine.states
+    if body.status not in states:
+        raise InvalidCommandError(f"unknown status {body.status!r}; states: {', '.join(states)}", "status")
+    actions = rt.machine.target_actions(order.state, body.status)
+    if not actions:
+        raise TransitionNotAllowedError(order_id, f"move to {body.status}", order.state, order.allowed_actions,
+                                        reason=f"no declared action leads from {order.state!r} to {body.status!r}")
+    if len(actions) > 1:
+        raise InvalidCommandError(f"several actions lead to {body.status!r} ({', '.join(actions)}); "
+                                  "name the action instead", "status")
+    return await _act(rt, order_id, actions[0], body.data, key, if_match)

@@ -1,0 +1,284 @@
+"""Request and response bodies of the HTTP API, in the seed's snake_case names, with OpenAPI examples.
+
+Money is a decimal string, times are UTC ISO 8601. Imports `commands` for the shared field types only;
+the read models are converted into these models so the HTTP contract does not drift with storage.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..commands import Id, ItemLine, Money, Text
+
+
+def _examples(*examples: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(examples)})
+
+
+def _out(*examples: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(from_attributes=True, json_schema_extra={"examples": list(examples)})
+
+
+# --------------------------------------------------------------------------- requests
+
+class CreateOrderRequest(BaseModel):
+    """The seed's CreateOrderRequest, with optional items and a caller-chosen id."""
+
+    model_config = _examples(
+        {"customer_id": "cust-7", "description": "Birthday gift",
+         "items": [{"product_id": "sku-42", "quantity": 2, "unit_price": "19.99"}]},
+        {"order_id": "ord-1001", "customer_id": "cust-7", "amount": "120.00", "description": "Bulk order"},
+    )
+
+    order_id: Id | None = Field(default=None, description="chosen by the caller; generated when absent")
+    customer_id: Id
+    description: str = Field(default="", max_length=2000)
+    amount: Money | None = Field(default=None, description="initial amount before items (decimal string)")
+    items: list[ItemLine] = Field(default_factory=list, max_length=1000)
+
+
+class AddItemRequest(BaseModel):
+    model_config = _examples({"product_id": "sku-7", "quantity": 1, "unit_price": "4.50"})
+
+    product_id: Id
+    quantity: int = Field(gt=0, le=1_000_000, strict=True)
+    unit_price: Money
+
+
+class ShipRequest(BaseModel):
+    model_config = _examples({"tracking_number": "1Z999AA10123456784", "shipping_address": "1 Main St, Springfield"})
+
+    tracking_number: Text
+    shipping_address: Text
+
+
+class ReasonRequest(BaseModel):
+    model_config = _examples({"reason": "customer changed their mind"})
+
+    reason: Text
+
+
+class StatusRequest(BaseModel):
+    """The seed's UpdateOrderStatusCommand: the target state, and the data its action needs."""
+
+    model_config = _examples(
+        {"status": "Confirmed"},
+        {"status": "Shipped", "data": {"tracking_number": "1Z999", "shipping_address": "1 Main St"}},
+    )
+
+    status: str = Field(min_length=1, max_length=100, description="the target state's name")
+    data: dict[str, Any] = Field(default_factory=dict, description="fields of the action that leads there")
+
+
+# --------------------------------------------------------------------------- responses
+
+class CommandResponse(BaseModel):
+    """What an accepted command did: the order's state and version after it, and the events it appended."""
+
+    model_config = _out({"order_id": "ord-1001", "state": "Confirmed", "version": 2, "events": ["OrderConfirmed"]})
+
+    order_id: str
+    state: str
+    version: int
+    events: list[str]
+
+
+class OrderItemResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    product_id: str
+    quantity: int
+    unit_price: Decimal
+    total_price: Decimal
+
+
+_ORDER_EXAMPLE: dict[str, Any] = {
+    "id": "ord-1001", "customer_id": "cust-7", "amount": "39.98", "description": "Birthday gift",
+    "status": "Shipped", "created_at": "2025-03-01T09:30:00Z", "updated_at": "2025-03-02T14:05:12Z",
+    "items": [{"product_id": "sku-42", "quantity": 2, "unit_price": "19.99", "total_price": "39.98"}],
+    "version": 4, "tracking_number": "1Z999AA10123456784", "shipping_address": "1 Main St, Springfield",
+    "cancellation_reason": None, "return_reason": None,
+}
+
+
+class OrderResponse(BaseModel):
+    """The seed's OrderReadModel, plus version, shipping data and reasons."""
+
+    model_config = _out(_ORDER_EXAMPLE)
+
+    id: str
+    customer_id: str
+    amount: Decimal
+    description: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    items: list[OrderItemResponse]
+    version: int
+    tracking_number: str | None = None
+    shipping_address: str | None = None
+    cancellation_reason: str | None = None
+    return_reason: str | None = None
+
+
+class OrderSummaryResponse(BaseModel):
+    """The seed's OrderSummaryReadModel, with its times."""
+
+    model_config = _out({"id": "ord-1001", "customer_id": "cust-7", "amount": "39.98", "status": "Shipped",
+                         "item_count": 1, "created_at": "2025-03-01T09:30:00Z", "updated_at": "2025-03-02T14:05:12Z"})
+
+    id: str
+    customer_id: str
+    amount: Decimal
+    status: str
+    item_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class SummaryPage(BaseModel):
+    """One page of order summaries; pass `next_cursor` back as `cursor` for the next one (null at the end)."""
+
+    model_config = _out({"items": [{
+        "id": "ord-1001", "customer_id": "cust-7", "amount": "39.98", "status": "Shipped", "item_count": 1,
+        "created_at": "2025-03-01T09:30:00Z", "updated_at": "2025-03-02T14:05:12Z"}],
+        "next_cursor": "WyIyMDI1LTAzLTAyIiwib3JkLTEwMDEiXQ"})
+
+    items: list[OrderSummaryResponse]
+    next_cursor: str | None = None
+
+
+class OrderPage(BaseModel):
+    """One page of orders; pass `next_cursor` back as `cursor` for the next one (null at the end)."""
+
+    model_config = _out({"items": [_ORDER_EXAMPLE], "next_cursor": "eyJrIjoiLi4uIn0"})
+
+    items: list[OrderResponse]
+    next_cursor: str | None = None
+
+
+class HistoryEntryResponse(BaseModel):
+    """One event of an order's history, oldest first; `action` and the states are null when not a transition."""
+
+    model_config = _out({"position": 17, "version": 2, "type": "OrderConfirmed", "action": "Confirm",
+                         "from_state": "Pending", "to_state": "Confirmed", "at": "2025-03-01T09:31:02Z", "data": {}})
+
+    position: int
+    version: int
+    type: str
+    action: str | None = None
+    from_state: str | None = None
+    to_state: str | None = None
+    at: datetime
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class FieldInfo(BaseModel):
+    type: str
+    required: bool
+    description: str = ""
+
+
+class ActionInfo(BaseModel):
+    action: str
+    description: str = ""
+    fields: dict[str, FieldInfo] = Field(default_factory=dict)
+
+
+class ActionsResponse(BaseModel):
+    """The actions allowed now (guards are checked when an action is taken) and the data each one takes."""
+
+    model_config = _out({"order_id": "ord-1001", "state": "Processing", "version": 3, "actions": [
+        {"action": "Ship", "description": "Hand the order to the carrier", "fields": {
+            "tracking_number": {"type": "str", "required": True, "description": "Carrier tracking number"},
+            "shipping_address": {"type": "str", "required": True, "description": "Where the parcel goes"}}},
+        {"action": "Cancel", "description": "Stop the order before it ships", "fields": {
+            "reason": {"type": "str", "required": True, "description": "Why it was cancelled"}}},
+    ]})
+
+    order_id: str
+    state: str
+    version: int
+    actions: list[ActionInfo]
+
+
+class DefinitionSummary(BaseModel):
+    model_config = _out({"name": "order", "version": 1, "description": "Lifecycle of a customer order",
+                         "initial": "Pending", "states": ["Pending", "Confirmed", "Processing", "Shipped",
+                                                          "Delivered", "Cancelled", "Returned"],
+                         "actions": ["Confirm", "StartProcessing", "Ship", "Deliver", "Cancel", "Return"]})
+
+    name: str
+    version: int
+    description: str
+    initial: str
+    states: list[str]
+    actions: list[str]
+
+
+class HealthResponse(BaseModel):
+    model_config = _out({"status": "ok", "store": "ok", "last_position": 42,
+                         "projections": {"orders": {"position": 42, "lag": 0, "failed": None}}})
+
+    status: str
+    store: str
+    last_position: int | None = None
+    projections: dict[str, Any] = Field(default_factory=dict)
+    message: str | None = None
+
+
+# --------------------------------------------------------------------------- error bodies (for the docs)
+
+class ErrorResponse(BaseModel):
+    """Every error body has `error` (a stable code) and `message` (for people); the rest depends on the code."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    message: str
+
+
+ERROR_EXAMPLES: dict[int, dict[str, Any]] = {
+    404: {"error": "order_not_found", "order_id": "ord-404", "message": "order 'ord-404' does not exist"},
+    409: {"error": "transition_not_allowed", "order_id": "ord-1001", "state": "Pending", "action": "Ship",
+          "allowed_actions": ["Confirm", "Cancel"], "guard": None, "reason": "not allowed while 'Pending'",
+          "message": "ord-1001: cannot 'Ship' while 'Pending': not allowed while 'Pending'; "
+                     "allowed now: Confirm, Cancel"},
+    412: {"error": "version_conflict", "order_id": "ord-1001", "expected_version": 2, "actual_version": 3,
+          "message": "stream 'ord-1001': expected version 2, found 3; reload and retry"},
+    422: {"error": "invalid", "field": "items[0].quantity",
+          "message": "items[0].quantity: Input should be greater than 0",
+          "problems": [{"field": "items[0].quantity", "message": "Input should be greater than 0"}]},
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the error statuses a route can answer."""
+    return {status: {"model": ErrorResponse, "description": ERROR_EXAMPLES[status]["error"],
+                     "content": {"application/json": {"example": ERROR_EXAMPLES[status]}}}
+            for status in statuses}
+
+
+# --------------------------------------------------------------------------- OpenAPI helpers
+
+def examples_of(model: type[BaseModel]) -> list[dict[str, Any]]:
+    extra = model.model_config.get("json_schema_extra")
+    return list(extra.get("examples", [])) if isinstance(extra, dict) else []  # type: ignore[arg-type]
+
+
+def body_examples(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_examples` for a request body: the model's examples, named for the docs' drop-down."""
+    return {f"example_{i + 1}": {"summary": ", ".join(sorted(ex))[:60], "value": ex}
+            for i, ex in enumerate(examples_of(model))}
+
+
+def ok(model: type[BaseModel] | None, status: int = 200, description: str = "OK", *, example: Any = None,
+       media_type: str = "application/json") -> dict[int | str, dict[str, Any]]:
+    """An OpenAPI `responses=` entry for the success answer, with an example."""
+    if example is None and model is not None:
+        example = examples_of(model)[0]
+    return {status: {"description": description, "content": {media_type: {"example": example}}}}
