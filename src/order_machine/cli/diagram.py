@@ -33,8 +33,8 @@ def register(subparsers: Any) -> None:
                         help="definition names, files or folders (default: every definition)")
     parser.add_argument("--format", "-f", dest="formats", action="append", choices=diagrams.FORMATS,
                         help="repeat for several (default: svg, png and mmd; svg for --order)")
-    parser.add_argument("--out", "-o", help=f"output folder (default: {DEFAULT_OUT}/; for --order: stdout)")
-    parser.add_argument("--definitions", help="definitions folder (default: $ORDER_MACHINE_DEFINITIONS, else ./definitions)")
+    parser.add_argument("--out", "-o", metavar="DIR", help=f"output folder (default: {DEFAULT_OUT}/; for --order: stdout)")
+    parser.add_argument("--definitions", metavar="DIR", help="definitions folder (default: $ORDER_MACHINE_DEFINITIONS, else ./definitions)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 naming every stale or missing diagram file")
     parser.add_argument("--order", metavar="ORDER_ID", help="draw this order's diagram from its events")
@@ -116,8 +116,9 @@ async def _draw_order(args: argparse.Namespace) -> int:
     from ..store import open_store
 
     formats = tuple(dict.fromkeys(args.formats or ("svg",)))
-    if len(formats) > 1 and args.out is None:
-        args.parser.error("several formats for --order need --out DIR")
+    if args.out is None and (len(formats) > 1 or (formats == ("png",) and sys.stdout.isatty())):
+        args.parser.error("without --out, --order writes one format to stdout (png only into a pipe or file); "
+                          "use --out DIR")
     definition = load_definition(_definitions_dir(args.definitions) / "order.yaml")
     url = args.db
     if url is None:
