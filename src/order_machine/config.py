@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     projection_batch_size: int = Field(default=500, ge=1)
     projection_poll_seconds: float = Field(default=0.5, gt=0)
     run_projections: bool = Field(default=True, description="run the projection runner in this process")
-    command_retries: int = Field(default=5, ge=0, description="reloads after a concurrent write before giving up")
+    command_retries: int = Field(default=10, ge=0, description="reloads after a concurrent write before giving up")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     # PostgreSQL operational settings

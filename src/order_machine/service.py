@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import random
 import uuid
 import weakref
 from collections.abc import Mapping, Sequence
@@ -67,7 +68,7 @@ class OrderCommandService:
         machine: Machine,
         bus: EventBus | None = None,
         *,
-        retries: int = 5,
+        retries: int = 10,
     ) -> None:
         self.store, self.machine, self.bus = store, machine, bus
         self.retries = retries
@@ -177,6 +178,8 @@ class OrderCommandService:
                 if expected is not None or attempts > self.retries:
                     raise
                 logger.debug("order %s changed under command; retry %d", order_id, attempts)
+                # jitter, so two writers that keep colliding stop colliding
+                await asyncio.sleep(random.uniform(0, 0.001 * attempts))
 
     async def _save(self, command: _Command, order: Order, expected_version: int) -> CommandResult:
         pending: Sequence[OrderEvent] = order.take_pending_events()
