@@ -1,14 +1,12 @@
 """Store fixtures: `store` runs a test on every backend (memory, SQLite, PostgreSQL).
 
-The PostgreSQL param needs ORDER_MACHINE_TEST_PG_URL and tests/integration/pg_support.py, which must
-define `postgres_store(url: str) -> AbstractAsyncContextManager[EventStore]`: a store on a fresh,
-empty schema (or database), dropped on exit.
+The PostgreSQL param needs ORDER_MACHINE_TEST_PG_URL; tests/integration/pg_support.py gives
+`pg_url()` (skip, or fail in CI) and `postgres_store(url)`: a store on a fresh schema, dropped on exit.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,8 +15,6 @@ import pytest
 from order_machine.store import EventStore
 from order_machine.store.memory import InMemoryEventStore
 from order_machine.store.sqlite import SQLiteEventStore
-
-PG_URL_VARIABLE = "ORDER_MACHINE_TEST_PG_URL"
 
 
 @pytest.fixture
@@ -38,14 +34,12 @@ async def store(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterato
         async with SQLiteEventStore.from_url(sqlite_url) as sqlite:
             yield sqlite
     else:
-        url = os.environ.get(PG_URL_VARIABLE)
-        if not url:
-            pytest.skip(f"set {PG_URL_VARIABLE} to run the store contract on PostgreSQL")
         try:
             support = importlib.import_module("pg_support")
         except ModuleNotFoundError as exc:
             if exc.name != "pg_support":
                 raise
             pytest.skip("tests/integration/pg_support.py (postgres_store) is not written yet")
-        async with support.postgres_store(url) as postgres:
+        # pg_url() skips without ORDER_MACHINE_TEST_PG_URL, and fails instead when CI requires PostgreSQL
+        async with support.postgres_store(support.pg_url()) as postgres:
             yield postgres

@@ -14,73 +14,24 @@ import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..errors import ConcurrencyError, StoreError
 from ..events import NewEvent, StoredEvent
 from . import AppendResult
 from .codec import EncodedEvent, check_stream_id, dumps, encode_event, parse_utc
+from .sqlite_file import (
+    DURABILITY, OPTIONS, URL_HINT, check_header, connect, copy_error, now_text, number, parse_sqlite_url,
+    prepare_writer, rollback, translate,
+)
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: durability name -> PRAGMA synchronous. "fast" may lose the last commits on power loss (not on a crash).
-DURABILITY = {"full": "FULL", "fast": "NORMAL"}
-OPTIONS = ("durability", "busy_timeout", "readers", "max_batch")
-URL_HINT = "use sqlite:///relative/orders.db or sqlite:////absolute/orders.db"
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-#: (version, name, statements); a later version appends here and never edits an applied one.
-MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
-    (1, "events and commands", (
-        """CREATE TABLE events (
-            position INTEGER PRIMARY KEY,
-            stream_id TEXT NOT NULL,
-            version INTEGER NOT NULL CHECK (version >= 1),
-            type TEXT NOT NULL,
-            schema_version INTEGER NOT NULL,
-            data TEXT NOT NULL,
-            metadata TEXT NOT NULL,
-            recorded_at TEXT NOT NULL,
-            UNIQUE (stream_id, version))""",
-        """CREATE TABLE commands (
-            command_id TEXT PRIMARY KEY,
-            stream_id TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            position INTEGER NOT NULL,
-            result TEXT NOT NULL,
-            recorded_at TEXT NOT NULL) WITHOUT ROWID""",
-    )),
-)
-SCHEMA_VERSION = MIGRATIONS[-1][0]
 _COLUMNS = "position, stream_id, version, type, schema_version, data, metadata, recorded_at"
-
-
-def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
-    """The file path and the options of `sqlite:///relative.db` or `sqlite:////abs.db?durability=fast`."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "sqlite" or not url.lower().startswith("sqlite:///") or parts.netloc:
-        raise StoreError(f"not a SQLite store url: {url!r}; {URL_HINT}")
-    if parts.fragment:
-        raise StoreError(f"a SQLite store url has no #fragment: {url!r}; {URL_HINT}")
-    path = unquote(parts.path[1:])
-    if path == ":memory:" or path.startswith("file:") or "mode=memory" in parts.query:
-        raise StoreError(f"{url!r}: an in-memory SQLite store is not supported; use memory:// for a throwaway store")
-    if not path or path.endswith("/"):
-        raise StoreError(f"{url!r} names no database file; {URL_HINT}")
-    try:
-        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-    except ValueError as exc:
-        raise StoreError(f"{url!r}: cannot read the options after '?': {exc}") from exc
-    options = dict(pairs)
-    if len(options) != len(pairs):
-        raise StoreError(f"{url!r}: an option is given twice")
-    return path, options
 
 
 @dataclass(slots=True)
@@ -127,9 +78,9 @@ class SQLiteEventStore:
                 f"unknown durability {durability!r}: use 'full' (the default; a committed append survives "
                 "power loss) or 'fast' (synchronous=NORMAL; the last commits may be lost on power loss)"
             )
-        self.busy_timeout = _number("busy_timeout", busy_timeout, float, minimum=0.001)
-        self.readers = _number("readers", readers, int, minimum=1)
-        self.max_batch = _number("max_batch", max_batch, int, minimum=1)
+        self.busy_timeout = number("busy_timeout", busy_timeout, float, minimum=0.001)
+        self.readers = number("readers", readers, int, minimum=1)
+        self.max_batch = number("max_batch", max_batch, int, minimum=1)
         self.path = Path(path).expanduser().absolute()
         self.url = url if url is not None else f"sqlite:///{self.path}"
         self.durability = durability
@@ -312,7 +263,7 @@ class SQLiteEventStore:
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
+            conn = connect(self.path, self.busy_timeout)
             conn.execute("PRAGMA query_only = ON")
             with self._conn_lock:
                 self._read_conns.append(conn)
@@ -333,7 +284,7 @@ class SQLiteEventStore:
                 continue
             except StoreError as exc:
                 for i in todo:
-                    outcomes[i] = _copy_error(exc)
+                    outcomes[i] = copy_error(exc)
                 break
             outcomes.update(zip(todo, results))
             break
@@ -353,18 +304,15 @@ class SQLiteEventStore:
             for index, request in enumerate(batch):
                 outcome, position = self._append_one(conn, request, position, index)
                 results.append(outcome)
-            self._commit(conn)
+            conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            _rollback(conn)
+            rollback(conn)
             raise self._error("committing (nothing was written)", exc) from exc
         except BaseException:
-            _rollback(conn)
+            rollback(conn)
             raise
         self.commits += 1
         return results
-
-    def _commit(self, conn: sqlite3.Connection) -> None:
-        conn.execute("COMMIT")
 
     def _append_one(
         self, conn: sqlite3.Connection, request: _Append, position: int, index: int
@@ -387,7 +335,7 @@ class SQLiteEventStore:
             version, last = request.expected_version + len(request.rows), position + len(request.rows)
             if request.command_id is not None:
                 conn.execute("INSERT INTO commands VALUES (?, ?, ?, ?, ?, ?)",
-                             (request.command_id, request.stream_id, version, last, request.result, _now()))
+                             (request.command_id, request.stream_id, version, last, request.result, now_text()))
             conn.execute("RELEASE append_one")
         except sqlite3.Error as exc:
             if not conn.in_transaction:
@@ -411,17 +359,10 @@ class SQLiteEventStore:
             raise StoreError(f"cannot create the directory of {self.path}: {exc}") from exc
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a directory, not a database file; {URL_HINT}")
-        self._check_header()
-        conn = self._connect()
+        check_header(self.path)
+        conn = connect(self.path, self.busy_timeout)
         try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreError(f"{self.path}: SQLite would not switch to WAL (journal_mode is {mode})")
-            conn.execute(f"PRAGMA synchronous = {DURABILITY[self.durability]}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            level = conn.execute("PRAGMA synchronous").fetchone()[0]
-            self.synchronous = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(level, str(level))
-            self._migrate(conn)
+            self.synchronous = prepare_writer(conn, self.path, DURABILITY[self.durability])
         except sqlite3.Error as exc:
             conn.close()
             raise self._error("opening", exc) from exc
@@ -430,45 +371,6 @@ class SQLiteEventStore:
             raise
         self._write_conn = conn
 
-    def _check_header(self) -> None:
-        try:
-            with self.path.open("rb") as file:
-                header = file.read(len(SQLITE_HEADER))
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StoreError(f"cannot read {self.path}: {exc}") from exc
-        if header and header != SQLITE_HEADER[:len(header)]:
-            raise StoreError(f"{self.path} is not an order-machine database (not a SQLite file); "
-                             "it was left untouched: point the store url at another file")
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if "store_migrations" in tables:
-                current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM store_migrations").fetchone()[0]
-            elif tables & {"events", "commands"}:
-                raise StoreError(f"{self.path} is not an order-machine database: it has table(s) "
-                                 f"{', '.join(sorted(tables & {'events', 'commands'}))} that order-machine did not create")
-            else:
-                current = 0
-                conn.execute("CREATE TABLE store_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                             "applied_at TEXT NOT NULL)")
-            if current > SCHEMA_VERSION:
-                raise StoreError(f"{self.path} has store schema v{current}, newer than this order-machine "
-                                 f"knows (v{SCHEMA_VERSION}): upgrade order-machine")
-            for version, name, statements in MIGRATIONS:
-                if version > current:
-                    for statement in statements:
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO store_migrations VALUES (?, ?, ?)", (version, name, _now()))
-                    logger.info("%s: store schema migrated to v%d (%s)", self.path, version, name)
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
-
     def _close_writer(self) -> None:
         if self._write_conn is not None:
             self._write_conn.close()
@@ -476,30 +378,12 @@ class SQLiteEventStore:
 
     # ------------------------------------------------------------------ helpers
 
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise self._error("opening", exc) from exc
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-        except sqlite3.Error as exc:
-            conn.close()
-            raise self._error("opening", exc) from exc
-        return conn
-
     def _check_usable(self) -> None:
         if self._closed:
             raise StoreError(f"{self.path}: the store is closed")
 
     def _error(self, doing: str, exc: sqlite3.Error) -> StoreError:
-        text = str(exc)
-        if "not a database" in text:
-            return StoreError(f"{self.path} is not an order-machine database ({text}); it was left untouched")
-        if "locked" in text or "busy" in text:
-            return StoreError(f"{self.path}: {doing} failed: the database stayed locked by another "
-                              f"connection for more than {self.busy_timeout:g}s ({text})")
-        return StoreError(f"{self.path}: {doing} failed: {text}")
+        return translate(self.path, doing, exc, self.busy_timeout)
 
     async def _call(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
@@ -509,32 +393,3 @@ def _stream_version(conn: sqlite3.Connection, stream_id: str) -> int:
     row = conn.execute("SELECT version FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1",
                        (stream_id,)).fetchone()
     return int(row[0]) if row else 0
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            logger.exception("rollback failed")
-
-
-def _copy_error(error: StoreError) -> StoreError:
-    # each caller gets its own exception object: a shared one would collect everyone's tracebacks
-    copy = StoreError(str(error))
-    copy.__cause__ = error.__cause__
-    return copy
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def _number(name: str, value: Any, kind: Callable[[Any], T], minimum: float) -> T:
-    try:
-        number = kind(value)
-    except (TypeError, ValueError) as exc:
-        raise StoreError(f"SQLite store option {name} must be a number, got {value!r}") from exc
-    if isinstance(value, bool) or number < minimum:  # type: ignore[operator]
-        raise StoreError(f"SQLite store option {name} must be at least {minimum:g}, got {value!r}")
-    return number

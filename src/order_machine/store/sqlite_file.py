@@ -1,0 +1,179 @@
+"""The SQLite store's file: its url and options, its schema migrations, and the checks made on opening.
+
+Imports sqlite3 and `errors` only; sqlite.py owns the connections and threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ..errors import StoreError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: durability name -> PRAGMA synchronous. "fast" may lose the last commits on power loss (not on a crash).
+DURABILITY = {"full": "FULL", "fast": "NORMAL"}
+OPTIONS = ("durability", "busy_timeout", "readers", "max_batch")
+URL_HINT = "use sqlite:///relative/orders.db or sqlite:////absolute/orders.db"
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+#: (version, name, statements); a later version appends here and never edits an applied one.
+MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (1, "events and commands", (
+        """CREATE TABLE events (
+            position INTEGER PRIMARY KEY,
+            stream_id TEXT NOT NULL,
+            version INTEGER NOT NULL CHECK (version >= 1),
+            type TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            UNIQUE (stream_id, version))""",
+        """CREATE TABLE commands (
+            command_id TEXT PRIMARY KEY,
+            stream_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            result TEXT NOT NULL,
+            recorded_at TEXT NOT NULL) WITHOUT ROWID""",
+    )),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
+    """The file path and the options of `sqlite:///relative.db` or `sqlite:////abs.db?durability=fast`."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "sqlite" or not url.lower().startswith("sqlite:///") or parts.netloc:
+        raise StoreError(f"not a SQLite store url: {url!r}; {URL_HINT}")
+    if parts.fragment:
+        raise StoreError(f"a SQLite store url has no #fragment: {url!r}; {URL_HINT}")
+    path = unquote(parts.path[1:])
+    if path == ":memory:" or path.startswith("file:") or "mode=memory" in parts.query:
+        raise StoreError(f"{url!r}: an in-memory SQLite store is not supported; use memory:// for a throwaway store")
+    if not path or path.endswith("/"):
+        raise StoreError(f"{url!r} names no database file; {URL_HINT}")
+    try:
+        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError as exc:
+        raise StoreError(f"{url!r}: cannot read the options after '?': {exc}") from exc
+    options = dict(pairs)
+    if len(options) != len(pairs):
+        raise StoreError(f"{url!r}: an option is given twice")
+    return path, options
+
+
+def check_header(path: Path) -> None:
+    """Refuse, without writing a byte, a file that exists and is not SQLite."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from exc
+    if header and header != SQLITE_HEADER[:len(header)]:
+        raise StoreError(f"{path} is not an order-machine database (not a SQLite file); "
+                         "it was left untouched: point the store url at another file")
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the store schema up to SCHEMA_VERSION; refuse tables it did not create and newer schemas."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "store_migrations" in tables:
+            current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM store_migrations").fetchone()[0]
+        elif tables & {"events", "commands"}:
+            raise StoreError(f"{path} is not an order-machine database: it has table(s) "
+                             f"{', '.join(sorted(tables & {'events', 'commands'}))} that order-machine did not create")
+        else:
+            current = 0
+            conn.execute("CREATE TABLE store_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                         "applied_at TEXT NOT NULL)")
+        if current > SCHEMA_VERSION:
+            raise StoreError(f"{path} has store schema v{current}, newer than this order-machine "
+                             f"knows (v{SCHEMA_VERSION}): upgrade order-machine")
+        for version, name, statements in MIGRATIONS:
+            if version > current:
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO store_migrations VALUES (?, ?, ?)", (version, name, now_text()))
+                logger.info("%s: store schema migrated to v%d (%s)", path, version, name)
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)
+        raise
+
+def rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            logger.exception("rollback failed")
+
+
+def now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def number(name: str, value: Any, kind: Callable[[Any], T], minimum: float) -> T:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"SQLite store option {name} must be a number, got {value!r}") from exc
+    if isinstance(value, bool) or number < minimum:  # type: ignore[operator]
+        raise StoreError(f"SQLite store option {name} must be at least {minimum:g}, got {value!r}")
+    return number
+
+
+def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    """A connection in autocommit mode (the store issues BEGIN itself) that waits busy_timeout for locks."""
+    try:
+        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise translate(path, "opening", exc, busy_timeout) from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise translate(path, "opening", exc, busy_timeout) from exc
+    return conn
+
+
+def prepare_writer(conn: sqlite3.Connection, path: Path, synchronous: str) -> str:
+    """Set WAL, `synchronous` and foreign keys, migrate the schema; the synchronous level SQLite reports."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StoreError(f"{path}: SQLite would not switch to WAL (journal_mode is {mode})")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    level = conn.execute("PRAGMA synchronous").fetchone()[0]
+    migrate(conn, path)
+    return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(level, str(level))
+
+
+def translate(path: Path, doing: str, exc: sqlite3.Error, busy_timeout: float) -> StoreError:
+    """The StoreError for a driver error: names the file and says what to do when it can."""
+    text = str(exc)
+    if "not a database" in text:
+        return StoreError(f"{path} is not an order-machine database ({text}); it was left untouched")
+    if "locked" in text or "busy" in text:
+        return StoreError(f"{path}: {doing} failed: the database stayed locked by another "
+                          f"connection for more than {busy_timeout:g}s ({text})")
+    return StoreError(f"{path}: {doing} failed: {text}")
+
+
+def copy_error(error: StoreError) -> StoreError:
+    """A copy for each caller: one shared exception object would collect everyone's tracebacks."""
+    copy = StoreError(str(error))
+    copy.__cause__ = error.__cause__
+    return copy
