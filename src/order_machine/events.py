@@ -184,9 +184,20 @@ def _to_json(value: Any) -> Any:
     return value
 
 
+_DATA_FIELDS: dict[type[OrderEvent], tuple[str, ...]] = {}
+
+
+def _data_fields(cls: type[OrderEvent]) -> tuple[str, ...]:
+    """The fields an event stores in its data (all but order_id), computed once per class."""
+    names = _DATA_FIELDS.get(cls)
+    if names is None:
+        names = _DATA_FIELDS[cls] = tuple(f.name for f in fields(cls) if f.name != "order_id")
+    return names
+
+
 def encode(event: OrderEvent, metadata: Mapping[str, Any] | None = None) -> NewEvent:
     """The stored form of a domain event: its class name, schema version and JSON data."""
-    data = {f.name: _to_json(getattr(event, f.name)) for f in fields(event) if f.name != "order_id"}
+    data = {name: _to_json(getattr(event, name)) for name in _data_fields(type(event))}
     return NewEvent(type(event).__name__, data, type(event).schema_version, dict(metadata or {}), event.at)
 
 
@@ -233,15 +244,15 @@ def decode(stored: StoredEvent) -> OrderEvent:
         raise ValueError(f"unknown event type {stored.type!r} at position {stored.position}")
     data = upcast(stored.type, stored.schema_version, stored.data)
     kwargs: dict[str, Any] = {"order_id": stored.stream_id}
-    for f in fields(cls):
-        if f.name == "order_id" or f.name not in data:
+    for name in _data_fields(cls):
+        if name not in data:
             continue
-        value = data[f.name]
-        if f.name == "at":
+        value = data[name]
+        if name == "at":
             value = datetime.fromisoformat(value)
-        elif f.name in ("amount", "unit_price") and value is not None:
+        elif name in ("amount", "unit_price") and value is not None:
             value = Decimal(value)
-        elif f.name == "items":
+        elif name == "items":
             value = tuple(OrderItem.from_json(i) for i in value)
-        kwargs[f.name] = value
+        kwargs[name] = value
     return cls(**kwargs)
