@@ -13,6 +13,7 @@ from typing import Any
 from .errors import Problem
 
 Loc = tuple[str | int, ...]
+_STATE_KEYS = {"name", "description", "terminal"}
 LineOf = Callable[[Loc], "int | None"]
 Add = Callable[[str, Loc, str], None]
 
@@ -71,6 +72,8 @@ class _Edge:
             self.sources = [(raw, ("transitions", index, "from"))]
         elif isinstance(raw, list):
             self.sources = [(s, ("transitions", index, "from", j)) for j, s in enumerate(raw) if isinstance(s, str)]
+        # an unreadable end leaves the graph unknown: dead-end and reachability checks would only guess
+        self.unreadable = self.target is None or len(self.sources) != (len(raw) if isinstance(raw, list) else 1)
         self.guards = _strings(entry.get("guards"))
         self.hooks = _strings(entry.get("hooks"))
 
@@ -205,8 +208,12 @@ def _check_states(
         for source, _ in t.sources:
             if source in outgoing:
                 outgoing[source].append(t.number)
+    if any(t.unreadable for t in transitions) or len(transitions) != len(data.get("transitions") or []):
+        return
     entries = dict(_entries(data, "states"))
     for name, i in states.items():
+        if not set(entries[i]) <= _STATE_KEYS or not isinstance(entries[i].get("terminal", False), bool):
+            continue  # a misspelt or mistyped `terminal` is reported by the schema; do not guess it here
         terminal = entries[i].get("terminal") is True
         if terminal and outgoing[name]:
             numbers = ", ".join(str(n) for n in outgoing[name])

@@ -97,6 +97,8 @@ def read_yaml(text: str, path: str) -> tuple[Any, LocatedData]:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         what = exc.problem or exc.context or "cannot parse"
+        if exc.context and exc.context_mark is not None and exc.problem:
+            what += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
         raise DefinitionError([Problem(f"YAML syntax error: {what}", path, line,
                                        "check indentation, colons and quoting")], path) from None
     except yaml.YAMLError as exc:

@@ -1,0 +1,142 @@
+"""Static checks: every broken definition under broken_definitions/ fails with the right message and line,
+all problems of a file come at once, and schema problems do not hide the semantic ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from order_machine.definition import load_definition, parse_definition
+from order_machine.errors import DefinitionError, Problem
+
+BROKEN = Path(__file__).resolve().parent / "broken_definitions"
+
+# file, line, fragment of the message: one row per check the issue asks for, and a few more
+CASES = [
+    ("yaml_syntax.yaml", 5, "YAML syntax error: expected ',' or '}'"),
+    ("yaml_syntax.yaml", 5, "flow mapping that starts on line 4"),
+    ("unknown_key.yaml", 6, "unknown key 'termnal' in states[1]"),
+    ("duplicate_state.yaml", 6, "duplicate state 'Dark'"),
+    ("duplicate_action.yaml", 8, "duplicate action 'Switch'"),
+    ("missing_initial.yaml", 1, "missing required key 'initial'"),
+    ("unknown_initial.yaml", 2, "initial state 'Pendng' is not declared"),
+    ("unknown_target_state.yaml", 11, "transition 1 goes to unknown state 'Confirmd'"),
+    ("unknown_source_state.yaml", 15, "transition 2 starts from unknown state 'Confirmd'"),
+    ("unknown_action.yaml", 10, "transition 2 uses unknown action 'Conform'"),
+    ("unknown_guard.yaml", 14, "transition 1 names unknown guard 'is_paid'"),
+    ("unreachable_state.yaml", 6, "state 'Archived' cannot be reached from the initial state 'Pending'"),
+    ("dead_end.yaml", 5, "state 'Confirmed' has no way out and is not terminal"),
+    ("terminal_with_exit.yaml", 5, "terminal state 'Cancelled' has outgoing transitions"),
+    ("ambiguous_unguarded.yaml", 13, "'Confirm' from 'Pending' is ambiguous: transition 1 has no guard"),
+    ("ambiguous_same_guards.yaml", 13, "transitions 1 and 2 have the same guards"),
+    ("yaml11_boolean_name.yaml", 2, "initial: 'Off' was read as a boolean (YAML 1.1)"),
+    ("yaml11_boolean_name.yaml", 9, "transitions[0].to: 'On' was read as a boolean"),
+    ("yaml11_boolean_key.yaml", 9, "key 'yes' was read as a boolean"),
+    ("duplicate_yaml_key.yaml", 8, "duplicate key 'initial'"),
+    ("empty.yaml", 1, "the file is empty"),
+    ("not_a_mapping.yaml", 1, "a definition must be a mapping"),
+    ("invalid_names.yaml", 1, "name: 'Order Flow' is not a valid name"),
+    ("invalid_names.yaml", 5, "states[1].name: 'Being Shipped' is not a valid name"),
+    ("bad_field_type.yaml", 9, "actions[0].fields.tracking_number.type: 'string' is not allowed"),
+    ("clears_unknown_field.yaml", 11, "action 'Retry' clears 'eror_message', which no action records"),
+    ("unused_action.yaml", 8, "action 'Refund' is declared but no transition uses it"),
+    ("schema_and_semantic.yaml", 5, "unknown key 'final' in states[1]"),
+    ("schema_and_semantic.yaml", 10, "transition 2 goes to unknown state 'Shipped'"),
+    ("from_wrong_type.yaml", 9, "transitions[0].from must be a list, got dict"),
+]
+
+
+def problems_of(name: str) -> list[Problem]:
+    with pytest.raises(DefinitionError) as raised:
+        load_definition(BROKEN / name)
+    return raised.value.problems
+
+
+@pytest.mark.parametrize(("name", "line", "fragment"), CASES, ids=[f"{c[0]}:{c[1]}" for c in CASES])
+def test_a_broken_definition_fails_with_its_message_line_and_hint(name: str, line: int, fragment: str) -> None:
+    problems = problems_of(name)
+    matching = [p for p in problems if fragment in p.message]
+    assert matching, f"no problem mentions {fragment!r}: {[str(p) for p in problems]}"
+    assert [p.line for p in matching] == [line] * len(matching)
+    assert all(p.path == str(BROKEN / name) for p in problems)
+    assert all(p.hint for p in matching)
+
+
+def test_every_broken_definition_file_is_covered_by_a_case() -> None:
+    assert {f.name for f in BROKEN.glob("*.yaml")} == {c[0] for c in CASES} | {"many_problems.yaml"}
+    assert len({c[0] for c in CASES}) >= 15
+
+
+def test_all_problems_of_a_file_are_reported_at_once_in_line_order() -> None:
+    problems = problems_of("many_problems.yaml")
+    assert [(p.line, p.message.split(" (")[0]) for p in problems] == [
+        (6, "duplicate state 'Confirmed'"),
+        (7, "unknown key 'colour' in states[3]"),
+        (7, "state 'Lost' cannot be reached from the initial state 'Pending'"),
+        (8, "terminal state 'Cancelled' has outgoing transitions"),
+        (15, "'Cancel' from 'Pending' is ambiguous: transition 2 has no guard, so transition 3 can never be taken"),
+        (16, "transition 4 uses unknown action 'Ship'"),
+        (16, "transition 4 goes to unknown state 'Shipped'"),
+    ]
+
+
+def test_a_schema_problem_does_not_hide_semantic_problems_elsewhere() -> None:
+    messages = [p.message for p in problems_of("schema_and_semantic.yaml")]
+    assert any(m.startswith("unknown key 'final'") for m in messages)
+    assert any("unknown state 'Shipped'" in m for m in messages)
+    assert any("is ambiguous" in m for m in messages)
+
+
+def test_a_misspelt_key_is_not_echoed_as_a_second_problem() -> None:
+    # `termnal: true` is one mistake: the state is not also called a dead end
+    assert len(problems_of("unknown_key.yaml")) == 1
+    assert len(problems_of("from_wrong_type.yaml")) == 1
+
+
+def test_hints_suggest_the_closest_declared_name() -> None:
+    (problem,) = problems_of("unknown_initial.yaml")
+    assert problem.hint.startswith("did you mean 'Pending'?")
+    (problem,) = problems_of("unknown_key.yaml")
+    assert "did you mean 'terminal'?" in problem.hint
+
+
+def test_booleans_are_restored_to_words_so_they_cause_no_second_problem() -> None:
+    # `initial: Off` and `name: Off` are both reported as booleans, never as an unknown initial state
+    messages = [p.message for p in problems_of("yaml11_boolean_name.yaml")]
+    assert len(messages) == 5
+    assert all("read as a boolean" in m for m in messages)
+
+
+def test_quoted_yaml11_words_are_plain_names() -> None:
+    text = (BROKEN / "yaml11_boolean_name.yaml").read_text().replace("Off", "'Off'").replace("On", "'On'")
+    definition = parse_definition(text, "switch.yaml")
+    assert definition.initial == "Off"
+    assert definition.state_names == ["Off", "On"]
+
+
+def test_a_guard_the_earlier_transition_lacks_tells_transitions_apart() -> None:
+    text = (BROKEN / "ambiguous_unguarded.yaml").read_text()
+    fixed = text.replace("  - {action: Confirm, from: Pending, to: Confirmed}\n", "") + \
+        "  - {action: Confirm, from: Pending, to: Confirmed}\n"  # the unguarded fallback goes last
+    definition = parse_definition(fixed, "fixed.yaml")
+    assert [t.target for t in definition.transitions] == ["Review", "Confirmed"]
+
+
+def test_an_earlier_transition_whose_guards_are_a_subset_shadows_a_later_one() -> None:
+    text = (BROKEN / "ambiguous_same_guards.yaml").read_text().replace(
+        "guards: [big_order]}\n", "guards: [big_order, vip]}\n", 2).replace(
+        "  - {name: big_order}\n", "  - {name: big_order}\n  - {name: vip}\n")
+    text = text.replace("to: Review, guards: [big_order, vip]", "to: Review, guards: [big_order]")
+    with pytest.raises(DefinitionError, match="guards \\(big_order\\) pass whenever transition 2's do"):
+        parse_definition(text, "subset.yaml")
+
+
+def test_an_unreadable_file_is_one_problem_not_a_traceback(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(DefinitionError, match="cannot read"):
+        load_definition(missing)
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00name: x")
+    with pytest.raises(DefinitionError, match="not UTF-8"):
+        load_definition(binary)
