@@ -108,6 +108,22 @@ async def test_an_append_the_database_refuses_fails_alone(sqlite_url: str) -> No
         assert await store.load("refused") == [] and await store.command_result("cmd-r") is None
 
 
+async def test_an_append_that_makes_sqlite_roll_back_the_batch_fails_alone(sqlite_url: str) -> None:
+    async with SQLiteEventStore.from_url(sqlite_url) as store:
+        await store.open()
+        with connection(store.path) as conn:  # like SQLITE_FULL: SQLite drops the whole transaction
+            conn.execute("CREATE TRIGGER drop_all BEFORE INSERT ON events WHEN NEW.stream_id = 'doomed' "
+                         "BEGIN SELECT RAISE(ROLLBACK, 'rolled back by a test trigger'); END")
+        outcomes = await asyncio.gather(
+            store.append("o-1", [event()], 0),
+            store.append("doomed", [event()], 0),
+            store.append("o-2", [event()], 0),
+            return_exceptions=True)
+        assert isinstance(outcomes[1], StoreError) and "rolled back by a test trigger" in str(outcomes[1])
+        assert [(o.stream_id, o.position) for o in outcomes if isinstance(o, AppendResult)] == [("o-1", 1), ("o-2", 2)]
+        assert [e.stream_id for e in await store.read_batch()] == ["o-1", "o-2"]
+
+
 async def test_a_version_conflict_the_database_reports_becomes_a_concurrency_error(sqlite_url: str) -> None:
     async with SQLiteEventStore.from_url(sqlite_url) as store:
         await store.open()
