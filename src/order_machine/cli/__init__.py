@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ..errors import OrderMachineError
 
-COMMAND_MODULES = ("validate", "diagram", "demo")
+COMMAND_MODULES = ("validate", "diagram", "demo", "serve", "orders", "ops")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,126 @@
+"""`order-machine serve`: the HTTP API with the projection runner beside it, on uvicorn.
+
+Bootstraps once before listening, so a bad --db or definitions folder fails with one line.
+Imports the api package, `config` and the shared CLI helpers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from ..config import Settings
+from ._session import Failed, add_store_options, running, settings_from
+
+EPILOG = """\
+examples:
+  order-machine serve                                  # SQLite file orders.db here, http://127.0.0.1:8000
+  order-machine serve --db sqlite:///var/orders.db --host 0.0.0.0 --port 8080
+  order-machine serve --db postgresql://app@db/orders --workers 4
+  order-machine serve --db memory://                   # throwaway: everything is lost at exit
+
+then open http://127.0.0.1:8000/docs, or:
+  curl -s -X POST localhost:8000/orders -H 'content-type: application/json' \\
+       -d '{"customer_id": "c-1", "items": [{"product_id": "sku-1", "quantity": 1, "unit_price": "9.99"}]}'
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="run the HTTP API (and the projection runner) on uvicorn",
+        description="Serve the order API over HTTP. Projections run in the same process, so reads "
+                    "follow writes. Stop with Ctrl-C.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_store_options(parser)
+    parser.add_argument("--host", help="interface to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="TCP port (default: 8000)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="worker processes (default: 1); more than one needs a shared database file or server")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.set_defaults(handler=run, parser=parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.port is not None and not 0 <= args.port <= 65535:
+        args.parser.error(f"--port must be from 0 to 65535, got {args.port}")
+    if args.workers < 1:
+        args.parser.error(f"--workers must be 1 or more, got {args.workers}")
+    settings = settings_from(args, host=args.host, port=args.port)
+    if args.workers > 1:
+        if settings.db_url.lower().startswith("memory:"):
+            raise Failed("--workers above 1 needs a database the workers share (sqlite:///file.db or "
+                         "postgresql://...); memory:// lives inside one process")
+        asyncio.run(_check(settings))
+        return _serve_workers(settings, args.workers, args.log_level)
+    return asyncio.run(_serve(settings, args.log_level))
+
+
+async def _check(settings: Settings) -> None:
+    async with running(settings, start=False):
+        pass
+
+
+async def _serve(settings: Settings, log_level: str) -> int:
+    import uvicorn
+
+    from ..api import create_app
+
+    async with running(settings) as runtime:
+        config = uvicorn.Config(create_app(settings, runtime=runtime), host=settings.host, port=settings.port,
+                                log_level=log_level, lifespan="on", server_header=False)
+        server = _server_class()(config)
+        _announce(settings)
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn exits when it cannot start (the port is taken): it logged why
+            raise Failed(f"could not listen on {settings.host}:{settings.port} (see the message above)") from None
+    return 0
+
+
+def _server_class() -> type[Any]:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a stop signal ends serve() normally so the Runtime is stopped in order
+        (uvicorn re-raises the signal after shutdown, which would kill the process before that)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
+def _serve_workers(settings: Settings, workers: int, log_level: str) -> int:
+    import uvicorn
+
+    # each worker process builds its own app from the environment (uvicorn --factory)
+    os.environ["ORDER_MACHINE_DB_URL"] = settings.db_url
+    os.environ["ORDER_MACHINE_DEFINITIONS_DIR"] = str(settings.definitions_dir)
+    _announce(settings, workers)
+    uvicorn.run("order_machine.api.app:app_from_environment", factory=True, host=settings.host, port=settings.port,
+                workers=workers, log_level=log_level, server_header=False)
+    return 0
+
+
+def _announce(settings: Settings, workers: int = 1) -> None:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    extra = f", {workers} workers" if workers > 1 else ""
+    print(f"order-machine: serving {settings.db_url} on http://{host}:{settings.port} "
+          f"(API docs at /docs{extra}); Ctrl-C stops", file=sys.stderr, flush=True)
