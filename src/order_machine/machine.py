@@ -89,9 +89,10 @@ class Machine:
                         Transition(action, source, tr.dest, guard_names, tuple(spec.hooks), spec.emits)
                     )
         self._table: dict[tuple[str, str], tuple[Transition, ...]] = {k: tuple(v) for k, v in table.items()}
-        self._allowed: dict[str, tuple[str, ...]] = {s: () for s in definition.state_names}
-        for s, a in self._table:
-            self._allowed[s] = (*self._allowed[s], a)
+        # allowed actions are listed in the order the definition declares its actions
+        self._allowed: dict[str, tuple[str, ...]] = {
+            s: tuple(a for a in definition.action_names if (s, a) in self._table) for s in definition.state_names
+        }
         self._actions: dict[str, ActionSpec] = {a.name: a for a in definition.actions}
         self._terminal = frozenset(definition.terminal_states)
         self.action_methods: dict[str, str] = {snake_case(a): a for a in definition.action_names}
