@@ -137,7 +137,7 @@ class Definition(_Model):
 
     def to_yaml(self) -> str:
         data = self.model_dump(by_alias=True, exclude_defaults=True, mode="json")
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
 # --------------------------------------------------------------------------- loading

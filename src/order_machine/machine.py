@@ -84,9 +84,10 @@ class Machine:
             for source, compiled in event.transitions.items():
                 for tr in compiled:
                     guard_names = tuple(str(c.func) for c in tr.conditions)
-                    spec = specs[(source, action, tr.dest, guard_names)]
+                    dest = source if tr.dest is None else tr.dest  # None only for internal transitions
+                    spec = specs[(source, action, dest, guard_names)]
                     table.setdefault((source, action), []).append(
-                        Transition(action, source, tr.dest, guard_names, tuple(spec.hooks), spec.emits)
+                        Transition(action, source, dest, guard_names, tuple(spec.hooks), spec.emits)
                     )
         self._table: dict[tuple[str, str], tuple[Transition, ...]] = {k: tuple(v) for k, v in table.items()}
         # allowed actions are listed in the order the definition declares its actions
