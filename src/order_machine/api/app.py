@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         rt = runtime if runtime is not None else await bootstrap(settings or Settings())
         try:
             if owned:
+                await rt.store.last_position()  # a missing or corrupt database fails the startup, not each request
                 await rt.start()
             app.state.runtime = rt
             app.state.settings = rt.settings

@@ -122,9 +122,17 @@ def field_name(loc: Sequence[int | str]) -> str:
     return _FIELD_NAMES.get(text, text) or "body"
 
 
+def _problem(error: Any) -> dict[str, str]:
+    loc, message = tuple(error.get("loc", ())), str(error.get("msg", "invalid"))
+    if error.get("type") == "json_invalid":  # the location is a character offset, not a field
+        where = f" at character {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
+        return {"field": "body", "message": f"the body is not valid JSON{where}: {message}"}
+    return {"field": field_name(loc), "message": message}
+
+
 def validation_body(errors: Sequence[Any]) -> Body:
     """422 body for pydantic errors: the first field named, every problem listed."""
-    problems = [{"field": field_name(e.get("loc", ())), "message": str(e.get("msg", "invalid"))} for e in errors]
+    problems = [_problem(e) for e in errors]
     first = problems[0] if problems else {"field": "body", "message": "invalid request"}
     message = f"{first['field']}: {first['message']}"
     if len(problems) > 1:

@@ -74,7 +74,7 @@ async def _render(request: Request, definition: Definition, fmt: str, **options:
     return cache[key]
 
 
-@router.get("/definitions/{name}/diagram.{fmt}", name="definition_diagram",
+@router.get("/definitions/{name}/diagram.{fmt}", name="definition_diagram", response_class=Response,
             summary="A definition's transition diagram (svg, png, dot or mmd)",
             responses={**ok(None, example=_SVG_EXAMPLE, media_type="image/svg+xml", description="The drawing"),
                        **error_responses(404)})
@@ -84,7 +84,7 @@ async def definition_diagram(rt: RuntimeDep, request: Request, name: Name, fmt: 
     return Response(data, media_type=MEDIA_TYPES[fmt], headers={"Cache-Control": "max-age=300"})
 
 
-@router.get("/orders/{order_id}/diagram.{fmt}", name="order_diagram", tags=["orders"],
+@router.get("/orders/{order_id}/diagram.{fmt}", name="order_diagram", tags=["orders"], response_class=Response,
             summary="One order's diagram: current state, the path it took, the actions allowed now",
             responses={**ok(None, example=_SVG_EXAMPLE, media_type="image/svg+xml", description="The drawing"),
                        **error_responses(404)})

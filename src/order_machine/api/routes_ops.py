@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from .deps import RuntimeDep
 from .schemas import HealthResponse, ok
@@ -56,7 +56,7 @@ order_machine_projection_lag_events{projection="orders"} 0
 """
 
 
-@router.get("/metrics", name="metrics", response_class=PlainTextResponse,
+@router.get("/metrics", name="metrics", response_class=Response,
             summary="Prometheus metrics: commands, events, projections, bus",
             responses=ok(None, example=_METRICS_EXAMPLE, media_type=PROMETHEUS_TYPE, description="Prometheus text"))
 async def metrics(rt: RuntimeDep) -> Response:
