@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from ._report import SIZES, Size, environment
+from ._report import SIZES, Size, environment, load_average
 
 # name -> (module, what it measures); http and postgres join when their code exists (issues 5, 6)
 BENCHES: dict[str, tuple[str, str]] = {
@@ -28,7 +28,7 @@ def available() -> list[str]:
     return [name for name, (module, _) in BENCHES.items() if importlib.util.find_spec(module) is not None]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     have = available()
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -37,7 +37,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"benches to run (default: all of {', '.join(have)})")
     parser.add_argument("--quick", action="store_const", const="quick", dest="size", help="small sizes (< 15 s in all)")
-    parser.add_argument("--size", choices=SIZES, default="full", help="run size (smoke is the unit test's)")
+    parser.add_argument("--size", choices=SIZES, help="run size: full (default), quick, or smoke (the unit test's)")
+    parser.set_defaults(size="full")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    have = available()
+    parser = build_parser()
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHES]
     missing = [n for n in args.names if n in BENCHES and n not in have]
@@ -51,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = importlib.import_module(BENCHES[name][0])
         for table in module.run(size):
             print(table.markdown(), end="\n\n")
-        print(f"_{name}: {time.perf_counter() - started:.1f} s_\n", flush=True)
+        print(f"_{name}: {time.perf_counter() - started:.1f} s, load average {load_average()} at the end_\n", flush=True)
     return 0
 
 

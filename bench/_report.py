@@ -124,10 +124,18 @@ def versions(*packages: str) -> str:
     return ", ".join(found)
 
 
+def load_average() -> str:
+    """The 1-minute load average: above the core count, other work shared the machine."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:  # pragma: no cover - not on every platform
+        return "unknown"
+
+
 def environment() -> str:
     """One line naming what the figures were measured on."""
     return (
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-        f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}; "
+        f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}, load average {load_average()}; "
         + versions("order-machine", "transitions", "python-statemachine", "eventsourcing")
     )

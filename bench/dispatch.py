@@ -329,37 +329,44 @@ async def _bytes_per_order(variant: Variant, n: int) -> float:
     return (after - before) / n
 
 
-async def measure(variant_cls: type[Variant], orders: int, rounds: int, live: int) -> dict[str, Any]:
-    bus = EventBus()
-    variant = variant_cls(bus)
-    await _lifecycles(variant, 0, min(orders, 200))  # warm-up
-    per_round = []
+async def measure(sizes: tuple[int, int, int, int, int]) -> dict[type[Variant], dict[str, Any]]:
+    """Every variant's phases (median over rounds) and bytes per live order.
+
+    Rounds are interleaved (each round runs every variant once) so that noise from a shared
+    machine falls on all variants alike, and the ratios stay put.
+    """
+    fast_n, rounds, fast_live, slow_n, slow_live = sizes
+    variants = {cls: cls(EventBus()) for cls in VARIANTS}
+    batch = {cls: fast_n if cls in (PlainTable, Ours) else slow_n for cls in VARIANTS}
+    per_round: dict[type[Variant], list[list[float]]] = {cls: [] for cls in VARIANTS}
+    for cls, variant in variants.items():
+        await _lifecycles(variant, 0, min(batch[cls], 200))  # warm-up
     for r in range(rounds):
-        gc.collect()
-        per_round.append([s / orders for s in await _lifecycles(variant, (r + 1) * orders, orders)])
-    phases = [median(run[k] for run in per_round) for k in range(5)]
-    published = bus.metrics().published
-    memory = await _bytes_per_order(variant, live)
-    expected = 5 * (min(orders, 200) + rounds * orders)
-    if published < expected:
-        raise AssertionError(f"{variant.name}: published {published} machine events, expected {expected}")
-    return {
-        "name": variant.name, "create": phases[0], "actions": phases[1:],
-        "dispatch": sum(phases[1:]) / 4, "lifecycle": sum(phases), "bytes": memory,
-    }
+        for cls, variant in variants.items():
+            gc.collect()
+            sums = await _lifecycles(variant, (r + 1) * batch[cls], batch[cls])
+            per_round[cls].append([s / batch[cls] for s in sums])
+    results = {}
+    for cls, variant in variants.items():
+        expected = 5 * (min(batch[cls], 200) + rounds * batch[cls])
+        published = variant.bus.metrics().published
+        if published != expected:
+            raise AssertionError(f"{variant.name}: published {published} machine events, expected {expected}")
+        phases = [median(run[k] for run in per_round[cls]) for k in range(5)]
+        memory = await _bytes_per_order(variant, fast_live if batch[cls] == fast_n else slow_live)
+        results[cls] = {"name": variant.name, "create": phases[0], "actions": phases[1:],
+                        "dispatch": sum(phases[1:]) / 4, "lifecycle": sum(phases), "bytes": memory}
+    return results
 
 
 def _sizes(size: Size) -> tuple[int, int, int, int, int]:
     # (orders per round, rounds, live orders measured) for ours/floor, and (orders, live) for the peers
-    return pick(size, (5_000, 5, 10_000, 600, 2_000), (1_000, 3, 2_000, 150, 300), (50, 1, 50, 10, 10))
+    return pick(size, (3_000, 7, 10_000, 300, 1_000), (600, 3, 2_000, 60, 200), (30, 1, 30, 5, 5))
 
 
 async def run_async(size: Size = "full") -> list[Table]:
     fast_n, rounds, fast_live, slow_n, slow_live = _sizes(size)
-    results = {}
-    for cls in VARIANTS:
-        fast = cls in (PlainTable, Ours)
-        results[cls] = await measure(cls, fast_n if fast else slow_n, rounds, fast_live if fast else slow_live)
+    results = await measure(_sizes(size))
     ours, peer = results[Ours], results[AsyncTransitionsPerOrder]
 
     table = Table(
@@ -373,7 +380,7 @@ async def run_async(size: Size = "full") -> list[Table]:
                   us(r["lifecycle"]), f"{r['bytes']:,.0f}",
                   "1.0x" if cls is Ours else _relative(r["lifecycle"], ours["lifecycle"]))
     table.notes += [
-        f"medians of {rounds} rounds; ours and the floor run {fast_n:,} orders a round, the per-order peers "
+        f"medians of {rounds} interleaved rounds; ours and the floor run {fast_n:,} orders a round, the per-order peers "
         f"{slow_n:,}; bytes measured with tracemalloc over {fast_live:,} (ours, floor) / {slow_live:,} "
         "(peers) live orders that went through the lifecycle, divided",
         "every variant runs the graph of definitions/order.yaml, checks the has_value guard on Confirm, "

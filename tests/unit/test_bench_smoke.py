@@ -48,6 +48,13 @@ def test_the_command_prints_markdown_tables(capsys: pytest.CaptureFixture[str]) 
     assert "| transitions `AsyncMachine` per order, `auto_transitions=False` |" in out
 
 
+def test_the_default_size_is_full_and_quick_selects_quick() -> None:
+    from bench.__main__ import build_parser
+
+    assert build_parser().parse_args([]).size == "full"
+    assert build_parser().parse_args(["store", "--quick"]).size == "quick"
+
+
 def test_an_unknown_bench_is_a_usage_error_naming_the_available_ones(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["nonsense"])
