@@ -249,10 +249,9 @@ class OrderHistoryProjector:
         self.initial_state = initial_state
 
     def apply(self, changes: Changes, stored: StoredEvent, event: OrderEvent) -> None:
-        data = stored.data
+        data = stored.data  # kept whole (its `at` too); queries show it without `at`, which has its own column
         if stored.schema_version != type(event).schema_version:
             data = upcast(stored.type, stored.schema_version, data)
-        data = {k: v for k, v in data.items() if k != "at"}
         if isinstance(event, OrderTransitioned):
             action, source, target = event.action, event.source, event.target
         elif type(event) is OrderCreated:

@@ -114,7 +114,7 @@ def summary_model(row: OrderRow) -> OrderSummaryReadModel:
 def history_model(row: HistoryRow) -> OrderHistoryEntry:
     return OrderHistoryEntry(position=row.position, order_id=row.order_id, version=row.version, type=row.type,
                              action=row.action, from_state=row.from_state, to_state=row.to_state, at=row.at,
-                             data=dict(row.data))
+                             data={k: v for k, v in row.data.items() if k != "at"})
 
 
 # --------------------------------------------------------------------------- time, limits and cursors

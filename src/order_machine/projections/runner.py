@@ -72,6 +72,7 @@ class ProjectionRunner:
         projectors: Sequence[Projector] | None = None,
         *,
         batch_size: int = 500,
+        rebuild_batch_size: int = 5000,
         poll_interval: float = 1.0,
         retry: RetryPolicy = RetryPolicy(),
     ) -> None:
@@ -80,7 +81,10 @@ class ProjectionRunner:
         names = [p.name for p in self.projectors]
         if len(set(names)) != len(names):
             raise ValueError(f"projector names must be unique, got {names}")
-        self.batch_size, self.poll_interval, self.retry = batch_size, poll_interval, retry
+        if batch_size < 1 or rebuild_batch_size < 1 or poll_interval <= 0:
+            raise ValueError("batch sizes must be at least 1 and poll_interval above 0")
+        self.batch_size, self.rebuild_batch_size = batch_size, rebuild_batch_size
+        self.poll_interval, self.retry = poll_interval, retry
         self.failed: dict[str, ProjectionError] = {}
         self._checkpoints: dict[str, int] | None = None
         self._lock = asyncio.Lock()
@@ -219,21 +223,22 @@ class ProjectionRunner:
             await self._apply(projector, [e for e in events if e[0].position > after], after)
 
     async def _apply(self, projector: Projector, events: list[Decoded], after: int) -> None:
+        """Apply `events` in as few transactions as possible; retry a failing event, or stop at it."""
         name, attempt, limit = projector.name, 0, len(events)
+        failure: EventFailed | None = None  # an event that failed after a prefix that did not
+        assert self._checkpoints is not None
         while events:
             chunk = events[:limit]
             try:
                 after = await self.read_models.apply(projector, chunk, after)
             except CheckpointMoved as moved:  # another worker applied these: follow it, apply nothing twice
-                after = moved.actual
-                assert self._checkpoints is not None
-                self._checkpoints[name] = after
+                after = self._checkpoints[name] = moved.actual
                 events = [e for e in events if e[0].position > after]
-                limit = len(events)
+                limit, failure = len(events), None
                 continue
             except EventFailed as exc:
                 if exc.index > 0:  # the events before the failing one are fine: commit them first
-                    limit = exc.index
+                    limit, failure = exc.index, exc
                     continue
                 attempt = await self._retry_or_stop(name, attempt, exc.position, exc.cause)
                 if attempt < 0:
@@ -244,10 +249,13 @@ class ProjectionRunner:
                 if attempt < 0:
                     return
                 continue
-            assert self._checkpoints is not None
             self._checkpoints[name] = after
-            events, attempt = events[len(chunk):], 0
-            limit = len(events)
+            events, limit, attempt = events[len(chunk):], len(events) - len(chunk), 0
+            if failure is not None:  # that was its first attempt: back off before the next
+                attempt = await self._retry_or_stop(name, 0, failure.position, failure.cause)
+                failure = None
+                if attempt < 0:
+                    return
 
     async def _retry_or_stop(self, name: str, attempt: int, position: int, cause: BaseException) -> int:
         attempt += 1
@@ -264,6 +272,34 @@ class ProjectionRunner:
         return -1 if self._stopping.is_set() else attempt
 
     # ----------------------------------------------------------------- rebuild
+
+    async def _replay(self, chosen: Sequence[Projector]) -> int:
+        """Apply every event to `chosen` in large batches, reading the next batch while applying this one."""
+        assert self._checkpoints is not None
+        count, reading, reading_after = 0, None, -1
+        try:
+            while active := [p for p in chosen if p.name not in self.failed]:
+                start = min(self._checkpoints[p.name] for p in active)
+                if reading is None or reading_after != start:
+                    if reading is not None:
+                        reading.cancel()
+                    reading, reading_after = asyncio.ensure_future(self._read(start)), start
+                batch = await reading
+                reading = None
+                if not batch:
+                    break
+                reading, reading_after = asyncio.ensure_future(self._read(batch[-1].position)), batch[-1].position
+                await self._apply_all(active, batch)
+                count += len(batch)
+        finally:
+            if reading is not None:
+                reading.cancel()
+                with contextlib.suppress(BaseException):
+                    await reading
+        return count
+
+    async def _read(self, after: int) -> list[StoredEvent]:
+        return await self.store.read_batch(after, self.rebuild_batch_size)
 
     async def rebuild(self, name: str | None = None) -> RebuildReport:
         """Clear a projector's read models and checkpoint (one transaction each), then replay from 0.
@@ -282,14 +318,7 @@ class ProjectionRunner:
                 await self.read_models.reset(projector)
                 self._checkpoints[projector.name] = 0
                 self.failed.pop(projector.name, None)
-            count = 0
-            while active := [p for p in chosen if p.name not in self.failed]:
-                start = min(self._checkpoints[p.name] for p in active)
-                batch = await self.store.read_batch(start, self.batch_size)
-                if not batch:
-                    break
-                await self._apply_all(active, batch)
-                count += len(batch)
+            count = await self._replay(chosen)
             report = RebuildReport(tuple(p.name for p in chosen), count, time.perf_counter() - started)
         logger.info("rebuilt %s: %d events in %.3fs (%.0f events/s)", ", ".join(report.projections),
                     report.events, report.seconds, report.events_per_second)

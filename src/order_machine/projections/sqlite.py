@@ -183,27 +183,28 @@ class SQLiteReadModels:
         return await self._run(self._reader, lambda: self._checkpoint(self._connection(), name))
 
     async def apply(self, projector: Projector, events: Sequence[Decoded], after: int) -> int:
-        def work(conn: sqlite3.Connection) -> int:
-            current = self._checkpoint(conn, projector.name)
-            if current != after:
-                raise CheckpointMoved(projector.name, after, current)
-            if not events:
-                return after
-            changes = Changes(self._loader(conn))
-            position = run_batch(projector, changes, events)
-            if changes.dirty:
-                conn.executemany(_UPSERT_ORDER, [_order_values(o) for o in changes.dirty.values()])
-            if changes.items:
-                conn.executemany(_INSERT_ITEM, [(i.order_id, i.line, i.product_id, i.quantity, str(i.unit_price))
-                                                for i in changes.items])
-            if changes.history:
-                conn.executemany(_INSERT_HISTORY, [
-                    (h.position, h.order_id, h.version, h.type, h.action, h.from_state, h.to_state,
-                     to_micros(h.at), _dumps(h.data)) for h in changes.history
-                ])
-            conn.execute(_SET_CHECKPOINT, (projector.name, position))
-            return position
-        return await self._run(self._writer, self._transaction, work)
+        return await self._run(self._writer, self._transaction, lambda conn: self._apply(conn, projector, events, after))
+
+    def _apply(self, conn: sqlite3.Connection, projector: Projector, events: Sequence[Decoded], after: int) -> int:
+        current = self._checkpoint(conn, projector.name)
+        if current != after:
+            raise CheckpointMoved(projector.name, after, current)
+        if not events:
+            return after
+        changes = Changes(self._loader(conn))
+        position = run_batch(projector, changes, events)
+        if changes.dirty:
+            conn.executemany(_UPSERT_ORDER, [_order_values(o) for o in changes.dirty.values()])
+        if changes.items:
+            conn.executemany(_INSERT_ITEM, [(i.order_id, i.line, i.product_id, i.quantity, str(i.unit_price))
+                                            for i in changes.items])
+        if changes.history:
+            conn.executemany(_INSERT_HISTORY, [
+                (h.position, h.order_id, h.version, h.type, h.action, h.from_state, h.to_state,
+                 to_micros(h.at), _dumps(h.data)) for h in changes.history
+            ])
+        conn.execute(_SET_CHECKPOINT, (projector.name, position))
+        return position
 
     async def reset(self, projector: Projector) -> None:
         def work(conn: sqlite3.Connection) -> None:

@@ -1,0 +1,124 @@
+"""A projection worker killed with SIGKILL at random points leaves read models equal to a fresh rebuild.
+
+The worker (projection_worker.py) runs in a subprocess on a SQLite file pre-filled with a few thousand
+events; each kill must leave every checkpoint consistent with its rows (all of a batch or none of it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import sqlite3
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from order_machine.events import (
+    OrderConfirmed, OrderCreated, OrderDelivered, OrderEvent, OrderItem, OrderItemAdded, OrderProcessingStarted,
+    OrderShipped, encode,
+)
+from order_machine.projections import ProjectionRunner, SQLiteReadModels
+from order_machine.store.sqlite import SQLiteEventStore
+
+WORKER = Path(__file__).with_name("projection_worker.py")
+ORDERS = 1200
+KILLS = 6
+TABLES = {
+    "read_orders": "id", "read_order_items": "order_id, line", "read_order_history": "position",
+    "projection_checkpoints": "name",
+}
+
+
+def lifecycle(n: int) -> list[list[OrderEvent]]:
+    """An order's events in three appends: created with an item, more items, then on to delivery."""
+    oid, t = f"o-{n:05d}", datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=n)
+    return [
+        [OrderCreated(oid, t, f"c-{n % 13}", f"order {n}", None, (OrderItem("p-0", 1, Decimal("9.99")),))],
+        [OrderItemAdded(oid, t, f"p-{k}", k, Decimal(n % 50) / 4) for k in range(1, n % 3 + 1)],
+        [OrderConfirmed(oid, t, "Pending", "Confirmed"), OrderProcessingStarted(oid, t, "Confirmed", "Processing"),
+         OrderShipped(oid, t, "Processing", "Shipped", f"T-{n}", f"{n} High St"),
+         OrderDelivered(oid, t, "Shipped", "Delivered")][:n % 5],
+    ]
+
+
+async def fill(path: Path) -> int:
+    """Append the orders round by round, concurrently (group commit), so streams interleave."""
+    plans = {n: lifecycle(n) for n in range(ORDERS)}
+    versions = dict.fromkeys(plans, 0)
+    async with SQLiteEventStore(path, durability="fast") as store:
+        for round_ in range(3):
+            chunks = {n: plan[round_] for n, plan in plans.items() if plan[round_]}
+            await asyncio.gather(*(store.append(f"o-{n:05d}", [encode(e) for e in chunk], versions[n])
+                                   for n, chunk in chunks.items()))
+            for n, chunk in chunks.items():
+                versions[n] += len(chunk)
+        return await store.last_position()
+
+
+def dump(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    with sqlite3.connect(path) as conn:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY {key}").fetchall() for t, key in TABLES.items()}
+
+
+def check_batches_are_whole(path: Path) -> tuple[int, int]:
+    """Each checkpoint matches its rows exactly: every event up to it applied once, none after it."""
+    with sqlite3.connect(path) as conn:
+        checkpoints = dict(conn.execute("SELECT name, position FROM projection_checkpoints").fetchall())
+        orders, history = checkpoints.get("orders", 0), checkpoints.get("order_history", 0)
+        versions = conn.execute("SELECT COALESCE(SUM(version), 0), COALESCE(MAX(position), 0) FROM read_orders")
+        assert versions.fetchone() == (orders, orders)  # every event is an order event: versions add up to it
+        counted = conn.execute("SELECT COUNT(*), COALESCE(MAX(position), 0) FROM read_order_history").fetchone()
+        assert counted == (history, history)
+    return orders, history
+
+
+async def start_worker(path: Path, batch_size: int) -> asyncio.subprocess.Process:
+    worker = await asyncio.create_subprocess_exec(sys.executable, str(WORKER), str(path), str(batch_size),
+                                                  stdout=asyncio.subprocess.PIPE)
+    assert worker.stdout is not None
+    async with asyncio.timeout(15):
+        assert await worker.stdout.readline() == b"ready\n"
+    return worker
+
+
+@pytest.mark.slow
+async def test_read_models_survive_repeated_kill_minus_9_and_equal_a_rebuild(tmp_path: Path) -> None:
+    path = tmp_path / "orders.db"
+    last = await fill(path)
+    assert last > 2000
+    rng = random.Random(20240501)
+    kills, progress = 0, [(0, 0)]
+    for _ in range(KILLS * 3):
+        worker = await start_worker(path, rng.choice([5, 10, 50]))
+        await asyncio.sleep(rng.uniform(0.002, 0.04))
+        if worker.returncode is None:
+            worker.send_signal(signal.SIGKILL)
+        code = await worker.wait()
+        progress.append(check_batches_are_whole(path))
+        if code == -signal.SIGKILL:
+            kills += 1
+        else:
+            assert code == 0, f"the worker failed with exit code {code}"
+        if kills >= KILLS or progress[-1] == (last, last):
+            break
+    assert kills >= KILLS, f"only {kills} kills landed before the worker caught up ({progress}); add events"
+    assert progress[-1] < (last, last), f"the kills should leave work for the last run ({progress})"
+    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(progress, progress[1:])), (
+        f"a checkpoint went backwards: {progress}")
+
+    final = await start_worker(path, 100)
+    assert await final.wait() == 0
+    assert check_batches_are_whole(path) == (last, last)
+    projected = dump(path)
+
+    async with SQLiteEventStore(path) as store:
+        models = SQLiteReadModels(store.path)
+        report = await ProjectionRunner(store, models).rebuild()
+        await models.close()
+    assert report.events == last
+    assert dump(path) == projected
+    assert dict(projected["projection_checkpoints"]) == {"orders": last, "order_history": last}
