@@ -93,7 +93,7 @@ def _summary(item: Any) -> OrderSummaryResponse:
 
 @router.get(
     "/orders", response_model=SummaryPage, name="list_orders",
-    summary="List order summaries: by customer (newest first), by status, or the most recently updated",
+    summary="List order summaries: by customer or status (oldest first), else the most recently updated first",
     responses={**ok(SummaryPage), **error_responses(422)},
 )
 async def list_orders(
@@ -109,7 +109,7 @@ async def list_orders(
 
 @router.get(
     "/customers/{customer_id}/orders", response_model=OrderPage, name="customer_orders",
-    summary="A customer's orders in full, newest first (the seed's GetOrdersByCustomer)",
+    summary="A customer's orders in full, oldest first (the seed's GetOrdersByCustomer)",
     responses={**ok(OrderPage), **error_responses(422)},
 )
 async def customer_orders(rt: RuntimeDep, customer_id: CustomerId, limit: Limit = 50, cursor: Cursor = None) -> Response:
