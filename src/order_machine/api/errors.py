@@ -99,7 +99,7 @@ ERROR_TABLE: dict[type[OrderMachineError], Mapper] = {
 def error_response(exc: OrderMachineError, request: Request) -> JSONResponse:
     """The HTTP answer for any order-machine error (unlisted ones are 500s, logged)."""
     for cls in type(exc).__mro__:
-        mapper = ERROR_TABLE.get(cls)  # type: ignore[call-overload]
+        mapper = ERROR_TABLE.get(cls)
         if mapper is not None:
             status, body = mapper(exc, request)
             return JSONResponse(body, status_code=status)

@@ -48,7 +48,7 @@ def sqlite_path(url: str) -> Path | None:
     """The file a sqlite:/// URL names (None for other backends)."""
     if not url.lower().startswith("sqlite:"):
         return None
-    from ..store.sqlite import parse_sqlite_url
+    from ..store.sqlite_file import parse_sqlite_url
 
     return Path(parse_sqlite_url(url)[0])
 

@@ -47,8 +47,10 @@ def register(subparsers: Any) -> None:
     sub = parser.add_subparsers(dest="orders_command", metavar="SUBCOMMAND", required=True)
 
     def add(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], help=help_text, description=help_text + ".",
-                              epilog=f"example:\n  {example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        child: argparse.ArgumentParser = sub.add_parser(
+            name, parents=[common], help=help_text, description=help_text + ".",
+            epilog=f"example:\n  {example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        return child
 
     p = add("create", "create an order", "order-machine orders create --customer c-7 --item sku-42:2:19.99")
     p.add_argument("--customer", required=True, metavar="CUSTOMER_ID", help="who places the order")
