@@ -1,7 +1,8 @@
 """Store benchmark (issue 3): durable SQLite commands, projection rebuild and load, beside `eventsourcing`.
 
-Ours goes through the public API (OrderCommandService, SQLiteEventStore, ProjectionRunner);
-the peer (bench/store_peer.py) through the library's Application, Aggregate and Projection.
+Ours goes through the public API (bootstrap, OrderApplicationService, the runner's rebuild); the peer
+(bench/store_peer.py) through the library's Application, Aggregate and Projection. Phases alternate
+between the two in rounds, so a busy neighbour on the machine slows both alike.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ._report import Goal, Size, Table, count, goals_table, pick, ratio, us
 from . import store_peer
@@ -26,10 +29,11 @@ class Sizes:
     clients: int         # the concurrent setting
     rebuild_events: int  # events in the store when the projection is rebuilt
     loads: int           # 5-event orders loaded
+    rounds: int          # each measure alternates peer and ours this many times
 
     @classmethod
     def of(cls, size: Size) -> Sizes:
-        return pick(size, cls(2_000, 32, 50_000, 2_000), cls(300, 32, 5_000, 300), cls(16, 8, 200, 16))
+        return pick(size, cls(2_000, 32, 50_000, 2_000, 4), cls(160, 32, 3_000, 200, 2), cls(16, 8, 200, 16, 1))
 
 
 @dataclass
@@ -40,31 +44,18 @@ class Figures:
     rebuild_all: float = 0.0     # events/s (every projection ours keeps), 0 for the peer
     rebuild_events: int = 0
     load: float = 0.0            # seconds per 5-event order
+    served_clients: float = 0.0  # commands/s with projections following and read-your-writes (ours only)
 
 
 # --------------------------------------------------------------------------- the peer
 
 
-def measure_peer(path: Path, sizes: Sizes) -> Figures:
-    app = store_peer.open_peer(path)
-    try:
-        figures = Figures()
-        figures.one_client = store_peer.run_commands(app, sizes.orders, 1)
-        figures.many_clients = store_peer.run_commands(app, sizes.orders, sizes.clients)
-        have = sizes.orders * 2 * 5
-        ids = store_peer.seed(app, max(sizes.rebuild_events - have, 0) // 5 or sizes.loads)
-        figures.load = store_peer.load_seconds(app, ids[:sizes.loads])
-        figures.rebuild, figures.rebuild_events = store_peer.rebuild(app, path)
-        _check_peer_view(path, figures.rebuild_events // 5)
-        return figures
-    finally:
-        app.close()
-
-
 def _check_peer_view(path: Path, orders: int) -> None:
-    with sqlite3.connect(path) as conn:
+    conn = sqlite3.connect(path)
+    try:
         delivered = conn.execute("SELECT COUNT(*) FROM order_view WHERE status = 'Delivered'").fetchone()[0]
-    conn.close()
+    finally:
+        conn.close()
     if delivered != orders:
         raise AssertionError(f"eventsourcing view has {delivered} delivered orders, expected {orders}")
 
@@ -73,22 +64,30 @@ def _check_peer_view(path: Path, orders: int) -> None:
 
 
 class Ours:
-    """Our application service on a SQLite file, wired through the public API only."""
+    """Our runtime on a SQLite file, built by the composition root as a user would (bootstrap)."""
 
-    def __init__(self, path: Path) -> None:
-        from order_machine.bus import EventBus
-        from order_machine.order import order_machine
-        from order_machine.service import OrderCommandService
-        from order_machine.store import open_store
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.service = runtime.service  # OrderApplicationService
+        self.machine = runtime.machine
+        self.store = runtime.store
 
-        self.path = path
-        self.machine = order_machine()
-        self.store = open_store(f"sqlite:///{path}")
-        self.bus = EventBus()  # no subscriber: the runner is not following during the command runs
-        self.service = OrderCommandService(self.store, self.machine, self.bus)
+    @classmethod
+    async def open(cls, path: Path, *, projections: bool = False) -> Ours:
+        """Without projections: the same workload as the peer (commands only, the runner not following).
+
+        With projections: what `order-machine serve` runs, the runner following and each command
+        waiting until the read models show it (read-your-writes).
+        """
+        from order_machine import Settings, bootstrap
+
+        settings = Settings(db_url=f"sqlite:///{path}", run_projections=projections, read_your_writes=projections)
+        runtime = await bootstrap(settings)
+        await runtime.start()
+        return cls(runtime)
 
     async def lifecycle(self, i: int, tag: str) -> None:
-        from order_machine.commands import ConfirmOrder, CreateOrder, DeliverOrder, ShipOrder, StartProcessing
+        from order_machine import ConfirmOrder, CreateOrder, DeliverOrder, ShipOrder, StartProcessing
 
         handle = self.service.handle
         order_id = f"{tag}-{i}"
@@ -99,19 +98,20 @@ class Ours:
         result = await handle(DeliverOrder(order_id=order_id))
         assert result.state == "Delivered" and result.version == 5, result
 
-    async def run_commands(self, orders: int, clients: int, tag: str) -> float:
-        async def client(first: int) -> None:
-            for i in range(first, orders, clients):
+    async def run_commands(self, first: int, orders: int, clients: int, tag: str) -> float:
+        """Seconds for lifecycles first..first+orders-1 shared by `clients` concurrent tasks."""
+        async def client(start: int) -> None:
+            for i in range(start, first + orders, clients):
                 await self.lifecycle(i, tag)
 
         started = time.perf_counter()
-        await asyncio.gather(*(client(c) for c in range(clients)))
-        return orders * 5 / (time.perf_counter() - started)
+        await asyncio.gather(*(client(first + c) for c in range(clients)))
+        return time.perf_counter() - started
 
     async def seed(self, orders: int, tag: str = "seed", concurrency: int = 256) -> list[str]:
         """Append `orders` delivered orders (5 events each) through the store, many appends in flight."""
+        from order_machine import Order
         from order_machine.events import encode
-        from order_machine.order import Order
 
         async def one(i: int) -> str:
             order = Order.create(self.machine, f"{tag}-{i}", f"c-{i}", amount=Decimal("99.50"))
@@ -128,46 +128,95 @@ class Ours:
         return ids
 
     async def load_seconds(self, ids: list[str]) -> float:
+        load = self.runtime.commands.load  # OrderCommandService.load: read, decode, replay
         started = time.perf_counter()
         for order_id in ids:
-            order = await self.service.load(order_id)
+            order = await load(order_id)
             assert order.state == "Delivered" and order.version == 5
-        return (time.perf_counter() - started) / len(ids)
+        return time.perf_counter() - started
 
     async def rebuild(self) -> tuple[float, float, int]:
         """(events/s of the `orders` projection, events/s of all projections, events) from position 0."""
-        from order_machine.projections.runner import ProjectionRunner
-        from order_machine.projections.sqlite import SQLiteReadModels
-
-        read_models = SQLiteReadModels(self.path)
-        try:
-            runner = ProjectionRunner(self.store, read_models)
-            await read_models.checkpoint("orders")  # creates the read-model tables outside the timing
-            orders = await runner.rebuild("orders")
-            every = await runner.rebuild()
-            delivered = await read_models.orders_by_status("Delivered", limit=1)
-            assert delivered.items, "the rebuilt read model has no delivered order"
-            return orders.events_per_second, every.events_per_second, orders.events
-        finally:
-            await read_models.close()
+        runner, read_models = self.runtime.runner, self.runtime.read_models
+        await read_models.checkpoint("orders")  # creates the read-model tables outside the timing
+        orders = await runner.rebuild("orders")
+        every = await runner.rebuild()
+        delivered = await read_models.orders_by_status("Delivered", limit=1)
+        assert delivered.items, "the rebuilt read model has no delivered order"
+        return orders.events_per_second, every.events_per_second, orders.events
 
     async def close(self) -> None:
-        await self.store.close()
+        await self.runtime.stop()
 
 
-async def measure_ours(path: Path, sizes: Sizes) -> Figures:
-    ours = Ours(path)
-    try:
-        figures = Figures()
-        figures.one_client = await ours.run_commands(sizes.orders, 1, "one")
-        figures.many_clients = await ours.run_commands(sizes.orders, sizes.clients, "many")
-        have = sizes.orders * 2 * 5
-        ids = await ours.seed(max(sizes.rebuild_events - have, 0) // 5 or sizes.loads)
-        figures.load = await ours.load_seconds(ids[:sizes.loads])
-        figures.rebuild, figures.rebuild_all, figures.rebuild_events = await ours.rebuild()
-        return figures
-    finally:
-        await ours.close()
+class Alternate:
+    """Runs a measure in rounds, peer and ours taking turns (who goes first alternates too)."""
+
+    def __init__(self, loop: asyncio.Runner, rounds: int) -> None:
+        self.loop, self.rounds = loop, max(rounds, 1)
+
+    def seconds(self, peer: Callable[[int], float], ours: Callable[[int], Awaitable[float]]) -> tuple[float, float]:
+        """(ours, peer) total seconds; each callable gets the round number and returns its seconds."""
+        total_ours = total_peer = 0.0
+        for r in range(self.rounds):
+            if r % 2 == 0:
+                total_peer += peer(r)
+                total_ours += self.loop.run(ours(r))
+            else:
+                total_ours += self.loop.run(ours(r))
+                total_peer += peer(r)
+        return total_ours, total_peer
+
+
+def measure(folder: Path, sizes: Sizes) -> tuple[Figures, Figures]:
+    """(ours, peer) on two SQLite files in `folder`."""
+    mine, peer = Figures(), Figures()
+    per_round = max(sizes.orders // sizes.rounds, 1)
+    commands = per_round * sizes.rounds * 5
+    peer_path = folder / "eventsourcing.db"
+    app = store_peer.open_peer(peer_path)
+    with asyncio.Runner() as loop:
+        ours = loop.run(Ours.open(folder / "order-machine.db"))
+        try:
+            turns = Alternate(loop, sizes.rounds)
+            one = turns.seconds(
+                lambda r: store_peer.run_commands(app, r * per_round, per_round, 1),
+                lambda r: ours.run_commands(r * per_round, per_round, 1, "one"),
+            )
+            many = turns.seconds(
+                lambda r: store_peer.run_commands(app, (sizes.rounds + r) * per_round, per_round, sizes.clients),
+                lambda r: ours.run_commands(r * per_round, per_round, sizes.clients, "many"),
+            )
+            mine.one_client, peer.one_client = commands / one[0], commands / one[1]
+            mine.many_clients, peer.many_clients = commands / many[0], commands / many[1]
+
+            # fill both stores up to the rebuild size with delivered orders (fast, untimed)
+            extra = max(sizes.rebuild_events - 2 * commands, 0) // 5 or sizes.loads
+            peer_ids = store_peer.seed(app, extra)
+            our_ids = loop.run(ours.seed(extra))
+
+            loads = min(sizes.loads, extra)
+            chunk = max(loads // sizes.rounds, 1)
+            s_ours, s_peer = turns.seconds(
+                lambda r: store_peer.load_seconds(app, peer_ids[r * chunk:(r + 1) * chunk]),
+                lambda r: ours.load_seconds(our_ids[r * chunk:(r + 1) * chunk]),
+            )
+            mine.load, peer.load = s_ours / (chunk * turns.rounds), s_peer / (chunk * turns.rounds)
+
+            mine.rebuild, mine.rebuild_all, mine.rebuild_events = loop.run(ours.rebuild())
+            peer.rebuild, peer.rebuild_events = store_peer.rebuild(app, peer_path)
+            _check_peer_view(peer_path, peer.rebuild_events // 5)
+        finally:
+            loop.run(ours.close())
+            app.close()
+
+        served = loop.run(Ours.open(folder / "order-machine-served.db", projections=True))
+        try:
+            mine.served_clients = commands / loop.run(served.run_commands(0, per_round * sizes.rounds,
+                                                                         sizes.clients, "served"))
+        finally:
+            loop.run(served.close())
+    return mine, peer
 
 
 # --------------------------------------------------------------------------- the report
@@ -176,8 +225,7 @@ async def measure_ours(path: Path, sizes: Sizes) -> Figures:
 def run(size: Size = "full") -> list[Table]:
     sizes = Sizes.of(size)
     with tempfile.TemporaryDirectory(prefix="order-machine-bench-") as tmp:
-        peer = measure_peer(Path(tmp) / "eventsourcing.db", sizes)
-        ours = asyncio.run(measure_ours(Path(tmp) / "order-machine.db", sizes))
+        ours, peer = measure(Path(tmp), sizes)
     return report(ours, peer, sizes)
 
 
@@ -186,10 +234,12 @@ def report(ours: Figures, peer: Figures, sizes: Sizes) -> list[Table]:
         "Event store on SQLite, durable (WAL, synchronous=FULL), beside eventsourcing",
         ["measure", "order-machine", "eventsourcing", "ours vs peer"],
     )
-    table.add(f"commands/s, 1 client ({sizes.orders:,} orders x 5 commands)",
+    table.add(f"commands/s, 1 client ({sizes.orders // sizes.rounds * sizes.rounds:,} orders x 5 commands)",
               count(ours.one_client), count(peer.one_client), ratio(ours.one_client, peer.one_client))
     table.add(f"commands/s, {sizes.clients} concurrent clients",
               count(ours.many_clients), count(peer.many_clients), ratio(ours.many_clients, peer.many_clients))
+    table.add(f"commands/s, {sizes.clients} clients, projections following + read-your-writes (as `serve` runs)",
+              count(ours.served_clients), "–", "–")
     table.add(f"projection rebuild, events/s ({ours.rebuild_events:,} / {peer.rebuild_events:,} events)",
               count(ours.rebuild), count(peer.rebuild), ratio(ours.rebuild, peer.rebuild))
     table.add("rebuild of every projection ours keeps (orders + items + history), events/s",
@@ -199,8 +249,9 @@ def report(ours: Figures, peer: Figures, sizes: Sizes) -> list[Table]:
         "a command = load the order from its events, apply the action, append its event(s) in one "
         "durable transaction; each client runs whole lifecycles (create, Confirm, StartProcessing, Ship, "
         "Deliver) one command after another",
-        "ours: OrderCommandService over SQLiteEventStore, concurrent clients are asyncio tasks (the store "
-        "commits concurrent appends together); peer: an eventsourcing Application with an Aggregate of the "
+        "ours: OrderApplicationService from bootstrap(Settings(db_url='sqlite:///...')), projections not "
+        "following (the peer has none), concurrent clients are asyncio tasks (the store commits concurrent "
+        "appends together); peer: an eventsourcing Application with an Aggregate of the "
         "same 5 commands, concurrent clients are threads (the library is synchronous)",
         "rebuild: ours = ProjectionRunner.rebuild('orders') into SQLite read models (orders + items "
         "tables) in the store's file, batches of 500 events, checkpoint in the same transaction; "
