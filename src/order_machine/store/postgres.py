@@ -1,0 +1,393 @@
+"""PostgreSQL event store (psycopg 3 async, connection pool): a global order without gaps or table locks.
+
+Knows events and errors, never the domain's classes; imports psycopg only here and in pg_schema.
+
+Positions. Every event's position is `writing transaction id * 65536 + its ordinal in that
+transaction`, computed from `pg_current_xact_id()` (a 64-bit xid8 that never wraps) when the row is
+inserted. Readers (`read_batch`, `read_all`, `last_position`) see only rows whose transaction id is
+below `pg_snapshot_xmin(pg_current_snapshot())`, the oldest transaction still in flight: every
+transaction below it has committed or rolled back, and every transaction that commits later has a
+larger id, so a follower that remembers the last position it read never skips a late commit and
+never sees an event twice. Writers take no table lock; appends to the same stream wait on that
+stream's row in `streams` (the optimistic-concurrency check), appends to different streams run in
+parallel. Positions are therefore increasing in reader order but NOT dense (expect large gaps), and
+they are known at append time (`AppendResult.position`), so read-your-writes can wait for them.
+Costs of the choice: a long-running transaction anywhere in the cluster delays followers (never
+loses events: keep idle_in_transaction_session_timeout set); at most 65,536 events per transaction;
+positions stay below 2**63 until the cluster has used 2**47 transaction ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from ..errors import ConcurrencyError, StoreError
+from ..events import NewEvent, StoredEvent
+from . import AppendResult
+from .codec import EncodedEvent, check_stream_id, dumps, encode_event
+from . import pg_schema
+from .pg_schema import POSITION_SCALE
+
+logger = logging.getLogger(__name__)
+
+Conn = psycopg.AsyncConnection[TupleRow]
+
+_XMIN_POSITION = f"pg_snapshot_xmin(pg_current_snapshot())::text::bigint * {POSITION_SCALE}"
+_XID = "pg_current_xact_id()::text::bigint"
+_EVENT_COLUMNS = "position, stream_id, version, type, schema_version, data, metadata, recorded_at"
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresOptions:
+    """Operational settings; each may also be given in the URL query (`?schema=om&pool_size=20`)."""
+
+    schema: str = "order_machine"
+    pool_size: int = 10
+    pool_min_size: int = 1
+    pool_timeout: float = 30.0  # seconds to wait for a free pooled connection
+    connect_timeout: int = 10  # seconds
+    statement_timeout_ms: int = 30_000  # 0 = none
+    idle_in_transaction_timeout_ms: int = 60_000  # 0 = none
+    auto_upgrade: bool = True  # create/migrate the schema on first use; False: refuse an old schema
+
+
+def _parse_options(url: str, given: Mapping[str, Any]) -> tuple[str, PostgresOptions]:
+    """Split our options out of the URL query (libpq would refuse them) and merge explicit ones."""
+    known = {f.name: f.type for f in fields(PostgresOptions)}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise StoreError(f"unknown PostgreSQL store option(s) {unknown}; known: {sorted(known)}")
+    parts = urlsplit(url)
+    kept: list[tuple[str, str]] = []
+    values: dict[str, Any] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in known:
+            values[key] = value
+        else:
+            kept.append((key, value))
+    values.update(given)
+    converted: dict[str, Any] = {}
+    for key, value in values.items():
+        kind = known[key]
+        try:
+            if kind == "bool" and isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(value)
+                converted[key] = value.lower() in ("1", "true", "yes")
+            else:
+                converted[key] = {"str": str, "int": int, "float": float, "bool": bool}[str(kind)](value)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"PostgreSQL store option {key}={value!r} is not a valid {kind}") from exc
+    options = PostgresOptions(**converted)
+    pg_schema.quote_schema(options.schema)
+    if options.pool_size < 1 or not 0 <= options.pool_min_size <= options.pool_size:
+        raise StoreError(f"pool_size must be >= 1 and pool_min_size within 0..pool_size, got {options}")
+    if options.statement_timeout_ms < 0 or options.idle_in_transaction_timeout_ms < 0:
+        raise StoreError("statement_timeout_ms and idle_in_transaction_timeout_ms must be >= 0 (0 = none)")
+    scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment)), options
+
+
+class PostgresTransaction:
+    """Appends that commit or roll back together, in one database transaction (see `transaction()`)."""
+
+    def __init__(self, store: PostgresEventStore, conn: Conn) -> None:
+        self._store, self._conn = store, conn
+        self._ordinal = 0  # next ordinal of an event in this transaction
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        command_id: str | None = None,
+        result: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        """Same contract as `PostgresEventStore.append`, inside this transaction."""
+        s, n, recorded = self._store.quoted_schema, len(events), dict(result or {})
+        if self._ordinal + n > POSITION_SCALE:
+            raise StoreError(f"at most {POSITION_SCALE} events per transaction, got {self._ordinal + n}")
+        check_stream_id(stream_id)
+        encoded = [encode_event(stream_id, e, command_id) for e in events]
+        result_json = dumps(recorded, f"the result of command {command_id!r}")
+        version, position = expected_version + n, 0
+        if n == 0:
+            actual = await self._stream_version(stream_id)
+            if actual != expected_version:
+                raise ConcurrencyError(stream_id, expected_version, actual)
+            position = await self._one(f"SELECT coalesce(max(position), 0) FROM {s}.events WHERE position < {_XMIN_POSITION}")
+        if command_id is not None:
+            # Claim the id first: a concurrent twin waits here for our commit, then sees the first result.
+            claimed = await self._fetch(
+                f"""INSERT INTO {s}.commands (command_id, stream_id, version, position, result)
+                    VALUES (%s, %s, %s, CASE WHEN %s THEN {_XID} * {POSITION_SCALE} + %s ELSE %s END, %s::jsonb)
+                    ON CONFLICT (command_id) DO NOTHING RETURNING 1""",
+                (command_id, stream_id, version, n > 0, self._ordinal + n - 1, position, result_json),
+            )
+            if claimed is None:
+                row = await self._fetch(
+                    f"SELECT version, position, result FROM {s}.commands WHERE command_id = %s", (command_id,)
+                )
+                assert row is not None  # the conflicting row has committed when ON CONFLICT reports it
+                return AppendResult(stream_id, int(row[0]), int(row[1]), True, dict(row[2]))
+        if n == 0:
+            return AppendResult(stream_id, version, position, False, recorded)
+        if expected_version == 0:
+            row = await self._fetch(
+                f"INSERT INTO {s}.streams (stream_id, version) VALUES (%s, %s) "
+                f"ON CONFLICT (stream_id) DO NOTHING RETURNING {_XID}",
+                (stream_id, version),
+            )
+        else:
+            row = await self._fetch(
+                f"UPDATE {s}.streams SET version = %s WHERE stream_id = %s AND version = %s RETURNING {_XID}",
+                (version, stream_id, expected_version),
+            )
+        if row is None:
+            raise ConcurrencyError(stream_id, expected_version, await self._stream_version(stream_id))
+        base = int(row[0]) * POSITION_SCALE + self._ordinal
+        try:
+            await self._insert_events(stream_id, encoded, expected_version, base)
+        except psycopg.errors.UniqueViolation as exc:
+            # unreachable while every writer goes through `streams`; kept as the last line of defence
+            if exc.diag.constraint_name != "events_stream_version_key":
+                raise
+            raise ConcurrencyError(stream_id, expected_version, await self._store.stream_version(stream_id)) from exc
+        self._ordinal += n
+        return AppendResult(stream_id, version, base + n - 1, False, recorded)
+
+    async def _insert_events(self, stream_id: str, events: list[EncodedEvent], expected_version: int, base: int) -> None:
+        s = self._store.quoted_schema
+        await self._conn.execute(
+            f"""INSERT INTO {s}.events ({_EVENT_COLUMNS})
+                SELECT %s + u.i - 1, %s, %s + u.i, u.type, u.schema_version, u.data::jsonb, u.meta::jsonb, u.at
+                FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::timestamptz[])
+                     WITH ORDINALITY AS u(type, schema_version, data, meta, at, i)""",
+            (base, stream_id, expected_version, [e.type for e in events], [e.schema_version for e in events],
+             [e.data for e in events], [e.metadata for e in events], [e.recorded_at for e in events]),
+        )
+
+    async def _fetch(self, query: str, params: Sequence[Any] = ()) -> TupleRow | None:
+        cur = await self._conn.execute(query, params)
+        return await cur.fetchone()
+
+    async def _one(self, query: str, params: Sequence[Any] = ()) -> int:
+        row = await self._fetch(query, params)
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
+    async def _stream_version(self, stream_id: str) -> int:
+        s = self._store.quoted_schema
+        return await self._one(f"SELECT version FROM {s}.streams WHERE stream_id = %s", (stream_id,))
+
+
+class PostgresEventStore:
+    """The event store in a PostgreSQL schema; safe for many processes on many hosts at once."""
+
+    def __init__(self, url: str, conninfo: str, options: PostgresOptions) -> None:
+        self.url = url
+        self.options = options
+        self.schema = options.schema
+        self.quoted_schema = pg_schema.quote_schema(options.schema)
+        self._conninfo = conninfo
+        info = psycopg.conninfo.conninfo_to_dict(conninfo)
+        self._where = f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+        self._pool: AsyncConnectionPool[Conn] | None = None
+        self._open_lock = asyncio.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> PostgresEventStore:
+        """A store for `postgresql://user:password@host:port/db[?schema=...]`; connects on first use."""
+        try:
+            conninfo, parsed = _parse_options(url, options)
+            return cls(url, conninfo, parsed)
+        except psycopg.ProgrammingError as exc:
+            raise StoreError(f"invalid PostgreSQL URL: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"PostgresEventStore({self._where}, schema={self.schema!r})"
+
+    # ------------------------------------------------------------------ connections and schema
+
+    def _error(self, exc: BaseException, doing: str) -> StoreError:
+        return StoreError(f"PostgreSQL {self._where} (schema {self.schema}): {doing} failed: {exc}".strip())
+
+    async def _connect(self) -> Conn:
+        try:
+            return await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True, connect_timeout=self.options.connect_timeout,
+                application_name="order-machine",
+            )
+        except psycopg.Error as exc:
+            raise self._error(exc, "connecting") from exc
+
+    async def upgrade(self) -> list[int]:
+        """Create or migrate the schema to the latest version; returns the migration versions applied."""
+        conn = await self._connect()
+        try:
+            return await pg_schema.upgrade(conn, self.schema)
+        except psycopg.Error as exc:
+            raise self._error(exc, "upgrading the schema") from exc
+        finally:
+            await conn.close()
+
+    async def schema_version(self) -> int:
+        """The schema version in the database (0 when the schema does not exist yet)."""
+        conn = await self._connect()
+        try:
+            return await pg_schema.schema_version(conn, self.schema)
+        except psycopg.Error as exc:
+            raise self._error(exc, "reading the schema version") from exc
+        finally:
+            await conn.close()
+
+    async def _configure(self, conn: Conn) -> None:
+        await conn.execute(
+            "SELECT set_config('statement_timeout', %s, false),"
+            " set_config('idle_in_transaction_session_timeout', %s, false), set_config('timezone', 'UTC', false)",
+            (str(self.options.statement_timeout_ms), str(self.options.idle_in_transaction_timeout_ms)),
+        )
+
+    async def _open(self) -> AsyncConnectionPool[Conn]:
+        if self._pool is not None:
+            return self._pool
+        async with self._open_lock:
+            if self._pool is None:
+                if self.options.auto_upgrade:
+                    await self.upgrade()
+                else:
+                    found = await self.schema_version()
+                    if found != pg_schema.LATEST_VERSION:
+                        raise StoreError(
+                            f"PostgreSQL schema {self.schema!r} is at version {found}, this order-machine needs "
+                            f"{pg_schema.LATEST_VERSION}: run `order-machine db upgrade`"
+                        )
+                pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+                    self._conninfo, open=False, min_size=self.options.pool_min_size,
+                    max_size=self.options.pool_size, timeout=self.options.pool_timeout,
+                    kwargs={"autocommit": True, "connect_timeout": self.options.connect_timeout,
+                            "application_name": "order-machine"},
+                    configure=self._configure, name=f"order-machine:{self.schema}",
+                )
+                try:
+                    await pool.open(wait=True, timeout=max(float(self.options.connect_timeout), 1.0))
+                except psycopg.Error as exc:
+                    await pool.close()
+                    raise self._error(exc, "opening the connection pool") from exc
+                self._pool = pool
+        assert self._pool is not None
+        return self._pool
+
+    async def close(self) -> None:
+        """Close the pool; the store reconnects if used again."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def __aenter__(self) -> PostgresEventStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ writing
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresTransaction]:
+        """Several appends in one transaction: all commit at the end of the block, or none if it raises.
+
+        Append to several streams in a stable (sorted) order so two such blocks cannot deadlock.
+        """
+        pool = await self._open()
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                yield PostgresTransaction(self, conn)
+        except psycopg.Error as exc:
+            raise self._error(exc, "appending") from exc
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        command_id: str | None = None,
+        result: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        """Append atomically if the stream is at `expected_version` (0 = new stream); see EventStore."""
+        async with self.transaction() as tx:
+            return await tx.append(stream_id, events, expected_version, command_id=command_id, result=result)
+
+    # ------------------------------------------------------------------ reading
+
+    async def _rows(self, query: str, params: Sequence[Any], doing: str) -> list[TupleRow]:
+        pool = await self._open()
+        try:
+            async with pool.connection() as conn:
+                cur = await conn.execute(query, params)
+                return await cur.fetchall()
+        except psycopg.Error as exc:
+            raise self._error(exc, doing) from exc
+
+    async def load(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
+        rows = await self._rows(
+            f"SELECT {_EVENT_COLUMNS} FROM {self.quoted_schema}.events"
+            " WHERE stream_id = %s AND version >= %s ORDER BY version",
+            (stream_id, from_version), f"loading stream {stream_id!r}",
+        )
+        return [StoredEvent(*row) for row in rows]
+
+    async def read_batch(self, after: int = 0, limit: int = 500) -> list[StoredEvent]:
+        if limit <= 0:
+            return []
+        rows = await self._rows(
+            f"SELECT {_EVENT_COLUMNS} FROM {self.quoted_schema}.events"
+            f" WHERE position > %s AND position < {_XMIN_POSITION} ORDER BY position LIMIT %s",
+            (after, limit), "reading events",
+        )
+        return [StoredEvent(*row) for row in rows]
+
+    async def read_all(self, after: int = 0, batch_size: int = 500) -> AsyncIterator[StoredEvent]:
+        while batch := await self.read_batch(after, batch_size):
+            for event in batch:
+                yield event
+            after = batch[-1].position
+
+    async def last_position(self) -> int:
+        rows = await self._rows(
+            f"SELECT coalesce(max(position), 0) FROM {self.quoted_schema}.events WHERE position < {_XMIN_POSITION}",
+            (), "reading the last position",
+        )
+        return int(rows[0][0])
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version (0 when it does not exist)."""
+        rows = await self._rows(
+            f"SELECT version FROM {self.quoted_schema}.streams WHERE stream_id = %s",
+            (stream_id,), f"reading the version of stream {stream_id!r}",
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def command_result(self, command_id: str) -> Mapping[str, Any] | None:
+        rows = await self._rows(
+            f"SELECT result FROM {self.quoted_schema}.commands WHERE command_id = %s",
+            (command_id,), "reading a command result",
+        )
+        return dict(rows[0][0]) if rows else None
+
+    async def stream_ids(self, after: str = "", limit: int = 1000) -> list[str]:
+        rows = await self._rows(
+            f"SELECT stream_id FROM {self.quoted_schema}.streams WHERE stream_id > %s ORDER BY stream_id LIMIT %s",
+            (after, max(limit, 0)), "listing streams",
+        )
+        return [str(row[0]) for row in rows]
