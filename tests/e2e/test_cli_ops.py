@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import sqlite3
 from pathlib import Path
@@ -104,3 +105,16 @@ def test_every_orders_subcommand_has_help_with_an_example(sub: str, capsys: pyte
     with pytest.raises(SystemExit):
         main(["orders", sub, "--help"])
     assert f"order-machine orders {sub}" in capsys.readouterr().out.split("example:")[1]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_rebuild_draws_a_progress_bar_on_a_terminal(cli: CLI, monkeypatch: pytest.MonkeyPatch) -> None:
+    place_orders(cli, 3)
+    screen = Terminal()
+    monkeypatch.setattr("sys.stderr", screen)
+    assert cli("rebuild").code == 0
+    assert screen.getvalue().endswith("\r[##############################] 100% 4/4 events\n")

@@ -203,7 +203,7 @@ async def history(args: argparse.Namespace) -> int:
         print_json([e.model_dump(mode="json") for e in entries])
         return 0
     rows = [(e.version, _time(e.at), e.type, e.action or "",
-             f"{e.from_state or ''} -> {e.to_state}" if e.to_state else "") for e in entries]
+             " -> ".join(s for s in (e.from_state, e.to_state) if s)) for e in entries]
     print(table(rows, ("version", "at", "event", "action", "state")))
     return 0
 
