@@ -46,6 +46,7 @@ class AddOrderItem(_Command):
     product_id: Id
     quantity: int = Field(gt=0, le=1_000_000, strict=True)
     unit_price: Money
+    expected_version: int | None = Field(default=None, ge=0, description="refuse unless the order is at it")
 
 
 class PerformAction(_Command):
@@ -91,6 +92,7 @@ class UpdateOrderStatus(_Command):
     order_id: Id
     status: str
     data: dict[str, object] = Field(default_factory=dict)
+    expected_version: int | None = Field(default=None, ge=0, description="refuse unless the order is at it")
 
 
 ACTION_COMMANDS: dict[type[_Command], str] = {

@@ -107,13 +107,13 @@ class OrderCommandService:
         if isinstance(command, CreateOrder):
             return await self._create(command)
         if isinstance(command, AddOrderItem):
-            return await self._change(command, command.order_id, None,
+            return await self._change(command, command.order_id, command.expected_version,
                                       lambda o: _add_item(o, command))
         if isinstance(command, PerformAction):
             return await self._change(command, command.order_id, command.expected_version,
                                       lambda o: o.fire(command.action, **command.data))
         if isinstance(command, UpdateOrderStatus):
-            return await self._change(command, command.order_id, None,
+            return await self._change(command, command.order_id, command.expected_version,
                                       lambda o: self._to_status(o, command))
         action = ACTION_COMMANDS.get(type(command))
         if action is None:

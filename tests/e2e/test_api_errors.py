@@ -146,3 +146,12 @@ async def test_unknown_routes_and_methods_answer_in_the_same_error_shape(client:
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
     wrong = await client.delete("/orders")
     assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
+
+
+async def test_if_match_on_add_item_pins_the_version(client: httpx.AsyncClient) -> None:
+    await create_order(client, "v-2")
+    item = {"product_id": "sku-1", "quantity": 1, "unit_price": "2.50"}
+    stale = await client.post("/orders/v-2/items", json=item, headers={"If-Match": '"7"'})
+    assert stale.status_code == 412 and stale.json()["actual_version"] == 1
+    fresh = await client.post("/orders/v-2/items", json=item, headers={"If-Match": '"1"'})
+    assert fresh.status_code == 200 and fresh.json()["version"] == 2

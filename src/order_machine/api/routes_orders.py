@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from ..commands import AddOrderItem, CommandResult, CreateOrder, PerformAction, UpdateOrderStatus, _Command
-from ..errors import ConcurrencyError, InvalidCommandError, TransitionNotAllowedError
 from ..projections import OrderReadModel
 from .deps import IdempotencyKey, IfMatch, RuntimeDep, etag, expected_version
 from .schemas import (
@@ -169,13 +168,15 @@ async def order_actions(rt: RuntimeDep, order_id: OrderId) -> Response:
     "/orders/{order_id}/items", response_model=CommandResponse, name="add_item",
     summary="Add an item (only while Pending)",
     responses={**ok(None, example={"order_id": "ord-1001", "state": "Pending", "version": 2,
-                                   "events": ["OrderItemAdded"]}), **error_responses(404, 409, 422)},
+                                   "events": ["OrderItemAdded"]}), **error_responses(404, 409, 412, 422)},
 )
 async def add_item(
-    rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None,
+    rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
     body: AddItemRequest = Body(openapi_examples=body_examples(AddItemRequest)),
 ) -> Response:
-    return _answer(await _execute(rt, AddOrderItem(order_id=order_id, command_id=key, **body.model_dump())))
+    command = AddOrderItem(order_id=order_id, command_id=key, expected_version=expected_version(if_match),
+                           **body.model_dump())
+    return _answer(await _execute(rt, command))
 
 
 async def _act(rt: RuntimeDep, order_id: str, action: str, data: dict[str, Any], key: str | None,
@@ -245,22 +246,6 @@ async def return_order(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = 
              responses={**_result("Confirmed", 2, "OrderConfirmed"), **_ACTION_ERRORS})
 async def update_status(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
                         body: StatusRequest = Body(openapi_examples=body_examples(StatusRequest))) -> Response:
-    expected = expected_version(if_match)
-    if expected is None:
-        command: _Command = UpdateOrderStatus(order_id=order_id, status=body.status, data=body.data, command_id=key)
-        return _answer(await _execute(rt, command))
-    # pinned version: the action is chosen from the state at that version, and the append is pinned to it
-    order = await rt.commands.load(order_id)
-    if order.version != expected:
-        raise ConcurrencyError(order_id, expected, order.version)
-    states = rt.machine.states
-    if body.status not in states:
-        raise InvalidCommandError(f"unknown status {body.status!r}; states: {', '.join(states)}", "status")
-    actions = rt.machine.target_actions(order.state, body.status)
-    if not actions:
-        raise TransitionNotAllowedError(order_id, f"move to {body.status}", order.state, order.allowed_actions,
-                                        reason=f"no declared action leads from {order.state!r} to {body.status!r}")
-    if len(actions) > 1:
-        raise InvalidCommandError(f"several actions lead to {body.status!r} ({', '.join(actions)}); "
-                                  "name the action instead", "status")
-    return await _act(rt, order_id, actions[0], body.data, key, if_match)
+    command = UpdateOrderStatus(order_id=order_id, status=body.status, data=body.data, command_id=key,
+                                expected_version=expected_version(if_match))
+    return _answer(await _execute(rt, command))
