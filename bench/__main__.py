@@ -1,7 +1,8 @@
 """`python -m bench [NAME ...] [--quick]`: run the benchmarks and print markdown tables.
 
-Each bench module exposes `run(size) -> list[Table]`; modules are imported only when selected,
-so a missing optional peer or backend affects only its own bench.
+Each bench module exposes `run(size) -> list[Table]` (and may expose `unavailable() -> str | None`,
+e.g. no database server); modules are imported only when selected, so a missing optional peer or
+backend affects only its own bench.
 """
 
 from __future__ import annotations
@@ -52,10 +53,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         problem = f"unknown bench {unknown[0]!r}" if unknown else f"bench {missing[0]!r} is not written yet"
         parser.error(f"{problem}; available: {', '.join(have)}")
     size: Size = args.size
-    print(f"# order-machine benchmarks ({size})\n\n{environment()}\n")
+    chosen = []
     for name in args.names or have:
-        started = time.perf_counter()
         module = importlib.import_module(BENCHES[name][0])
+        reason = module.unavailable() if hasattr(module, "unavailable") else None
+        if reason is not None and args.names:  # asked for by name: say why it cannot run
+            parser.error(f"bench {name!r} {reason}")
+        chosen.append((name, module, reason))
+    print(f"# order-machine benchmarks ({size})\n\n{environment()}\n")
+    for name, module, reason in chosen:
+        if reason is not None:
+            print(f"_{name}: skipped, {reason}_\n", flush=True)
+            continue
+        started = time.perf_counter()
         for table in module.run(size):
             print(table.markdown(), end="\n\n")
         print(f"_{name}: {time.perf_counter() - started:.1f} s, load average {load_average()} at the end_\n", flush=True)

@@ -361,7 +361,7 @@ async def measure(sizes: tuple[int, int, int, int, int]) -> dict[type[Variant], 
 
 def _sizes(size: Size) -> tuple[int, int, int, int, int]:
     # (orders per round, rounds, live orders measured) for ours/floor, and (orders, live) for the peers
-    return pick(size, (3_000, 7, 10_000, 300, 1_000), (600, 3, 2_000, 60, 200), (30, 1, 30, 5, 5))
+    return pick(size, (3_000, 7, 10_000, 300, 1_000), (500, 2, 1_500, 50, 150), (30, 1, 30, 5, 5))
 
 
 async def run_async(size: Size = "full") -> list[Table]:

@@ -150,7 +150,7 @@ async def drive(port: int, pairs: int, first: int, run: Run | None) -> None:
 
 
 def run(size: Size = "full") -> list[Table]:
-    pairs, rounds = pick(size, (3_000, 4), (300, 2), (20, 1))
+    pairs, rounds = pick(size, (3_000, 4), (200, 2), (20, 1))
     ours, bare = Run(), Run()
     with tempfile.TemporaryDirectory(prefix="order-machine-http-") as tmp:
         folder = Path(tmp)
