@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import random
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -133,12 +133,12 @@ class FailingAt:
         self.name, self.views, self.reads_orders = inner.name, inner.views, inner.reads_orders
         self.attempts: dict[int, int] = {}
 
-    def apply(self, changes: Changes, stored: StoredEvent, event: OrderEvent) -> None:
+    def apply(self, changes: Changes, stored: StoredEvent, data: Mapping[str, Any]) -> None:
         if stored.position in self.positions:
             self.attempts[stored.position] = self.attempts.get(stored.position, 0) + 1
             if self.times is None or self.attempts[stored.position] <= self.times:
                 raise RuntimeError(f"poison at {stored.position}")
-        self.inner.apply(changes, stored, event)
+        self.inner.apply(changes, stored, data)
 
 
 # --------------------------------------------------------------------------- following the store

@@ -177,18 +177,32 @@ async def test_a_failed_batch_leaves_read_models_and_checkpoint_untouched() -> N
     assert await models.checkpoint("orders") == 1
 
 
-async def test_an_undecodable_order_event_fails_and_a_foreign_event_is_passed_over() -> None:
+async def test_an_event_newer_than_this_code_fails_every_projector_and_a_foreign_event_is_passed_over() -> None:
     feed = Feed()
     feed.add(created("o-1"))
     feed.raw("p-1", "PaymentAuthorised", 1, {"amount": "3"})
-    broken = feed.raw("o-1", "OrderItemAdded", 1, {"at": T0.isoformat(), "product_id": "p", "quantity": 1,
-                                                   "unit_price": "not money"})
+    newer = feed.raw("o-1", "OrderItemAdded", 9, {"at": T0.isoformat(), "product_id": "p", "quantity": 1,
+                                                  "unit_price": "1"})
     models = InMemoryReadModels()
-    with pytest.raises(EventFailed) as failure:
-        await models.apply(OrderHistoryProjector(), decode_batch(feed.events), 0)
-    assert failure.value.position == broken.position
+    for projector in default_projectors():
+        with pytest.raises(EventFailed, match="newer than this code knows") as failure:
+            await models.apply(projector, decode_batch(feed.events), 0)
+        assert failure.value.position == newer.position
     assert await models.apply(OrderHistoryProjector(), decode_batch(feed.events[:2]), 0) == 2
     assert [h.order_id for h in await models.order_history("o-1")] == ["o-1"]
+
+
+@pytest.mark.parametrize(("field", "value"), [("unit_price", "not money"), ("unit_price", "NaN"),
+                                               ("unit_price", 1.5), ("quantity", "2"), ("quantity", True)])
+async def test_an_item_with_bad_data_fails_at_its_position_naming_the_field(field: str, value: object) -> None:
+    feed = Feed()
+    feed.add(created("o-1"))
+    data: dict[str, object] = {"at": T0.isoformat(), "product_id": "p", "quantity": 1, "unit_price": "1"}
+    bad = feed.raw("o-1", "OrderItemAdded", 1, {**data, field: value})
+    with pytest.raises(EventFailed) as failure:
+        await InMemoryReadModels().apply(OrderProjector(), decode_batch(feed.events), 0)
+    assert failure.value.position == bad.position
+    assert field in str(failure.value.cause)
 
 
 async def test_project_order_rebuilds_the_same_read_model_as_the_projection() -> None:

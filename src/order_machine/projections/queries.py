@@ -61,7 +61,10 @@ class OrderSummaryReadModel(BaseModel):
 
 
 class OrderHistoryEntry(BaseModel):
-    """One event of an order: `action`, `from_state` and `to_state` are None when it is not a transition."""
+    """One event of an order: `action`, `from_state` and `to_state` are None when it is not a transition.
+
+    `data` is what the event recorded besides its time and states (items, reason, tracking number...).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -113,8 +116,8 @@ def summary_model(row: OrderRow) -> OrderSummaryReadModel:
 
 def history_model(row: HistoryRow) -> OrderHistoryEntry:
     return OrderHistoryEntry(position=row.position, order_id=row.order_id, version=row.version, type=row.type,
-                             action=row.action, from_state=row.from_state, to_state=row.to_state, at=row.at,
-                             data={k: v for k, v in row.data.items() if k != "at"})
+                             action=row.action, from_state=row.from_state, to_state=row.to_state,
+                             at=datetime.fromisoformat(row.at), data=dict(row.data))
 
 
 # --------------------------------------------------------------------------- time, limits and cursors

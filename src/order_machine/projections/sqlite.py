@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Sequence
@@ -26,7 +27,10 @@ from .queries import (
 )
 
 R = TypeVar("R")
+logger = logging.getLogger(__name__)
 
+#: bump when a read-model table changes: older tables are dropped and rebuilt from the events on open
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projection_checkpoints (
     name TEXT PRIMARY KEY,
@@ -69,13 +73,14 @@ CREATE TABLE IF NOT EXISTS read_order_history (
     action TEXT,
     from_state TEXT,
     to_state TEXT,
-    at INTEGER NOT NULL,
+    at TEXT NOT NULL,
     data TEXT NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS read_order_history_by_order ON read_order_history (order_id, version);
 """
 
 VIEW_TABLES = {"orders": "read_orders", "order_items": "read_order_items", "order_history": "read_order_history"}
+_TABLES = (*VIEW_TABLES.values(), "projection_checkpoints")
 
 _ORDER_COLUMNS = ("id, customer_id, description, initial_amount, amount, status, created_at, updated_at, version, "
                   "item_count, created_position, position, tracking_number, shipping_address, "
@@ -135,9 +140,24 @@ class SQLiteReadModels:
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             self._connections.conn = conn
             if not self._schema_ready:
-                conn.executescript(SCHEMA)
+                self._transaction(self._create_schema)
                 self._schema_ready = True
         return conn
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS read_model_schema (version INTEGER NOT NULL)")
+        found = conn.execute("SELECT MAX(version) FROM read_model_schema").fetchone()[0]
+        if found != SCHEMA_VERSION:
+            if found is not None:
+                logger.warning("%s: read models have schema v%s, this code v%d: they are dropped and will be "
+                               "rebuilt from the events", self.path, found, SCHEMA_VERSION)
+            for table in _TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+            conn.execute("DELETE FROM read_model_schema")
+            conn.execute("INSERT INTO read_model_schema VALUES (?)", (SCHEMA_VERSION,))
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
 
     async def _run(self, executor: ThreadPoolExecutor, fn: Callable[..., R], *args: Any) -> R:
         try:
@@ -151,7 +171,8 @@ class SQLiteReadModels:
         try:
             result = work(conn)
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         return result
@@ -201,7 +222,7 @@ class SQLiteReadModels:
         if changes.history:
             conn.executemany(_INSERT_HISTORY, [
                 (h.position, h.order_id, h.version, h.type, h.action, h.from_state, h.to_state,
-                 to_micros(h.at), _dumps(h.data)) for h in changes.history
+                 h.at, _dumps(h.data) if h.data else "{}") for h in changes.history
             ])
         conn.execute(_SET_CHECKPOINT, (projector.name, position))
         return position
@@ -301,8 +322,8 @@ class SQLiteReadModels:
                 "SELECT position, order_id, version, type, action, from_state, to_state, at, data "
                 "FROM read_order_history WHERE order_id = ? AND version > ? ORDER BY version LIMIT ?",
                 (order_id, after_version, limit))
-            return [history_model(HistoryRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], from_micros(r[7]),
-                                             json.loads(r[8]))) for r in rows]
+            return [history_model(HistoryRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8])))
+                    for r in rows]
         return await self._run(self._reader, work)
 
     async def close(self) -> None:
