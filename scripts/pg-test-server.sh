@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL for the tests and benchmarks, listening on 127.0.0.1 only.
 #   scripts/pg-test-server.sh [start]   install (Debian) if needed, init, start; prints `export ORDER_MACHINE_TEST_PG_URL=...`
+#                                       and `export ORDER_MACHINE_PG_STARTED=1` (0 when it was already running)
 #   scripts/pg-test-server.sh url       prints the URL of the running server
 #   scripts/pg-test-server.sh status    exit 0 when running
 #   scripts/pg-test-server.sh stop      stops it (data kept);  destroy: stops it and deletes its directory
@@ -59,10 +60,13 @@ running() { [ -f "$DATA/postmaster.pid" ] && as_owner "$BIN/pg_ctl" -D "$DATA" s
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# print_env STARTED: the URL, and whether this call started the server (1) or found it running (0), so
+# a caller stops only a server it started: [ "$ORDER_MACHINE_PG_STARTED" = 1 ] && trap '... stop' EXIT
 print_env() {
   # shellcheck disable=SC1090
   . "$ENV_FILE"
   echo "export ORDER_MACHINE_TEST_PG_URL=$ORDER_MACHINE_TEST_PG_URL"
+  echo "export ORDER_MACHINE_PG_STARTED=$1"
 }
 
 start() {
@@ -73,7 +77,7 @@ start() {
   fi
   setup_user
   if running && [ -f "$ENV_FILE" ]; then
-    print_env
+    print_env 0
     return 0
   fi
   mkdir -p "$DIR"
@@ -117,7 +121,7 @@ EOF
   fi
   (umask 077 && printf 'ORDER_MACHINE_TEST_PG_URL=postgresql://%s:%s@127.0.0.1:%s/%s\n' \
     "$ROLE" "$PASSWORD" "$port" "$DB" >"$ENV_FILE")
-  print_env
+  print_env 1
 }
 
 stop() {

@@ -7,7 +7,10 @@ export ORDER_MACHINE_WITH_POSTGRES=1
 bash scripts/setup.sh
 if [ -z "${ORDER_MACHINE_TEST_PG_URL:-}" ] && [ -f scripts/pg-test-server.sh ]; then
   eval "$(bash scripts/pg-test-server.sh start)"
-  trap 'bash scripts/pg-test-server.sh stop >/dev/null 2>&1 || true' EXIT
+  # stop it afterwards only if this run started it: another run may be using it
+  if [ "${ORDER_MACHINE_PG_STARTED:-0}" = 1 ]; then
+    trap 'bash scripts/pg-test-server.sh stop >/dev/null 2>&1 || true' EXIT
+  fi
 fi
 export ORDER_MACHINE_REQUIRE_PG=${ORDER_MACHINE_REQUIRE_PG:-1}
 .venv/bin/order-machine validate definitions
