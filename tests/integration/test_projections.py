@@ -354,3 +354,66 @@ async def test_pages_by_customer_status_and_update_time_return_each_order_once(b
     recent = await walk(lambda c: backend.models.recently_updated(limit=4, cursor=c))
     expected = sorted(everything, key=lambda m: (m[0].updated_at, m[0].id), reverse=True)
     assert recent == [m[0].id for m in expected]
+
+
+async def test_the_read_model_says_what_the_aggregate_says_after_random_commands(backend: Backend) -> None:
+    from order_machine.commands import (
+        AddOrderItem, CancelOrder, ConfirmOrder, CreateOrder, DeliverOrder, ReturnOrder, ShipOrder,
+    )
+    from order_machine.commands import StartProcessing as StartProcessingCommand
+    from order_machine.errors import InvalidCommandError, TransitionNotAllowedError
+    from order_machine.order import order_machine
+    from order_machine.service import OrderCommandService
+
+    service = OrderCommandService(backend.store, order_machine())
+    rng = random.Random(7)
+    ids = [f"o-{n}" for n in range(12)]
+    for oid in ids:
+        await service.handle(CreateOrder(
+            order_id=oid, customer_id=f"c-{rng.randint(1, 3)}", description=rng.choice(["", "gift"]),
+            amount=rng.choice([None, Decimal("0"), Decimal("12.5")]),
+            items=[{"product_id": f"p-{k}", "quantity": rng.randint(1, 4),
+                    "unit_price": Decimal(rng.randint(0, 500)) / 100} for k in range(rng.randint(0, 2))]))
+    commands = [
+        lambda oid: AddOrderItem(order_id=oid, product_id="extra", quantity=rng.randint(1, 3),
+                                 unit_price=Decimal("1.05")),
+        lambda oid: ConfirmOrder(order_id=oid), lambda oid: StartProcessingCommand(order_id=oid),
+        lambda oid: ShipOrder(order_id=oid, tracking_number=f"T-{oid}", shipping_address="2 Quay"),
+        lambda oid: DeliverOrder(order_id=oid), lambda oid: CancelOrder(order_id=oid, reason="late"),
+        lambda oid: ReturnOrder(order_id=oid, reason="broken"),
+    ]
+    for _ in range(150):
+        command = rng.choices(commands, weights=[3, 4, 4, 4, 4, 1, 3])[0]
+        try:
+            await service.handle(command(rng.choice(ids)))
+        except (TransitionNotAllowedError, InvalidCommandError):
+            pass
+    runner = ProjectionRunner(backend.store, backend.models, batch_size=13)
+    assert await runner.wait_for(await backend.store.last_position(), timeout=5)
+    for oid in ids:
+        order, read = await service.load(oid), await backend.models.get_order(oid)
+        assert read is not None
+        assert (read.status, read.version, read.amount, read.customer_id, read.description) == (
+            order.state, order.version, order.amount, order.customer_id, order.description)
+        assert [(i.product_id, i.quantity, i.unit_price) for i in read.items] == [
+            (i.product_id, i.quantity, i.unit_price) for i in order.items]
+        assert (read.tracking_number, read.shipping_address, read.cancellation_reason, read.return_reason) == (
+            order.tracking_number, order.shipping_address, order.cancellation_reason, order.return_reason)
+        assert (read.created_at, read.updated_at) == (order.created_at, order.updated_at)
+
+
+async def test_a_checkpoint_reset_by_another_process_is_followed_from_where_it_now_is(tmp_path: Path) -> None:
+    async with SQLiteEventStore.from_url(f"sqlite:///{tmp_path}/orders.db") as store:
+        ours, theirs = SQLiteReadModels(store.path), SQLiteReadModels(store.path)
+        runner = ProjectionRunner(store, ours, batch_size=4)
+        await runner.wait_for(await random_history(store, 10, seed=1))
+        for projector in runner.projectors:  # e.g. `rebuild` started from the CLI, then interrupted
+            await theirs.reset(projector)
+        last = await append(store, created("late-1"), confirmed("late-1"))
+        assert await runner.wait_for(last, timeout=5) and not runner.failed
+        with sqlite3.connect(store.path) as conn:
+            assert conn.execute("SELECT SUM(version) FROM read_orders").fetchone()[0] == last
+            assert conn.execute("SELECT COUNT(*) FROM read_order_history").fetchone()[0] == last
+        await ours.close()
+        await theirs.close()
+        await ours.close()  # closing twice is harmless

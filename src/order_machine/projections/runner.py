@@ -231,11 +231,10 @@ class ProjectionRunner:
             chunk = events[:limit]
             try:
                 after = await self.read_models.apply(projector, chunk, after)
-            except CheckpointMoved as moved:  # another worker applied these: follow it, apply nothing twice
-                after = self._checkpoints[name] = moved.actual
-                events = [e for e in events if e[0].position > after]
-                limit, failure = len(events), None
-                continue
+            except CheckpointMoved as moved:
+                # another worker (or a rebuild elsewhere) moved it: adopt its checkpoint and read again from there
+                self._checkpoints[name] = moved.actual
+                return
             except EventFailed as exc:
                 if exc.index > 0:  # the events before the failing one are fine: commit them first
                     limit, failure = exc.index, exc

@@ -127,6 +127,7 @@ class SQLiteReadModels:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="read-models-reader")
         self._connections = threading.local()
         self._schema_ready = False
+        self._closed = False
 
     # ----------------------------------------------------------------- plumbing
 
@@ -160,6 +161,8 @@ class SQLiteReadModels:
                 conn.execute(statement)
 
     async def _run(self, executor: ThreadPoolExecutor, fn: Callable[..., R], *args: Any) -> R:
+        if self._closed:
+            raise StoreError(f"read models in {self.path}: already closed")
         try:
             return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
         except sqlite3.Error as exc:
@@ -327,6 +330,10 @@ class SQLiteReadModels:
         return await self._run(self._reader, work)
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
         def close_connection() -> None:
             conn = getattr(self._connections, "conn", None)
             if conn is not None:
