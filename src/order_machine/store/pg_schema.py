@@ -70,6 +70,53 @@ MIGRATIONS: tuple[Migration, ...] = (
             recorded_at timestamptz NOT NULL DEFAULT now()
         )""",
     )),
+    Migration(2, "read models: orders, items, history, projection checkpoints", (
+        """CREATE TABLE {s}.projection_checkpoints (
+            name text PRIMARY KEY,
+            position bigint NOT NULL
+        )""",
+        """CREATE TABLE {s}.read_orders (
+            id text COLLATE "C" PRIMARY KEY,
+            customer_id text NOT NULL,
+            description text NOT NULL,
+            initial_amount numeric,
+            amount numeric NOT NULL,
+            status text NOT NULL,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            version integer NOT NULL,
+            item_count integer NOT NULL,
+            created_position bigint NOT NULL,
+            position bigint NOT NULL,
+            tracking_number text,
+            shipping_address text,
+            cancellation_reason text,
+            return_reason text
+        )""",
+        "CREATE INDEX read_orders_by_customer ON {s}.read_orders (customer_id, created_position)",
+        "CREATE INDEX read_orders_by_status ON {s}.read_orders (status, created_position)",
+        "CREATE INDEX read_orders_by_updated ON {s}.read_orders (updated_at, id)",
+        """CREATE TABLE {s}.read_order_items (
+            order_id text COLLATE "C" NOT NULL,
+            line integer NOT NULL,
+            product_id text NOT NULL,
+            quantity integer NOT NULL,
+            unit_price numeric NOT NULL,
+            PRIMARY KEY (order_id, line)
+        )""",
+        """CREATE TABLE {s}.read_order_history (
+            position bigint PRIMARY KEY,
+            order_id text COLLATE "C" NOT NULL,
+            version integer NOT NULL,
+            type text NOT NULL,
+            action text,
+            from_state text,
+            to_state text,
+            at timestamptz NOT NULL,
+            data jsonb NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX read_order_history_by_order ON {s}.read_order_history (order_id, version)",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

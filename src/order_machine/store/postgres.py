@@ -222,7 +222,8 @@ class PostgresEventStore:
     def _error(self, exc: BaseException, doing: str) -> StoreError:
         return StoreError(f"PostgreSQL {self._where} (schema {self.schema}): {doing} failed: {exc}".strip())
 
-    async def _connect(self) -> Conn:
+    async def connect(self) -> Conn:
+        """A new autocommit connection outside the pool (for session state such as advisory-lock leases)."""
         try:
             return await psycopg.AsyncConnection.connect(
                 self._conninfo, autocommit=True, connect_timeout=self.options.connect_timeout,
@@ -233,7 +234,7 @@ class PostgresEventStore:
 
     async def upgrade(self) -> list[int]:
         """Create or migrate the schema to the latest version; returns the migration versions applied."""
-        conn = await self._connect()
+        conn = await self.connect()
         try:
             return await pg_schema.upgrade(conn, self.schema)
         except psycopg.Error as exc:
@@ -243,7 +244,7 @@ class PostgresEventStore:
 
     async def schema_version(self) -> int:
         """The schema version in the database (0 when the schema does not exist yet)."""
-        conn = await self._connect()
+        conn = await self.connect()
         try:
             return await pg_schema.schema_version(conn, self.schema)
         except psycopg.Error as exc:
@@ -287,6 +288,10 @@ class PostgresEventStore:
                 self._pool = pool
         assert self._pool is not None
         return self._pool
+
+    async def pool(self) -> AsyncConnectionPool[Conn]:
+        """The open connection pool (schema ready), for the read models that live in the same schema."""
+        return await self._open()
 
     async def close(self) -> None:
         """Close the pool; the store reconnects if used again."""
