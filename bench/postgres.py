@@ -76,7 +76,6 @@ class PostgresOrderView(PostgresTrackingRecorder):
         self._update = SQL("UPDATE {}.{} SET status = %s, version = %s, updated_at = %s, "
                            "tracking_number = COALESCE(%s, tracking_number), "
                            "shipping_address = COALESCE(%s, shipping_address) WHERE id = %s").format(*table)
-        self._count = SQL("SELECT COUNT(*) AS n FROM {}.{} WHERE status = 'Delivered'").format(*table)
 
     def created(self, order_id: uuid.UUID, customer_id: str, amount: Decimal, at: str, tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as curs:
@@ -90,23 +89,17 @@ class PostgresOrderView(PostgresTrackingRecorder):
             curs.execute(self._update, (status, version, at, tracking_number, address, order_id.hex), prepare=True)
             self._insert_tracking(curs, tracking)
 
-    def delivered(self) -> int:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._count)
-            row = curs.fetchone()
-            return int(row["n"]) if row else 0
-
 
 def peer_projection(env: dict[str, str], events: int, timeout: float) -> float:
-    """Events/s of the library's ProjectionRunner (LISTEN/NOTIFY subscription) projecting from 0."""
+    """Events/s of the library's ProjectionRunner (LISTEN/NOTIFY subscription) projecting its first `events`."""
     started = time.perf_counter()
     with PeerProjectionRunner(application_class=store_peer.PeerOrders, projection_class=store_peer.OrderViewProjection,
                               view_class=PostgresOrderView, env=env) as runner:
         runner.wait(events, timeout=timeout)
         seconds = time.perf_counter() - started
-        delivered = runner.view.delivered()
-    if delivered != events // 5:
-        raise AssertionError(f"eventsourcing projection shows {delivered} delivered orders, expected {events // 5}")
+        tracked = runner.view.max_tracking_id(runner.app_name) or 0
+    if tracked < events:
+        raise AssertionError(f"eventsourcing projection tracked {tracked} of {events} events in {timeout} s")
     return events / seconds
 
 
@@ -158,7 +151,7 @@ class Ours:
 
 
 def run(size: Size = "full") -> list[Table]:
-    orders, rounds, projected = pick(size, (600, 2, 10_000), (60, 1, 600), (8, 1, 100))
+    orders, rounds, projected, peer_projected = pick(size, (400, 2, 10_000, 3_000), (60, 1, 600, 300), (8, 1, 100, 100))
     url = server_url()
     tag = uuid.uuid4().hex[:8]
     our_schema, peer_schema = f"bench_om_{tag}", f"bench_es_{tag}"
@@ -191,7 +184,7 @@ def run(size: Size = "full") -> list[Table]:
                 have = first * 5
                 store_peer.seed(app, max(projected - have, 0) // 5)
                 loop.run(_seed_ours(ours, max(projected - have, 0) // 5))
-                peer_total = app.recorder.max_notification_id() or 0
+                peer_total = min(peer_projected, app.recorder.max_notification_id() or 0)
                 app.close()
                 peer_projection_rate = peer_projection(env, peer_total, timeout=600)
                 ours_projection = loop.run(ours.projection())
@@ -227,14 +220,15 @@ def report(ours: dict[int, float], peer: dict[int, float], ours_projection: tupl
     for clients in CLIENTS:
         table.add(f"commands/s, {clients} client{'s' if clients > 1 else ''}", count(ours[clients]),
                   count(peer[clients]), ratio(ours[clients], peer[clients]))
-    table.add(f"projection, events/s ({ours_projection[1]:,} / {peer_events:,} events)",
+    table.add(f"projection, events/s ({ours_projection[1]:,} events; the peer: the first {peer_events:,})",
               count(ours_projection[0]), count(peer_projection_rate), ratio(ours_projection[0], peer_projection_rate))
     table.notes += [
         f"{orders:,} lifecycles (create + 4 actions) per client setting; ours: OrderCommandService over "
         "PostgresEventStore, clients are asyncio tasks; peer: eventsourcing Application, clients are threads",
         "projection: ours = ProjectionRunner.rebuild('orders') (batches, checkpoint in the same transaction); "
         "peer = the library's ProjectionRunner (LISTEN/NOTIFY) with a PostgresTrackingRecorder view, "
-        "1 transaction per event",
+        "1 transaction per event, so its rate does not depend on the count: it projects the first events "
+        "only, to bound the run",
         "both on their default connection pools (ours 10; the library's 5 + 10 overflow); the server "
         "runs on the same 2 cores as the clients",
     ]

@@ -200,9 +200,9 @@ class OrderView(SQLiteTrackingRecorder):
             c.execute("UPDATE order_view SET status = ?, version = ?, updated_at = ?, tracking_number = ?, "
                       "shipping_address = ? WHERE id = ?", (status, version, at, *shipping, order_id.hex))
 
-    def count(self) -> int:
+    def rows(self) -> int:
         with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT COUNT(*) FROM order_view WHERE status = 'Delivered'")
+            c.execute("SELECT COUNT(*) FROM order_view")
             return int(c.fetchone()[0])
 
 
@@ -222,30 +222,39 @@ class OrderViewProjection(Projection[OrderView]):
                             at, tracking)
 
 
-def rebuild(app: PeerOrders, view_path: Path, batch: int = 500) -> tuple[float, int]:
-    """Project every event from notification 1 into a fresh view: (events/s, events).
+def rebuild(app: PeerOrders, view_path: Path, limit: int | None = None, batch: int = 500) -> tuple[float, int]:
+    """Project events from notification 1 into a fresh view (all, or the first `limit`): (events/s, events).
 
     The SQLite recorder has no subscription, so this follower does what ProjectionRunner does
     without one: read notifications in order, map each to its domain event, process_event().
+    Checks afterwards that the view tracked every event and holds a row per order created.
     """
     from eventsourcing.persistence import InfrastructureFactory
 
     factory = InfrastructureFactory.construct(
         {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(view_path)}  # type: ignore[arg-type]
     )
-    view = factory.tracking_recorder(OrderView)
-    projection = OrderViewProjection(view=view)
-    position = view.max_tracking_id(app.name) or 0
-    events = 0
-    started = time.perf_counter()
-    while notifications := app.recorder.select_notifications(start=position, limit=batch,
-                                                              inclusive_of_start=False):
-        for notification in notifications:
-            projection.process_event(app.mapper.to_domain_event(notification), Tracking(app.name, notification.id))
-            position = notification.id
-            events += 1
-    seconds = time.perf_counter() - started
-    factory.close()
+    try:
+        view = factory.tracking_recorder(OrderView)
+        projection = OrderViewProjection(view=view)
+        position = view.max_tracking_id(app.name) or 0
+        events = created = 0
+        wanted = limit if limit is not None else float("inf")
+        started = time.perf_counter()
+        while events < wanted and (notifications := app.recorder.select_notifications(
+                start=position, limit=int(min(batch, wanted - events)), inclusive_of_start=False)):
+            for notification in notifications:
+                domain_event = app.mapper.to_domain_event(notification)
+                projection.process_event(domain_event, Tracking(app.name, notification.id))
+                created += isinstance(domain_event, PeerOrder.Created)
+                position = notification.id
+                events += 1
+        seconds = time.perf_counter() - started
+        if view.max_tracking_id(app.name) != position or view.rows() != created:
+            raise AssertionError(f"eventsourcing view: tracked {view.max_tracking_id(app.name)} of {position}, "
+                                 f"{view.rows()} rows for {created} orders")
+    finally:
+        factory.close()
     return events / seconds, events
 
 
