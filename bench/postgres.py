@@ -93,7 +93,7 @@ class PostgresOrderView(PostgresTrackingRecorder):
 def peer_projection(env: dict[str, str], events: int, timeout: float) -> float:
     """Events/s of the library's ProjectionRunner (LISTEN/NOTIFY subscription) projecting its first `events`."""
     started = time.perf_counter()
-    with PeerProjectionRunner(application_class=store_peer.PeerOrders, projection_class=store_peer.OrderViewProjection,
+    with PeerProjectionRunner[store_peer.PeerOrders, PostgresOrderView](application_class=store_peer.PeerOrders, projection_class=store_peer.OrderViewProjection,
                               view_class=PostgresOrderView, env=env) as runner:
         runner.wait(events, timeout=timeout)
         seconds = time.perf_counter() - started

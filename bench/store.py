@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ._report import Goal, Size, Table, count, goals_table, pick, ratio, us
@@ -143,7 +143,8 @@ class Alternate:
     def __init__(self, loop: asyncio.Runner, rounds: int) -> None:
         self.loop, self.rounds = loop, max(rounds, 1)
 
-    def seconds(self, peer: Callable[[int], float], ours: Callable[[int], Awaitable[float]]) -> tuple[float, float]:
+    def seconds(self, peer: Callable[[int], float],
+                ours: Callable[[int], Coroutine[Any, Any, float]]) -> tuple[float, float]:
         """(ours, peer) total seconds; each callable gets the round number and returns its seconds."""
         total_ours = total_peer = 0.0
         for r in range(self.rounds):

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -78,6 +78,11 @@ class PeerOrder(Aggregate):
     @event("Delivered")
     def _delivered(self, status: str) -> None:
         self.status = status
+
+
+# the event classes the @event decorators made (typed Any: mypy cannot see them)
+CREATED: Any = PeerOrder.Created
+SHIPPED: Any = getattr(PeerOrder, "Shipped")
 
 
 class PeerOrders(Application[UUID]):
@@ -161,7 +166,7 @@ def load_seconds(app: PeerOrders, ids: Sequence[UUID]) -> float:
     """Seconds to load every order of `ids` (5 events each), one after another."""
     started = time.perf_counter()
     for order_id in ids:
-        order = app.repository.get(order_id)
+        order: PeerOrder = app.repository.get(order_id)
         assert order.status == "Delivered"
     return time.perf_counter() - started
 
@@ -206,15 +211,15 @@ class OrderView(SQLiteTrackingRecorder):
             return int(c.fetchone()[0])
 
 
-class OrderViewProjection(Projection[OrderView]):
-    """Applies each order event to the view (the library's Projection: one call per event)."""
+class OrderViewProjection(Projection[Any]):
+    """Applies each order event to its view, SQLite or PostgreSQL (the library's Projection: one call per event)."""
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         at = domain_event.timestamp.isoformat()
-        if isinstance(domain_event, PeerOrder.Created):
+        if isinstance(domain_event, CREATED):
             self.view.created(domain_event.originator_id, domain_event.customer_id, domain_event.amount,
                               at, tracking)
-        elif isinstance(domain_event, PeerOrder.Shipped):
+        elif isinstance(domain_event, SHIPPED):
             self.view.moved(domain_event.originator_id, domain_event.status, domain_event.originator_version,
                             at, tracking, (domain_event.tracking_number, domain_event.shipping_address))
         else:
@@ -232,10 +237,10 @@ def rebuild(app: PeerOrders, view_path: Path, limit: int | None = None, batch: i
     from eventsourcing.persistence import InfrastructureFactory
 
     factory = InfrastructureFactory.construct(
-        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(view_path)}  # type: ignore[arg-type]
+        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(view_path)}
     )
     try:
-        view = factory.tracking_recorder(OrderView)
+        view = cast(OrderView, factory.tracking_recorder(OrderView))
         projection = OrderViewProjection(view=view)
         position = view.max_tracking_id(app.name) or 0
         events = created = 0
@@ -246,7 +251,7 @@ def rebuild(app: PeerOrders, view_path: Path, limit: int | None = None, batch: i
             for notification in notifications:
                 domain_event = app.mapper.to_domain_event(notification)
                 projection.process_event(domain_event, Tracking(app.name, notification.id))
-                created += isinstance(domain_event, PeerOrder.Created)
+                created += isinstance(domain_event, CREATED)
                 position = notification.id
                 events += 1
         seconds = time.perf_counter() - started
