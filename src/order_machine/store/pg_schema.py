@@ -36,6 +36,67 @@ def quote_schema(schema: str) -> str:
     return f'"{schema}"'
 
 
+# SQLSTATE raised by append_events() when the stream is not at the expected version (DETAIL: actual version)
+CONCURRENCY_SQLSTATE = "OM409"
+
+# The whole append in one statement (so one round trip, and one implicit transaction in autocommit):
+# claim the command id first (a concurrent twin waits on it, then returns the first result), check and
+# lock the stream's row, insert the events at xid * 65536 + ordinal. A conflict raises, undoing the claim.
+# p_events: [{"t": type, "v": schema version, "d": data, "m": metadata, "r": recorded at (ISO text)}, ...]
+APPEND_FUNCTION = """
+CREATE FUNCTION {s}.append_events(
+    p_stream text, p_expected integer, p_ordinal integer, p_events jsonb, p_command_id text, p_result jsonb
+) RETURNS TABLE (version integer, last_position bigint, duplicate boolean, result jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+    n integer := jsonb_array_length(p_events);
+    actual integer;
+    pos bigint;
+BEGIN
+    IF n = 0 THEN
+        SELECT s.version INTO actual FROM {s}.streams s WHERE s.stream_id = p_stream;
+        IF coalesce(actual, 0) <> p_expected THEN
+            RAISE EXCEPTION 'stream % is at version %', p_stream, coalesce(actual, 0)
+                USING ERRCODE = 'OM409', DETAIL = coalesce(actual, 0)::text;
+        END IF;
+        SELECT coalesce(max(e.position), 0) INTO pos FROM {s}.events e
+            WHERE e.position < pg_snapshot_xmin(pg_current_snapshot())::text::bigint * 65536;
+    ELSE
+        pos := pg_current_xact_id()::text::bigint * 65536 + p_ordinal + n - 1;
+    END IF;
+    IF p_command_id IS NOT NULL THEN
+        INSERT INTO {s}.commands (command_id, stream_id, version, position, result)
+            VALUES (p_command_id, p_stream, p_expected + n, pos, p_result)
+            ON CONFLICT (command_id) DO NOTHING;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT c.version, c.position, true, c.result
+                FROM {s}.commands c WHERE c.command_id = p_command_id;
+            RETURN;
+        END IF;
+    END IF;
+    IF n > 0 THEN
+        IF p_expected = 0 THEN
+            INSERT INTO {s}.streams (stream_id, version) VALUES (p_stream, n) ON CONFLICT (stream_id) DO NOTHING;
+        ELSE
+            UPDATE {s}.streams s SET version = p_expected + n
+                WHERE s.stream_id = p_stream AND s.version = p_expected;
+        END IF;
+        IF NOT FOUND THEN
+            SELECT s.version INTO actual FROM {s}.streams s WHERE s.stream_id = p_stream;
+            RAISE EXCEPTION 'stream % is at version %', p_stream, coalesce(actual, 0)
+                USING ERRCODE = 'OM409', DETAIL = coalesce(actual, 0)::text;
+        END IF;
+        INSERT INTO {s}.events (position, stream_id, version, type, schema_version, data, metadata, recorded_at)
+            SELECT pos - n + u.i, p_stream, p_expected + u.i, u.e ->> 't', (u.e ->> 'v')::integer, u.e -> 'd',
+                   u.e -> 'm', (u.e ->> 'r')::timestamptz
+            FROM jsonb_array_elements(p_events) WITH ORDINALITY AS u(e, i);
+    END IF;
+    RETURN QUERY SELECT p_expected + n, pos, false, p_result;
+END
+$$
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -117,6 +178,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE UNIQUE INDEX read_order_history_by_order ON {s}.read_order_history (order_id, version)",
     )),
+    Migration(3, "append_events(): one round trip per append", (APPEND_FUNCTION,)),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
