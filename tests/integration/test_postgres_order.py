@@ -303,3 +303,15 @@ async def test_concurrent_writers_on_the_same_streams_lose_no_update(store: Post
     for stream in ("shared-0", "shared-1"):
         assert [e.data["n"] for e in await store.load(stream)] == list(range(1, 31))
     assert len(await drain(store)) == 60
+
+
+async def test_health_reports_the_age_of_the_transaction_followers_wait_for(
+    store: PostgresEventStore, hold: Hold
+) -> None:
+    assert (await store.health())["schema_version"] >= 1
+    held = hold(lambda tx: tx.append("slow", [event(1)], 0))
+    await held.started()
+    await asyncio.sleep(0.3)
+    health = await store.health()
+    assert health["oldest_transaction_seconds"] >= 0.3
+    await held.finish()

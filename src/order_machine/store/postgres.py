@@ -1,13 +1,13 @@
 """PostgreSQL event store (psycopg 3 async, connection pool): a global order without gaps or table locks.
 
-Knows events and errors, never the domain's classes; imports psycopg only here and in pg_schema.
+Knows events and errors, never the domain's classes. The DDL and the append_events() function are in pg_schema.
 
 Positions. Every event's position is `writing transaction id * 65536 + its ordinal in that
 transaction`, computed from `pg_current_xact_id()` (a 64-bit xid8 that never wraps) when the row is
 inserted. Readers (`read_batch`, `read_all`, `last_position`) see only rows whose transaction id is
 below `pg_snapshot_xmin(pg_current_snapshot())`, the oldest transaction still in flight: every
 transaction below it has committed or rolled back, and every transaction that commits later has a
-larger id, so a follower that remembers the last position it read never skips a late commit and
+larger id (at least that oldest one), so a follower that remembers the last position it read never skips a late commit and
 never sees an event twice. Writers take no table lock; appends to the same stream wait on that
 stream's row in `streams` (the optimistic-concurrency check), appends to different streams run in
 parallel. Positions are therefore increasing in reader order but NOT dense (expect large gaps), and
@@ -356,6 +356,20 @@ class PostgresEventStore:
             (stream_id,), f"reading the version of stream {stream_id!r}",
         )
         return int(rows[0][0]) if rows else 0
+
+    async def health(self) -> dict[str, Any]:
+        """For `GET /health`: server version, schema version, and the age in seconds of the oldest transaction
+        holding an id (followers wait for it). Other roles' sessions count only with pg_read_all_stats."""
+        rows = await self._rows(
+            f"SELECT current_setting('server_version'),"
+            f" (SELECT coalesce(max(version), 0) FROM {self.quoted_schema}.schema_migrations),"
+            " (SELECT coalesce(extract(epoch FROM clock_timestamp() - min(xact_start)), 0)::float8"
+            "  FROM pg_stat_activity WHERE backend_xid IS NOT NULL)",
+            (), "checking health",
+        )
+        version, schema_version, oldest = rows[0]
+        return {"database": "postgresql", "server_version": version, "schema": self.schema,
+                "schema_version": int(schema_version), "oldest_transaction_seconds": round(float(oldest), 3)}
 
     async def command_result(self, command_id: str) -> Mapping[str, Any] | None:
         rows = await self._rows(
