@@ -70,6 +70,8 @@ def ratio(ours: float, theirs: float, higher_is_better: bool = True) -> str:
     if ours <= 0 or theirs <= 0:
         return "–"
     factor = ours / theirs if higher_is_better else theirs / ours
+    if factor < 1:
+        return f"{factor:.2f}x"
     return f"{factor:.1f}x" if factor < 100 else f"{factor:,.0f}x"
 
 
