@@ -13,6 +13,7 @@ import logging
 import random
 import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -69,10 +70,16 @@ class OrderCommandService:
         bus: EventBus | None = None,
         *,
         retries: int = 10,
+        cache_size: int = 10_000,
     ) -> None:
         self.store, self.machine, self.bus = store, machine, bus
         self.retries = retries
         self.counters = CommandCounters()
+        # Orders this process saved last, to skip the reload on the next command. Safe because every
+        # append is checked against the version the order had: a stale copy fails the append (or is
+        # refused), and the command is then decided again on the order reloaded from the store.
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, Order] = OrderedDict()
         # commands on one order inside this process queue up instead of racing to a conflict;
         # other processes are still caught by the store's expected-version check
         self._order_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -146,9 +153,11 @@ class OrderCommandService:
         order = Order.create(self.machine, order_id, command.customer_id,
                              [i.model_dump() for i in command.items], command.amount, command.description)
         try:
-            return await self._save(command, order, 0)
+            result = await self._save(command, order, 0)
         except ConcurrencyError:
             raise OrderExistsError(order_id) from None
+        self._remember(order)
+        return result
 
     async def _change(self, command: _Command, order_id: str, expected: int | None, act: Any) -> CommandResult:
         lock = self._order_locks.get(order_id)
@@ -163,16 +172,28 @@ class OrderCommandService:
             return seen
         attempts = 0
         while True:
-            order = await self.load(order_id)
+            order = self._cache.pop(order_id, None)
+            cached = order is not None
+            if order is None:
+                order = await self.load(order_id)
             if expected is not None and order.version != expected:
+                if cached:
+                    continue  # judge the pinned version against the store, not a copy
                 raise ConcurrencyError(order_id, expected, order.version)
             loaded_version = order.version
-            outcome = act(order)
-            if hasattr(outcome, "__await__"):
-                await outcome
             try:
-                return await self._save(command, order, loaded_version)
+                outcome = act(order)
+                if hasattr(outcome, "__await__"):
+                    await outcome
+            except (TransitionNotAllowedError, InvalidCommandError):
+                if cached:
+                    continue  # a refusal must be decided on the stored order, never on a copy
+                raise
+            try:
+                result = await self._save(command, order, loaded_version)
             except ConcurrencyError:
+                if cached:
+                    continue  # the copy was stale: another process wrote; reload, nothing lost
                 # someone wrote first: re-decide on fresh state unless the caller pinned a version
                 attempts += 1
                 if expected is not None or attempts > self.retries:
@@ -180,6 +201,17 @@ class OrderCommandService:
                 logger.debug("order %s changed under command; retry %d", order_id, attempts)
                 # jitter, so two writers that keep colliding stop colliding
                 await asyncio.sleep(random.uniform(0, 0.001 * attempts))
+                continue
+            self._remember(order)
+            return result
+
+    def _remember(self, order: Order) -> None:
+        if self.cache_size <= 0:
+            return
+        self._cache[order.id] = order
+        self._cache.move_to_end(order.id)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
 
     async def _save(self, command: _Command, order: Order, expected_version: int) -> CommandResult:
         pending: Sequence[OrderEvent] = order.take_pending_events()

@@ -169,3 +169,29 @@ async def test_two_services_on_one_store_retry_conflicts_and_lose_nothing(servic
     stored = await service.store.load("o-1")
     assert [e.version for e in stored] == list(range(1, 22))
     assert len({e.data["product_id"] for e in stored[1:]}) == 20
+
+
+async def test_a_stale_cached_order_never_decides_a_refusal(service: OrderCommandService) -> None:
+    other = OrderCommandService(service.store, order_machine())  # another process
+    await create(service)                                       # `service` now holds a copy at version 1
+    await other.handle(ConfirmOrder(order_id="o-1"))
+    result = await service.handle(StartProcessing(order_id="o-1"))  # refused on the copy, accepted on the store
+    assert (result.state, result.version) == ("Processing", 3)
+
+
+async def test_a_stale_cached_order_never_decides_an_acceptance(service: OrderCommandService) -> None:
+    other = OrderCommandService(service.store, order_machine())
+    await create(service)
+    await other.handle(CancelOrder(order_id="o-1", reason="gone"))
+    with pytest.raises(TransitionNotAllowedError) as refused:
+        await service.handle(ConfirmOrder(order_id="o-1"))    # allowed on the copy, refused on the store
+    assert refused.value.state == "Cancelled"
+    assert [e.type for e in await service.store.load("o-1")] == ["OrderCreated", "OrderCancelled"]
+
+
+async def test_a_pinned_version_is_judged_against_the_store_not_the_cache(service: OrderCommandService) -> None:
+    other = OrderCommandService(service.store, order_machine())
+    await create(service)
+    await other.handle(ConfirmOrder(order_id="o-1"))
+    result = await service.handle(PerformAction(order_id="o-1", action="StartProcessing", expected_version=2))
+    assert result.version == 3
