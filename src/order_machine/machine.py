@@ -90,6 +90,7 @@ class Machine:
                         Transition(action, source, dest, guard_names, tuple(spec.hooks), spec.emits)
                     )
         self._table: dict[tuple[str, str], tuple[Transition, ...]] = {k: tuple(v) for k, v in table.items()}
+        self._unguarded = {k: v[0] for k, v in self._table.items() if len(v) == 1 and not v[0].guards}
         # allowed actions are listed in the order the definition declares its actions
         self._allowed: dict[str, tuple[str, ...]] = {
             s: tuple(a for a in definition.action_names if (s, a) in self._table) for s in definition.state_names
@@ -135,6 +136,10 @@ class Machine:
         return self._actions.get(action)
 
     # ----------------------------------------------------------------- dispatch
+
+    def unguarded(self, state: str, action: str) -> Transition | None:
+        """The transition when it is the only one for (state, action) and has no guard, else None."""
+        return self._unguarded.get((state, action))
 
     def require_allowed(self, entity_id: str, state: str, action: str) -> None:
         """Refuse (with reasons) an action that is undeclared or has no transition from `state`."""

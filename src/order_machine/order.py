@@ -169,7 +169,7 @@ class Order(StatefulEntity):
         if self.initialised:
             return
         self._start()
-        await self._notify_initialised()
+        await self._notify_initialised(self.created_at)
 
     def _start(self) -> None:
         if not self.customer_id:
@@ -215,11 +215,10 @@ class Order(StatefulEntity):
     async def fire(self, action: str, **data: Any) -> OrderTransitioned:
         """Take an action; raises TransitionNotAllowedError (with reasons) when refused."""
         transition, checked = await self._choose(action, data)
-        event = TRANSITION_EVENTS[transition.emits or ""](
-            self.id, utcnow(), transition.source, transition.target, **checked
-        )
+        at = utcnow()
+        event = TRANSITION_EVENTS[transition.emits or ""](self.id, at, transition.source, transition.target, **checked)
         self._record(event)
-        await self._finish(transition, checked)
+        await self._finish(transition, checked, at=at)
         return event
 
     async def confirm(self) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 from .definition import ActionSpec, load_definition
@@ -37,9 +38,9 @@ class StatefulEntity:
         if not self.initialised:
             raise NotInitialisedError(self.id)
 
-    async def _notify_initialised(self) -> None:
+    async def _notify_initialised(self, at: datetime | None = None) -> None:
         if self.publisher is not None:
-            await self.publisher.publish(MachineInitialised(self.id, self.machine.name, self.state, utcnow()))
+            await self.publisher.publish(MachineInitialised(self.id, self.machine.name, self.state, at or utcnow()))
 
     async def _choose(self, action: str, data: Mapping[str, Any]) -> tuple[Transition, dict[str, Any]]:
         """Check the action's data and pick its transition; raises before anything changes."""
@@ -48,15 +49,20 @@ class StatefulEntity:
         # refuse an action the state does not allow before complaining about its data
         self.machine.require_allowed(self.id, self.state, action)
         checked = self.machine.check_data(action, data)
+        unguarded = self.machine.unguarded(self.state, action)
+        if unguarded is not None:  # most transitions: no guard to await, no coroutine to create
+            return unguarded, checked
         return await self.machine.select(self.id, self.state, action, self, checked), checked
 
-    async def _finish(self, transition: Transition, data: Mapping[str, Any], event: StateChanged | None = None) -> None:
+    async def _finish(self, transition: Transition, data: Mapping[str, Any], notice: StateChanged | None = None,
+                      at: datetime | None = None) -> None:
         """Run the transition's hooks and tell the bus, after the state has changed."""
         if transition.hooks:  # most transitions have none: skip the coroutine
             await self.machine.run_hooks(transition, self, data)
         if self.publisher is not None:
-            await self.publisher.publish(event or StateChanged(
-                self.id, self.machine.name, transition.source, transition.target, transition.action, utcnow(), data
+            await self.publisher.publish(notice or StateChanged(
+                self.id, self.machine.name, transition.source, transition.target, transition.action,
+                at or utcnow(), data,
             ))
 
     async def fire(self, action: str, **data: Any) -> Any:
