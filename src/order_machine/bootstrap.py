@@ -96,7 +96,10 @@ async def bootstrap(settings: Settings | None = None) -> Runtime:
                        schema=settings.pg_schema)
     store = open_store(settings.db_url, **options)
     bus = EventBus()
-    read_models = open_read_models(store)
+    # Read models can always be rebuilt from the events, and each batch commits with its checkpoint:
+    # on SQLite their commits need not wait for an fsync (WAL + NORMAL stays consistent; after a power
+    # cut the projection resumes from its last durable checkpoint). The events stay synchronous=FULL.
+    read_models = open_read_models(store, synchronous="NORMAL") if scheme == "sqlite" else open_read_models(store)
     runner = ProjectionRunner(store, read_models, batch_size=settings.projection_batch_size,
                               poll_interval=settings.projection_poll_seconds)
     bus.subscribe(runner.wake)

@@ -219,9 +219,10 @@ class OrderCommandService:
         new_events = [encode(e, {**metadata, "command": type(command).__name__}) for e in pending]
         body = {"order_id": order.id, "state": order.state, "version": order.version,
                 "events": [type(e).__name__ for e in pending]}
+        # the result is only ever read back for a repeated command id: no id, nothing to record
+        recorded = {**body, "fingerprint": _fingerprint(command)} if command.command_id is not None else None
         appended = await self.store.append(
-            order.id, new_events, expected_version, command_id=command.command_id,
-            result={**body, "fingerprint": _fingerprint(command)},
+            order.id, new_events, expected_version, command_id=command.command_id, result=recorded,
         )
         if appended.duplicate:
             return self._replayed(command, appended.result, appended.position)

@@ -14,8 +14,11 @@ from ..bootstrap import Runtime
 from ..errors import InvalidCommandError, StoreError
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The running Runtime; a 503 (StoreError) while the app is starting or stopping."""
+async def get_runtime(request: Request) -> Runtime:
+    """The running Runtime; a 503 (StoreError) while the app is starting or stopping.
+
+    async so FastAPI calls it on the loop instead of sending every request through its thread pool.
+    """
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise StoreError("the service is not running: its lifespan has not started (or has ended)")
