@@ -137,7 +137,10 @@ class SQLiteReadModels:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=self._busy_timeout_ms / 1000)
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            # Asking for WAL again while another connection writes fails at once with "database is
+            # locked" (no busy wait for a journal-mode change): only ask when the file is not WAL yet.
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             self._connections.conn = conn
             if not self._schema_ready:
