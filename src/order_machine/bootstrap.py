@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .bus import EventBus
 from .config import Settings
 from .definition import Definition, load_definitions
 from .machine import Machine
 from .order import order_machine
-from .projections import ProjectionRunner, ReadModels, open_read_models
+from .projections import ProjectionRunner, ProjectionStatus, ReadModels, open_read_models
 from .service import OrderApplicationService, OrderCommandService
 from .store import EventStore, open_store
 
+if TYPE_CHECKING:
+    from .projections.workers import LeasedProjectionWorker
+
 logger = logging.getLogger(__name__)
+
+POSTGRES_SCHEMES = ("postgres", "postgresql")
 
 
 @dataclass
@@ -34,25 +39,35 @@ class Runtime:
     runner: ProjectionRunner
     commands: OrderCommandService
     service: OrderApplicationService
+    # PostgreSQL: the projectors run under leases shared with every other process on the database (the
+    # runner above then only serves rebuild and check); it follows their progress for read-your-writes
+    worker: LeasedProjectionWorker | None = None
     started: bool = field(default=False, init=False)
 
     @property
     def queries(self) -> OrderApplicationService:
         return self.service
 
+    @property
+    def projections(self) -> ProjectionRunner | LeasedProjectionWorker:
+        """What keeps the read models up to date in this process: the leased worker, else the runner."""
+        return self.worker if self.worker is not None else self.runner
+
     async def start(self) -> None:
-        """Start the bus and, unless disabled, the projection runner (woken by the bus)."""
+        """Start the bus and the projections (the runner unless disabled; on PostgreSQL, the leased worker)."""
         if self.started:
             return
         await self.bus.start()
-        if self.settings.run_projections:
+        if self.worker is not None:
+            await self.worker.start()  # with run_projections off it only follows the others' progress
+        elif self.settings.run_projections:
             await self.runner.start()
         self.started = True
 
     async def stop(self) -> None:
-        """Stop background work, then close the read models and the store."""
+        """Stop background work (giving leases back), then close the read models and the store."""
         if self.started:
-            await self.runner.stop()
+            await self.projections.stop()
             await self.bus.stop()
             self.started = False
         await self.read_models.close()
@@ -65,12 +80,41 @@ class Runtime:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    async def wait_for_projections(self, position: int, timeout: float | None = None) -> bool:
+        """Wait until the read models (whoever projects them) applied `position`; False on timeout."""
+        wait = self.settings.read_wait_seconds if timeout is None else timeout
+        return await self.projections.wait_for(position, wait)
+
+    async def projection_status(self) -> list[ProjectionStatus]:
+        """Each projection's checkpoint against the store's last position (from the database on PostgreSQL)."""
+        return await self.projections.status()
+
+    async def database(self) -> dict[str, Any]:
+        """For /health: the database and its schema version; on PostgreSQL also the server version and the
+        age of the oldest in-flight transaction (followers wait for it). Raises when it cannot be reached."""
+        scheme = self.store.url.split(":", 1)[0].lower()
+        if scheme in POSTGRES_SCHEMES:
+            from .store.pg_schema import LATEST_VERSION
+            from .store.postgres import PostgresEventStore
+
+            assert isinstance(self.store, PostgresEventStore)
+            return {**await self.store.health(), "latest_schema_version": LATEST_VERSION}
+        await self.store.last_position()
+        if scheme == "sqlite":
+            from .store.sqlite_file import SCHEMA_VERSION
+
+            return {"database": "sqlite", "schema_version": SCHEMA_VERSION}  # migrated when the store opened
+        return {"database": scheme}
+
     async def metrics(self) -> dict[str, Any]:
-        """Counters for /metrics: commands by outcome, events appended, projections, bus."""
+        """Counters for /metrics: commands by outcome, events appended, projections, bus (and the database)."""
         c = self.commands.counters
         bus = self.bus.metrics()
-        statuses = await self.runner.status()
-        return {
+        statuses = await self.projection_status()
+        extra: dict[str, Any] = {}
+        if self.worker is not None:
+            extra["oldest_transaction_seconds"] = (await self.database())["oldest_transaction_seconds"]
+        return {**extra,
             "commands": {k: getattr(c, k) for k in ("accepted", "duplicate", "refused", "invalid", "conflict",
                                                      "not_found")},
             "events_appended": c.events_appended,
@@ -81,20 +125,29 @@ class Runtime:
         }
 
 
+def store_options(settings: Settings) -> dict[str, Any]:
+    """The store options Settings give for its URL's backend.
+
+    PostgreSQL settings count only when set (argument or ORDER_MACHINE_PG_* variable): otherwise the
+    URL's own `?schema=...&pool_size=...` (or the store's defaults) apply.
+    """
+    scheme = settings.db_url.split(":", 1)[0].lower()
+    if scheme == "sqlite" and settings.durability == "fast":
+        return {"durability": "fast"}
+    if scheme in POSTGRES_SCHEMES:
+        names = {"pg_pool_size": "pool_size", "pg_statement_timeout_ms": "statement_timeout_ms",
+                 "pg_idle_in_transaction_timeout_ms": "idle_in_transaction_timeout_ms", "pg_schema": "schema"}
+        return {option: getattr(settings, field) for field, option in names.items() if field in settings.model_fields_set}
+    return {}
+
+
 async def bootstrap(settings: Settings | None = None) -> Runtime:
     """Open the store named by settings.db_url and wire every part; the caller starts the Runtime."""
     settings = settings or Settings()
     definitions = load_definitions(settings.definitions_dir)
     machine = order_machine(settings.definitions_dir / "order.yaml")
-    options: dict[str, Any] = {}
     scheme = settings.db_url.split(":", 1)[0].lower()
-    if scheme == "sqlite" and settings.durability == "fast":
-        options["durability"] = "fast"
-    if scheme in ("postgres", "postgresql"):
-        options.update(pool_size=settings.pg_pool_size, statement_timeout_ms=settings.pg_statement_timeout_ms,
-                       idle_in_transaction_timeout_ms=settings.pg_idle_in_transaction_timeout_ms,
-                       schema=settings.pg_schema)
-    store = open_store(settings.db_url, **options)
+    store = open_store(settings.db_url, **store_options(settings))
     bus = EventBus()
     # Read models can always be rebuilt from the events, and each batch commits with its checkpoint:
     # on SQLite their commits need not wait for an fsync (WAL + NORMAL stays consistent; after a power
@@ -102,8 +155,22 @@ async def bootstrap(settings: Settings | None = None) -> Runtime:
     read_models = open_read_models(store, synchronous="NORMAL") if scheme == "sqlite" else open_read_models(store)
     runner = ProjectionRunner(store, read_models, batch_size=settings.projection_batch_size,
                               poll_interval=settings.projection_poll_seconds)
-    bus.subscribe(runner.wake)
-    commands = OrderCommandService(store, machine, bus, retries=settings.command_retries)
-    service = OrderApplicationService(commands, read_models, runner, read_your_writes=settings.read_your_writes,
+    worker: LeasedProjectionWorker | None = None
+    if scheme in POSTGRES_SCHEMES:
+        # several processes share one database: a plain runner in each would compete for every batch
+        from .projections.postgres import PostgresReadModels
+        from .projections.workers import LeasedProjectionWorker
+        from .store.postgres import PostgresEventStore
+
+        assert isinstance(store, PostgresEventStore) and isinstance(read_models, PostgresReadModels)
+        worker = LeasedProjectionWorker(store, read_models, runner.projectors,
+                                        batch_size=settings.projection_batch_size,
+                                        poll_interval=settings.projection_poll_seconds,
+                                        take_leases=settings.run_projections)
+    follower = worker if worker is not None else runner
+    bus.subscribe(follower.wake)
+    commands = OrderCommandService(store, machine, bus, retries=settings.command_retries,
+                                   cache_size=settings.order_cache_size)
+    service = OrderApplicationService(commands, read_models, follower, read_your_writes=settings.read_your_writes,
                                       wait_seconds=settings.read_wait_seconds)
-    return Runtime(settings, store, bus, machine, definitions, read_models, runner, commands, service)
+    return Runtime(settings, store, bus, machine, definitions, read_models, runner, commands, service, worker)

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     projection_poll_seconds: float = Field(default=0.5, gt=0)
     run_projections: bool = Field(default=True, description="run the projection runner in this process")
     command_retries: int = Field(default=10, ge=0, description="reloads after a concurrent write before giving up")
+    order_cache_size: int = Field(
+        default=10_000, ge=0, description="orders kept after a command to skip the next reload (0: always reload)"
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     # PostgreSQL operational settings
