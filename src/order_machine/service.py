@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from .bus import EventBus
 from .commands import (
@@ -30,7 +30,7 @@ from .events import OrderEvent, decode, encode
 from .machine import Machine
 from .order import Order
 from .projections import (
-    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, ProjectionRunner, ReadModels,
+    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, ReadModels,
 )
 from .store import EventStore
 
@@ -255,6 +255,12 @@ def _add_item(order: Order, command: AddOrderItem) -> None:
     order.add_item(command.product_id, command.quantity, Decimal(command.unit_price))
 
 
+class ProjectionFollower(Protocol):
+    """What read-your-writes waits on: a ProjectionRunner, or on PostgreSQL the leased projection worker."""
+
+    async def wait_for(self, position: int, timeout: float = 5.0) -> bool: ...
+
+
 class OrderApplicationService:
     """The seed's application service: commands through the write side, queries on the read models.
 
@@ -266,7 +272,7 @@ class OrderApplicationService:
         self,
         commands: OrderCommandService,
         read_models: ReadModels,
-        runner: ProjectionRunner | None = None,
+        runner: ProjectionFollower | None = None,
         *,
         read_your_writes: bool = True,
         wait_seconds: float = 2.0,

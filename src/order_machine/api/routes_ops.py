@@ -1,4 +1,4 @@
-"""Operations routes: `GET /health` (store reachable, projection lag) and `GET /metrics` (Prometheus text).
+"""Operations routes: `GET /health` (database, projection lag) and `GET /metrics` (Prometheus text).
 
 The Prometheus exposition format is written here by hand (no client library). Imports the api
 package's modules only; reads the Runtime's own counters.
@@ -6,12 +6,14 @@ package's modules only; reads the Runtime's own counters.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
+from pydantic import ConfigDict, Field
 
 from .deps import RuntimeDep
 from .schemas import HealthResponse, ok
@@ -20,28 +22,49 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+HEALTH_TIMEOUT = 5.0  # seconds: a database that does not answer by then counts as down
 
 
-@router.get("/health", response_model=HealthResponse, name="health",
-            summary="Store reachable and projection lag; 503 when the store is down",
-            responses={**ok(HealthResponse),
-                       503: {"description": "the store cannot be read", "content": {"application/json": {"example": {
-                           "status": "unavailable", "store": "unreachable", "projections": {},
-                           "message": "cannot read orders.db: disk I/O error"}}}}})
+class DatabaseHealthResponse(HealthResponse):
+    """HealthResponse with the database: reachable, schema version; on PostgreSQL the oldest transaction's age."""
+
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [{
+        "status": "ok", "store": "ok", "last_position": 42,
+        "database": {"reachable": True, "database": "postgresql", "server_version": "16.4", "schema": "order_machine",
+                     "schema_version": 3, "latest_schema_version": 3, "oldest_transaction_seconds": 0.004},
+        "projections": {"orders": {"position": 42, "lag": 0, "failed": None, "running": True}}}]})
+
+    database: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.get("/health", response_model=DatabaseHealthResponse, name="health",
+            summary="Database reachable (schema version, oldest transaction) and projection lag; 503 when it is down",
+            responses={**ok(DatabaseHealthResponse),
+                       503: {"description": "the database cannot be reached", "content": {"application/json": {
+                           "example": {"status": "unavailable", "store": "unreachable", "projections": {},
+                                       "database": {"reachable": False},
+                                       "message": "cannot read orders.db: disk I/O error"}}}}})
 async def health(rt: RuntimeDep) -> Response:
     try:
-        last = await rt.store.last_position()
-        statuses = await rt.runner.status()
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            database = await rt.database()
+            last = await rt.store.last_position()
+            statuses = await rt.projection_status()
     except Exception as exc:  # a health check reports any failure to reach the store; it must not raise
-        logger.warning("health check: store unreachable: %s", exc)
-        body = HealthResponse(status="unavailable", store="unreachable", message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        text = str(exc).strip().splitlines()
+        message = text[0] if text else (f"no answer within {HEALTH_TIMEOUT:g}s" if isinstance(exc, TimeoutError)
+                                        else type(exc).__name__)
+        logger.warning("health check: database unreachable: %s", message)
+        body = DatabaseHealthResponse(status="unavailable", store="unreachable", message=message,
+                                      database={"reachable": False})
         return JSONResponse(body.model_dump(mode="json"), status_code=503)
+    running = rt.projections.running
     projections = {s.name: {"position": s.checkpoint, "lag": s.lag,
                             "failed": str(s.error) if s.error is not None else None,
-                            "running": rt.runner.running} for s in statuses}
+                            "running": running} for s in statuses}
     degraded = any(p["failed"] for p in projections.values())
-    body = HealthResponse(status="degraded" if degraded else "ok", store="ok", last_position=last,
-                          projections=projections)
+    body = DatabaseHealthResponse(status="degraded" if degraded else "ok", store="ok", last_position=last,
+                                  projections=projections, database={"reachable": True, **database})
     return JSONResponse(body.model_dump(mode="json"))
 
 
@@ -110,4 +133,8 @@ def prometheus_text(m: Mapping[str, Any]) -> str:
         *_family(f"{p}_bus_processing_seconds_total", "counter", "Time spent in bus handlers.",
                  [({}, bus.get("processing_seconds", 0.0))]),
     ]
+    if "oldest_transaction_seconds" in m:  # PostgreSQL
+        lines += _family(f"{p}_db_oldest_transaction_seconds", "gauge",
+                         "Age of the oldest in-flight transaction holding an id (projections wait for it).",
+                         [({}, float(m["oldest_transaction_seconds"]))])
     return "\n".join(lines) + "\n"

@@ -228,7 +228,7 @@ async def do(args: argparse.Namespace) -> int:
 
 async def _caught_up(rt: Runtime) -> None:
     position = await rt.store.last_position()
-    if not await rt.runner.wait_for(position, rt.settings.read_wait_seconds):
+    if not await rt.wait_for_projections(position):
         print(f"warning: the read models are behind the store (position {position}); "
               "results may be stale", file=sys.stderr)
 
