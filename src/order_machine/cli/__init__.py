@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ..errors import OrderMachineError
 
-COMMAND_MODULES = ("validate", "diagram", "demo", "serve", "orders", "ops")
+COMMAND_MODULES = ("validate", "diagram", "demo", "serve", "orders", "ops", "db")
 
 
 def build_parser() -> argparse.ArgumentParser:
