@@ -32,7 +32,8 @@ class DatabaseHealthResponse(HealthResponse):
         "status": "ok", "store": "ok", "last_position": 42,
         "database": {"reachable": True, "database": "postgresql", "server_version": "16.4", "schema": "order_machine",
                      "schema_version": 3, "latest_schema_version": 3, "oldest_transaction_seconds": 0.004},
-        "projections": {"orders": {"position": 42, "lag": 0, "failed": None, "running": True}}}]})
+        "projections": {"orders": {"position": 42, "lag": 0, "failed": None, "running": True,
+                                   "lease_held_here": True}}}]})
 
     database: dict[str, Any] = Field(default_factory=dict)
 
@@ -62,6 +63,9 @@ async def health(rt: RuntimeDep) -> Response:
     projections = {s.name: {"position": s.checkpoint, "lag": s.lag,
                             "failed": str(s.error) if s.error is not None else None,
                             "running": running} for s in statuses}
+    if rt.worker is not None:  # PostgreSQL: does this process hold the projection's lease (project it)?
+        for name, projection in projections.items():
+            projection["lease_held_here"] = name in rt.worker.owned
     degraded = any(p["failed"] for p in projections.values())
     body = DatabaseHealthResponse(status="degraded" if degraded else "ok", store="ok", last_position=last,
                                   projections=projections, database={"reachable": True, **database})

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ..bootstrap import Runtime, bootstrap
 from ..config import Settings
@@ -42,6 +43,15 @@ def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
             raise Failed(f"definitions folder {str(folder)!r} does not exist or is not a folder")
         given["definitions_dir"] = folder
     return Settings(**given)
+
+
+def shown_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -9,12 +9,11 @@ import argparse
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ..bootstrap import POSTGRES_SCHEMES, store_options
 from ..config import Settings
 from ..errors import StoreError
-from ._session import DB_HELP, Failed, print_json, require_existing_database, settings_from, sqlite_path
+from ._session import DB_HELP, Failed, print_json, require_existing_database, settings_from, sqlite_path, shown_url
 
 if TYPE_CHECKING:
     from ..store.postgres import PostgresEventStore
@@ -56,22 +55,13 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def shown(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 def _kind(settings: Settings) -> str:
     scheme = settings.db_url.split(":", 1)[0].lower()
     if scheme in POSTGRES_SCHEMES:
         return "postgresql"
     if scheme in ("sqlite", "memory"):
         return scheme
-    raise Failed(f"unsupported store url {shown(settings.db_url)!r}: use sqlite:///path.db, postgresql://... or memory://")
+    raise Failed(f"unsupported store url {shown_url(settings.db_url)!r}: use sqlite:///path.db, postgresql://... or memory://")
 
 
 def _postgres(settings: Settings) -> PostgresEventStore:
@@ -100,7 +90,7 @@ async def run_upgrade(args: argparse.Namespace) -> int:
         store = _postgres(settings)
         before = await store.schema_version()
         applied = await store.upgrade()
-        where = f"{shown(settings.db_url)} schema {store.schema!r}"
+        where = f"{shown_url(settings.db_url)} schema {store.schema!r}"
         if applied:
             names = {m.version: m.name for m in MIGRATIONS}
             print(f"{where}: upgraded from version {before} to {applied[-1]}")
@@ -198,9 +188,9 @@ async def _postgres_status(settings: Settings) -> tuple[dict[str, Any], list[str
     store = _postgres(settings)
     version = await store.schema_version()
     pending = [{"version": m.version, "name": m.name} for m in MIGRATIONS if m.version > version]
-    report = {"database": "postgresql", "url": shown(settings.db_url), "schema": store.schema, "version": version,
+    report = {"database": "postgresql", "url": shown_url(settings.db_url), "schema": store.schema, "version": version,
               "latest": LATEST_VERSION, "pending": pending}
-    lines = [f"{shown(settings.db_url)} schema {store.schema!r}: version {version} (latest {LATEST_VERSION})"]
+    lines = [f"{shown_url(settings.db_url)} schema {store.schema!r}: version {version} (latest {LATEST_VERSION})"]
     if version > LATEST_VERSION:
         lines.append(f"newer than this order-machine knows ({LATEST_VERSION}): upgrade order-machine")
     elif pending:

@@ -1,4 +1,4 @@
-"""`order-machine serve`: the HTTP API with the projection runner beside it, on uvicorn.
+"""`order-machine serve`: the HTTP API with the projections beside it, on uvicorn.
 
 Bootstraps once before listening, so a bad --db or definitions folder fails with one line.
 Imports the api package, `config` and the shared CLI helpers.
@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..config import Settings
-from ._session import Failed, add_store_options, running, settings_from
+from ._session import Failed, add_store_options, running, settings_from, shown_url
 
 EPILOG = """\
 examples:
   order-machine serve                                  # SQLite file orders.db here, http://127.0.0.1:8000
   order-machine serve --db sqlite:///var/orders.db --host 0.0.0.0 --port 8080
-  order-machine serve --db postgresql://app@db/orders --workers 4
+  order-machine serve --db postgresql://app@db/orders --workers 4   # run as many as you like, on any hosts
   order-machine serve --db memory://                   # throwaway: everything is lost at exit
 
 then open http://127.0.0.1:8000/docs, or:
@@ -36,14 +36,16 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve", help="run the HTTP API (and the projection runner) on uvicorn",
         description="Serve the order API over HTTP. Projections run in the same process, so reads "
-                    "follow writes. Stop with Ctrl-C.",
+                    "follow writes. On PostgreSQL, every serve process and worker on the database shares the "
+                    "projection work (leases), and reads still follow each process's own writes. Stop with Ctrl-C.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_store_options(parser)
     parser.add_argument("--host", help="interface to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default: 8000)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="worker processes (default: 1); more than one needs a shared database file or server")
+                        help="worker processes (default: 1); more than one needs a shared database file or server "
+                             "(PostgreSQL scales best)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.set_defaults(handler=run, parser=parser)
 
@@ -122,5 +124,5 @@ def _serve_workers(settings: Settings, workers: int, log_level: str) -> int:
 def _announce(settings: Settings, workers: int = 1) -> None:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     extra = f", {workers} workers" if workers > 1 else ""
-    print(f"order-machine: serving {settings.db_url} on http://{host}:{settings.port} "
+    print(f"order-machine: serving {shown_url(settings.db_url)} on http://{host}:{settings.port} "
           f"(API docs at /docs{extra}); Ctrl-C stops", file=sys.stderr, flush=True)

@@ -98,9 +98,12 @@ class LeasedProjectionWorker:
         self._conn = conn
         return conn
 
-    def _lose_all(self) -> None:
+    def _lose_all(self, given_back: bool = False) -> None:
         for name in self.owned:
-            logger.warning("projection worker lost the lease of %r", name)
+            if given_back:
+                logger.info("projection worker released the lease of %r", name)
+            else:
+                logger.warning("projection worker lost the lease of %r", name)
             if self.on_lease is not None:
                 self.on_lease(name, False)
         if self.owned:
@@ -135,7 +138,7 @@ class LeasedProjectionWorker:
         """Give every lease back (closing the session releases them all) and tell the other workers."""
         conn, self._conn = self._conn, None
         held = bool(self.owned)
-        self._lose_all()
+        self._lose_all(given_back=True)
         if conn is None:
             return
         try:
