@@ -258,12 +258,16 @@ class SQLiteEventStore:
 
     def _query_events(self, sql: str, params: tuple[Any, ...]) -> list[StoredEvent]:
         new, event, time = tuple.__new__, StoredEvent, datetime.fromisoformat
-        return [
-            new(event, (position, stream_id, version, type_, schema_version, loads(data), loads(metadata),
-                        time(recorded_at)))
-            for position, stream_id, version, type_, schema_version, data, metadata, recorded_at
-            in self._query(sql, params)
-        ]
+        try:
+            # rows are turned into events as the cursor yields them: no list of raw rows stays alive
+            return [
+                new(event, (position, stream_id, version, type_, schema_version, loads(data), loads(metadata),
+                            time(recorded_at)))
+                for position, stream_id, version, type_, schema_version, data, metadata, recorded_at
+                in self._reader().execute(sql, params)
+            ]
+        except sqlite3.Error as exc:
+            raise self._error("reading", exc) from exc
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
