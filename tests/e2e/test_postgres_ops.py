@@ -30,14 +30,28 @@ class Relay:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.StreamWriter] = set()
+        self._open = False
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
+        self._open = True
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self._pipes |= {writer, up_writer}
+        if not self._open:  # accepted just before a cut, handled after it
+            writer.transport.abort()
+            return
+        self._pipes.add(writer)  # before connecting on: a cut in between must drop this one too
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        if writer not in self._pipes:  # cut while connecting
+            writer.transport.abort()
+            up_writer.transport.abort()
+            return
+        self._pipes.add(up_writer)
 
         async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             with contextlib.suppress(ConnectionError):
@@ -50,6 +64,7 @@ class Relay:
 
     async def cut(self) -> None:
         assert self._server is not None
+        self._open = False
         self._server.close()
         for pipe in self._pipes:
             pipe.transport.abort()
