@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -132,7 +133,8 @@ class Order(StatefulEntity):
         self.items: list[OrderItem] = list(_items(items))
         self.version = 0
         self.pending_events: list[OrderEvent] = []
-        self.created_at = self.updated_at = None
+        self.created_at: datetime | None = None
+        self.updated_at: datetime | None = None
         self.tracking_number: str | None = None
         self.shipping_address: str | None = None
         self.cancellation_reason: str | None = None
