@@ -15,5 +15,5 @@ fi
 export ORDER_MACHINE_REQUIRE_PG=${ORDER_MACHINE_REQUIRE_PG:-1}
 .venv/bin/mypy --no-error-summary src || { echo "mypy --strict found type errors in src/"; exit 1; }
 .venv/bin/order-machine validate definitions
-if .venv/bin/order-machine diagram --help >/dev/null 2>&1; then .venv/bin/order-machine diagram --check; fi
+.venv/bin/order-machine diagram --check
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
