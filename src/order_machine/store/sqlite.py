@@ -1,6 +1,7 @@
 """SQLite event store, the embedded default: one file, WAL, synchronous=FULL, group commit.
 
-One writer thread owns the only writing connection; reader threads have their own connections.
+One writer thread owns the only writing connection; reader threads have their own connections, and a
+short stream load reads on the event loop without waiting (sqlite_reads.LoopReader says why that is bounded).
 Imports `errors`, `events` and the store port; never the domain.
 """
 
@@ -9,50 +10,31 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import queue
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ..errors import ConcurrencyError, StoreError
+from ..errors import StoreError
 from ..events import NewEvent, StoredEvent
 from . import AppendResult
-from .codec import EncodedEvent, check_stream_id, dumps, encode_event, loads
+from .codec import check_stream_id, dumps, encode_event
 from .sqlite_file import (
-    DURABILITY, OPTIONS, URL_HINT, check_header, connect, copy_error, now_text, number, parse_sqlite_url,
+    DURABILITY, OPTIONS, URL_HINT, check_header, connect, copy_error, number, parse_sqlite_url,
     prepare_writer, rollback, translate,
 )
+from .sqlite_append import Append, TransactionLost, append_one
+from .sqlite_reads import COLUMNS as _COLUMNS
+from .sqlite_reads import LoopReader, ReaderThreads, to_events
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_COLUMNS = "position, stream_id, version, type, schema_version, data, metadata, recorded_at"
-
-
-@dataclass(slots=True)
-class _Append:
-    """One caller's append waiting in the writer's queue."""
-
-    stream_id: str
-    expected_version: int
-    rows: list[EncodedEvent]
-    command_id: str | None
-    result: str
-    future: asyncio.Future[AppendResult]
-
-
-class _TransactionLost(Exception):
-    """SQLite rolled the whole transaction back while applying one append of the batch."""
-
-    def __init__(self, index: int, error: StoreError) -> None:
-        self.index, self.error = index, error
+_LOAD = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? ORDER BY version"
 
 
 class SQLiteEventStore:
@@ -89,7 +71,8 @@ class SQLiteEventStore:
         self.synchronous: str | None = None  # read back from the writer connection once open
         self.commits = 0
         self._writer = ThreadPoolExecutor(1, "order-machine-sqlite-writer")
-        self._reader_pool = _Readers(self.readers, "order-machine-sqlite-reader")
+        self._reader_pool = ReaderThreads(self.readers, "order-machine-sqlite-reader")
+        self._loop_reader = LoopReader()
         self._write_conn: sqlite3.Connection | None = None
         self._read_conns: list[sqlite3.Connection] = []
         self._local = threading.local()
@@ -97,7 +80,7 @@ class SQLiteEventStore:
         self._open_lock = asyncio.Lock()
         self._opened = False
         self._closed = False
-        self._pending: list[_Append] = []
+        self._pending: list[Append] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writing = False
         self._idle: list[asyncio.Future[None]] = []
@@ -137,6 +120,7 @@ class SQLiteEventStore:
                 await self._call(self._writer, self._close_writer)
         self._writer.shutdown(wait=True)
         self._reader_pool.shutdown()
+        self._loop_reader.close()
         with self._conn_lock:
             for conn in self._read_conns:
                 conn.close()
@@ -170,7 +154,7 @@ class SQLiteEventStore:
         if self._writing and loop is not self._loop:
             raise StoreError(f"{self.path}: one store cannot be used from two event loops at once")
         future: asyncio.Future[AppendResult] = loop.create_future()
-        self._pending.append(_Append(stream_id, expected_version, rows, command_id, result_json, future))
+        self._pending.append(Append(stream_id, expected_version, rows, command_id, result_json, future))
         if not self._writing:
             # appends made in this loop iteration join the batch: the flush runs after them
             self._writing, self._loop = True, loop
@@ -184,7 +168,7 @@ class SQLiteEventStore:
         done: Future[list[AppendResult | Exception]] = self._writer.submit(self._write_batch, batch)
         done.add_done_callback(lambda finished: loop.call_soon_threadsafe(self._finish, batch, finished))
 
-    def _finish(self, batch: list[_Append], finished: Future[list[AppendResult | Exception]]) -> None:
+    def _finish(self, batch: list[Append], finished: Future[list[AppendResult | Exception]]) -> None:
         try:
             outcomes = finished.result()
         except Exception as exc:  # a bug in the writer, not a database error: fail loudly, keep serving
@@ -209,9 +193,31 @@ class SQLiteEventStore:
     # ------------------------------------------------------------------ reads
 
     async def load(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
-        return await self._read_events(
-            f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? ORDER BY version",
-            (stream_id, from_version))
+        if not self._opened:
+            await self.open()
+        self._check_usable()
+        loop_reader = self._loop_reader
+        if loop_reader.conn is None and not loop_reader.attaching:
+            await self._attach_loop_reader()
+        try:  # a short stream on the loop, with no thread hop (see LoopReader for why it cannot block)
+            rows = loop_reader.rows(f"{_LOAD} LIMIT ?", (stream_id, from_version))
+        except sqlite3.Error as exc:
+            raise self._error("reading", exc) from exc
+        if rows is not None:
+            return to_events(rows)
+        return await self._reader_pool.call(self._query_events, _LOAD, (stream_id, from_version))
+
+    async def _attach_loop_reader(self) -> None:
+        """Open the loop's read connection on a reader thread (opening a file may wait) and attach it here."""
+        self._loop_reader.attaching = True
+        try:
+            conn = await self._reader_pool.call(self._connect_reader, 0.0)
+            if self._closed:
+                conn.close()
+            else:
+                self._loop_reader.attach(conn)
+        finally:
+            self._loop_reader.attaching = False
 
     async def read_batch(self, after: int = 0, limit: int = 500) -> list[StoredEvent]:
         return await self._read_events(
@@ -257,38 +263,38 @@ class SQLiteEventStore:
             raise self._error("reading", exc) from exc
 
     def _query_events(self, sql: str, params: tuple[Any, ...]) -> list[StoredEvent]:
-        new, event, time = tuple.__new__, StoredEvent, datetime.fromisoformat
         try:
-            # rows are turned into events as the cursor yields them: no list of raw rows stays alive
-            return [
-                new(event, (position, stream_id, version, type_, schema_version, loads(data), loads(metadata),
-                            time(recorded_at)))
-                for position, stream_id, version, type_, schema_version, data, metadata, recorded_at
-                in self._reader().execute(sql, params)
-            ]
+            return to_events(self._reader().execute(sql, params))
         except sqlite3.Error as exc:
             raise self._error("reading", exc) from exc
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path, self.busy_timeout)
-            conn.execute("PRAGMA query_only = ON")
+            conn = self._local.conn = self._connect_reader(self.busy_timeout)
             with self._conn_lock:
                 self._read_conns.append(conn)
-            self._local.conn = conn
+        return conn
+
+    def _connect_reader(self, busy_timeout: float) -> sqlite3.Connection:
+        conn = connect(self.path, busy_timeout)
+        try:
+            conn.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._error("opening", exc) from exc
         return conn
 
     # ------------------------------------------------------------------ the writer thread
 
-    def _write_batch(self, batch: list[_Append]) -> list[AppendResult | Exception]:
+    def _write_batch(self, batch: list[Append]) -> list[AppendResult | Exception]:
         """Apply a batch in one transaction; an append SQLite aborted is dropped and the rest retried."""
         outcomes: dict[int, AppendResult | Exception] = {}
         todo = list(range(len(batch)))
         while todo:
             try:
                 results = self._transaction([batch[i] for i in todo])
-            except _TransactionLost as lost:
+            except TransactionLost as lost:
                 outcomes[todo.pop(lost.index)] = lost.error
                 continue
             except StoreError as exc:
@@ -299,7 +305,7 @@ class SQLiteEventStore:
             break
         return [outcomes[i] for i in range(len(batch))]
 
-    def _transaction(self, batch: list[_Append]) -> list[AppendResult | Exception]:
+    def _transaction(self, batch: list[Append]) -> list[AppendResult | Exception]:
         conn = self._write_conn
         assert conn is not None
         try:
@@ -311,7 +317,7 @@ class SQLiteEventStore:
             position = row[0] if row else 0
             results: list[AppendResult | Exception] = []
             for index, request in enumerate(batch):
-                outcome, position = self._append_one(conn, request, position, index)
+                outcome, position = append_one(conn, request, position, index, self._error)
                 results.append(outcome)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -322,44 +328,6 @@ class SQLiteEventStore:
             raise
         self.commits += 1
         return results
-
-    def _append_one(
-        self, conn: sqlite3.Connection, request: _Append, position: int, index: int
-    ) -> tuple[AppendResult | Exception, int]:
-        if request.command_id is not None:
-            first = conn.execute("SELECT stream_id, version, position, result FROM commands WHERE command_id = ?",
-                                 (request.command_id,)).fetchone()
-            if first is not None:
-                return AppendResult(first[0], first[1], first[2], True, json.loads(first[3])), position
-        conn.execute("SAVEPOINT append_one")
-        try:
-            current = _stream_version(conn, request.stream_id)
-            if current != request.expected_version:
-                conn.execute("RELEASE append_one")
-                return ConcurrencyError(request.stream_id, request.expected_version, current), position
-            conn.executemany(
-                f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(position + i, request.stream_id, request.expected_version + i, *row)
-                 for i, row in enumerate(request.rows, start=1)])
-            version, last = request.expected_version + len(request.rows), position + len(request.rows)
-            if request.command_id is not None:
-                conn.execute("INSERT INTO commands VALUES (?, ?, ?, ?, ?, ?)",
-                             (request.command_id, request.stream_id, version, last, request.result, now_text()))
-            conn.execute("RELEASE append_one")
-        except sqlite3.Error as exc:
-            if not conn.in_transaction:
-                raise _TransactionLost(index, self._error(f"appending to stream {request.stream_id!r}", exc)) from exc
-            conn.execute("ROLLBACK TO append_one")
-            conn.execute("RELEASE append_one")
-            error: Exception
-            if isinstance(exc, sqlite3.IntegrityError) and "events.stream_id, events.version" in str(exc):
-                error = ConcurrencyError(request.stream_id, request.expected_version,
-                                         _stream_version(conn, request.stream_id))
-            else:
-                error = self._error(f"appending to stream {request.stream_id!r}", exc)
-            error.__cause__ = exc
-            return error, position
-        return AppendResult(request.stream_id, version, last, False, json.loads(request.result)), last
 
     def _open_writer(self) -> None:
         try:
@@ -397,73 +365,3 @@ class SQLiteEventStore:
     async def _call(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
-
-class _Readers:
-    """Reader threads fed by one queue, answering straight into the caller's asyncio future.
-
-    Cheaper per read than run_in_executor (no concurrent Future to chain, no work item): a short
-    read is dominated by the thread hop, and this halves the Python work around it.
-    """
-
-    def __init__(self, count: int, name: str) -> None:
-        self.count, self.name = count, name
-        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        if len(self._threads) < self.count:
-            self._start()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((loop, future, fn, args))
-        return await future
-
-    def _start(self) -> None:
-        with self._lock:
-            if len(self._threads) < self.count:
-                thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
-                thread.start()
-                self._threads.append(thread)
-
-    def _work(self) -> None:
-        get = self._queue.get
-        while (item := get()) is not None:
-            loop, future, fn, args = item
-            try:
-                result = fn(*args)
-            except BaseException as exc:  # handed to the caller, like run_in_executor does
-                outcome: tuple[Any, ...] = (_fail, future, exc)
-            else:
-                outcome = (_succeed, future, result)
-            try:
-                loop.call_soon_threadsafe(*outcome)
-            except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
-                pass
-            del item, future, outcome
-
-    def shutdown(self) -> None:
-        """Let the threads finish the reads queued so far, then stop them."""
-        with self._lock:
-            threads, self._threads = self._threads, []
-            self.count = 0  # a read after shutdown would start no thread: the store refuses it first
-        for _ in threads:
-            self._queue.put(None)
-        for thread in threads:
-            thread.join()
-
-
-def _succeed(future: asyncio.Future[Any], result: Any) -> None:
-    if not future.done():
-        future.set_result(result)
-
-
-def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)
-
-
-def _stream_version(conn: sqlite3.Connection, stream_id: str) -> int:
-    row = conn.execute("SELECT version FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1",
-                       (stream_id,)).fetchone()
-    return int(row[0]) if row else 0

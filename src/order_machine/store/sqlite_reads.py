@@ -1,0 +1,141 @@
+"""The SQLite store's read paths: reader threads answering into asyncio futures, rows to StoredEvents,
+and the short, non-waiting stream read done on the event loop's own thread.
+
+Imports sqlite3, `events` and `codec`; sqlite.py owns the store, its writer and its connections' options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from ..events import StoredEvent
+from .codec import loads
+
+T = TypeVar("T")
+
+COLUMNS = "position, stream_id, version, type, schema_version, data, metadata, recorded_at"
+
+#: a stream of at most this many events is read on the event loop (see LoopReader)
+LOOP_READ_LIMIT = 16
+
+
+def to_events(rows: Iterable[tuple[Any, ...]]) -> list[StoredEvent]:
+    """StoredEvents of `COLUMNS` rows; a cursor is consumed as it yields (no list of raw rows kept)."""
+    new, event, time = tuple.__new__, StoredEvent, datetime.fromisoformat
+    return [
+        new(event, (position, stream_id, version, type_, schema_version, loads(data), loads(metadata),
+                    time(recorded_at)))
+        for position, stream_id, version, type_, schema_version, data, metadata, recorded_at in rows
+    ]
+
+
+class ReaderThreads:
+    """Reader threads fed by one queue, answering straight into the caller's asyncio future.
+
+    Cheaper per read than run_in_executor (no concurrent Future to chain, no work item): a short
+    read is dominated by the thread hop, and this halves the Python work around it.
+    """
+
+    def __init__(self, count: int, name: str) -> None:
+        self.count, self.name = count, name
+        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        if len(self._threads) < self.count:
+            self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((loop, future, fn, args))
+        return await future
+
+    def _start(self) -> None:
+        with self._lock:
+            if len(self._threads) < self.count:
+                thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _work(self) -> None:
+        get = self._queue.get
+        while (item := get()) is not None:
+            loop, future, fn, args = item
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # handed to the caller, like run_in_executor does
+                outcome: tuple[Any, ...] = (_fail, future, exc)
+            else:
+                outcome = (_succeed, future, result)
+            try:
+                loop.call_soon_threadsafe(*outcome)
+            except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
+                pass
+            del item, future, outcome
+
+    def shutdown(self) -> None:
+        """Let the threads finish the reads queued so far, then stop them."""
+        with self._lock:
+            threads, self._threads = self._threads, []
+            self.count = 0  # the store refuses reads once closed; none could start a thread again
+        for _ in threads:
+            self._queue.put(None)
+        for thread in threads:
+            thread.join()
+
+
+def _succeed(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
+class LoopReader:
+    """A connection for short stream reads on the event loop's thread, where they cost no thread hop.
+
+    A thread hop costs more than the whole read of a 5-event order (tens of µs against ~10), so
+    `load` tries this first. What keeps it from blocking the loop:
+    - it never waits for a lock: busy_timeout is 0, and a busy or locked database (a checkpoint
+      restarting the WAL, recovery after a crash) answers None at once: the read goes to a thread;
+    - it reads at most LOOP_READ_LIMIT + 1 rows through the (stream_id, version) index: a longer
+      stream answers None and is read whole by a reader thread;
+    - it is used only from the thread that attached it, and nothing else uses its connection.
+    What it still does on the loop is what any short read does: a few page reads, from SQLite's
+    cache or the OS's. Decoding costs the same on either side: reader threads hold the GIL too.
+    """
+
+    def __init__(self) -> None:
+        self.conn: sqlite3.Connection | None = None
+        self.thread: int | None = None
+        self.attaching = False
+
+    def attach(self, conn: sqlite3.Connection) -> None:
+        self.conn, self.thread = conn, threading.get_ident()
+
+    def rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        """At most LOOP_READ_LIMIT rows of `sql` (whose last parameter must be LIMIT ?), or None."""
+        conn = self.conn
+        if conn is None or threading.get_ident() != self.thread:
+            return None
+        try:
+            rows = conn.execute(sql, (*params, LOOP_READ_LIMIT + 1)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return None
+            raise
+        return rows if len(rows) <= LOOP_READ_LIMIT else None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = self.thread = None
