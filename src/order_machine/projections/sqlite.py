@@ -7,6 +7,7 @@ never on the event loop. Knows rows and events; never imports the domain or the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import sqlite3
@@ -88,10 +89,9 @@ _ORDER_COLUMNS = ("id, customer_id, description, initial_amount, amount, status,
                   "item_count, created_position, position, tracking_number, shipping_address, "
                   "cancellation_reason, return_reason")
 _SELECT_ORDER = f"SELECT {_ORDER_COLUMNS} FROM read_orders"
-_UPSERT_ORDER = (
-    f"INSERT INTO read_orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 16)}) ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _ORDER_COLUMNS.split(", ")[1:])
-)
+_UPSERT_TAIL = " ON CONFLICT (id) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in _ORDER_COLUMNS.split(", ")[1:])
+_UPSERT_ORDER = f"INSERT INTO read_orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 16)}){_UPSERT_TAIL}"
 _INSERT_ITEM = "INSERT INTO read_order_items VALUES (?, ?, ?, ?, ?)"
 _INSERT_HISTORY = "INSERT INTO read_order_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _ITEMS_OF = ("SELECT order_id, line, product_id, quantity, unit_price FROM read_order_items "
@@ -118,6 +118,24 @@ def _order_values(o: OrderRow) -> tuple[Any, ...]:
 
 def _item_row(r: Sequence[Any]) -> ItemRow:
     return ItemRow(r[0], r[1], r[2], r[3], Decimal(r[4]))
+
+
+def _insert_rows(conn: sqlite3.Connection, head: str, width: int, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+    """What executemany(head + VALUES (?...) + tail, rows) does, with one statement per up to 200 rows.
+
+    SQLite does a row of a multi-row INSERT in a quarter less time than a row of executemany (one step,
+    one reset and one GIL round trip per statement, not per row).
+    """
+    per = max(1, min(200, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    values = "(" + ", ".join("?" * width) + ")"
+    flat = itertools.chain.from_iterable
+    whole = len(rows) - len(rows) % per
+    if whole:
+        sql = f"{head} VALUES {', '.join([values] * per)}{tail}"
+        for start in range(0, whole, per):
+            conn.execute(sql, list(flat(rows[start:start + per])))
+    if whole < len(rows):
+        conn.execute(f"{head} VALUES {', '.join([values] * (len(rows) - whole))}{tail}", list(flat(rows[whole:])))
 
 
 class SQLiteReadModels:
@@ -226,13 +244,14 @@ class SQLiteReadModels:
         changes = Changes(self._loader(conn))
         position = run_batch(projector, changes, events)
         if changes.dirty:
-            conn.executemany(_UPSERT_ORDER, [_order_values(o) for o in changes.dirty.values()])
+            _insert_rows(conn, f"INSERT INTO read_orders ({_ORDER_COLUMNS})", 16,
+                         [_order_values(o) for o in changes.dirty.values()], _UPSERT_TAIL)
         if changes.items:
-            conn.executemany(_INSERT_ITEM, [(i.order_id, i.line, i.product_id, i.quantity, str(i.unit_price))
-                                            for i in changes.items])
+            _insert_rows(conn, "INSERT INTO read_order_items", 5,
+                         [(i.order_id, i.line, i.product_id, i.quantity, str(i.unit_price)) for i in changes.items])
         if changes.history:
             encode = _encode_json
-            conn.executemany(_INSERT_HISTORY, [
+            _insert_rows(conn, "INSERT INTO read_order_history", 9, [
                 (position, order_id, version, type_, action, from_state, to_state, at,
                  encode(data).decode() if data else "{}")
                 for position, order_id, version, type_, action, from_state, to_state, at, data in changes.history
