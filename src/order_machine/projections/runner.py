@@ -250,7 +250,10 @@ class ProjectionRunner:
         assert self._checkpoints is not None
         for projector in projectors:
             after = self._checkpoints[projector.name]
-            await self._apply(projector, [e for e in events if e[0].position > after], after)
+            # positions rise through a batch: usually every event is past the checkpoint, and none is copied
+            todo = events if not events or events[0][0].position > after else [
+                e for e in events if e[0].position > after]
+            await self._apply(projector, todo, after)
 
     async def _apply(self, projector: Projector, events: list[Decoded], after: int) -> None:
         """Apply `events` in as few transactions as possible; retry a failing event, or stop at it."""

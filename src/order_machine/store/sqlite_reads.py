@@ -14,10 +14,14 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
+import msgspec
+
 from ..events import StoredEvent
 from .codec import loads
 
 T = TypeVar("T")
+
+_parse_json = msgspec.json.Decoder().decode
 
 COLUMNS = "position, stream_id, version, type, schema_version, data, metadata, recorded_at"
 
@@ -27,12 +31,16 @@ LOOP_READ_LIMIT = 16
 
 def to_events(rows: Iterable[tuple[Any, ...]]) -> list[StoredEvent]:
     """StoredEvents of `COLUMNS` rows; a cursor is consumed as it yields (no list of raw rows kept)."""
-    new, event, time = tuple.__new__, StoredEvent, datetime.fromisoformat
-    return [
-        new(event, (position, stream_id, version, type_, schema_version, loads(data), loads(metadata),
-                    time(recorded_at)))
-        for position, stream_id, version, type_, schema_version, data, metadata, recorded_at in rows
-    ]
+    new, event, time, parse = tuple.__new__, StoredEvent, datetime.fromisoformat, _parse_json
+    out: list[StoredEvent] = []
+    append = out.append
+    for position, stream_id, version, type_, schema_version, data, metadata, recorded_at in rows:
+        try:  # msgspec straight away; codec.loads (json decides) only for what msgspec refuses
+            data_, metadata_ = parse(data), parse(metadata)
+        except msgspec.DecodeError:
+            data_, metadata_ = loads(data), loads(metadata)
+        append(new(event, (position, stream_id, version, type_, schema_version, data_, metadata_, time(recorded_at))))
+    return out
 
 
 class ReaderThreads:
