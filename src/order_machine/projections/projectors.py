@@ -198,8 +198,8 @@ def run_batch(projector: Projector, changes: Changes, events: Sequence[Decoded])
         changes.prefetch({stored.stream_id for stored, data in events if data is not None})
     apply = projector.apply
     index = 0
-    try:
-        for index, (stored, data) in enumerate(events):  # noqa: B007 - the except clause reads index
+    try:  # one try around the loop, not one per event; the except clauses name the event by index
+        for index, (stored, data) in enumerate(events):
             if data is None:
                 continue
             if isinstance(data, BaseException):

@@ -212,7 +212,7 @@ class SQLiteEventStore:
         self._loop_reader.attaching = True
         try:
             conn = await self._reader_pool.call(self._connect_reader, 0.0)
-            if self._closed:
+            if self._closed or self._loop_reader.conn is not None:  # closed, or another loop attached first
                 conn.close()
             else:
                 self._loop_reader.attach(conn)
