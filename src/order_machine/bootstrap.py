@@ -57,6 +57,8 @@ class Runtime:
         """Start the bus and the projections (the runner unless disabled; on PostgreSQL, the leased worker)."""
         if self.started:
             return
+        # open the store (its file, schema and journal mode) before anything else touches the database
+        await self.store.last_position()
         await self.bus.start()
         if self.worker is not None:
             await self.worker.start()  # with run_projections off it only follows the others' progress

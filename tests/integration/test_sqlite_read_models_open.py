@@ -1,33 +1,28 @@
-"""SQLite read models open beside a busy event store without failing on its write lock."""
+"""A SQLite service started on a new file takes commands at once, with its projections following."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from order_machine.events import NewEvent
-from order_machine.projections import SQLiteReadModels
-from order_machine.store import open_store
+import pytest
+
+from order_machine.bootstrap import bootstrap
+from order_machine.commands import CreateOrder
+from order_machine.config import Settings
 
 
-async def test_read_models_open_while_the_store_is_committing(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path}/orders.db")  # opened by the first append below
-    stop = asyncio.Event()
-
-    async def keep_writing() -> None:
-        n = 0
-        while not stop.is_set():
-            await asyncio.gather(*(store.append(f"s-{n}-{i}", [NewEvent("X", {})], 0) for i in range(20)))
-            n += 1
-
-    writer = asyncio.create_task(keep_writing())
-    await asyncio.sleep(0)  # the store is opening (creating its file and schema) right now
+@pytest.mark.parametrize("attempt", range(4))
+async def test_a_new_database_takes_a_burst_of_commands_right_after_start(tmp_path: Path, attempt: int) -> None:
+    # the store, the read models and the projection runner all open the new file at the same moment
+    runtime = await bootstrap(Settings(db_url=f"sqlite:///{tmp_path}/orders.db"))
+    await runtime.start()
     try:
-        for _ in range(15):  # each opens a fresh connection while group commits run
-            read_models = SQLiteReadModels(tmp_path / "orders.db")
-            assert await read_models.checkpoint("orders") == 0
-            await read_models.close()
+        results = await asyncio.gather(*(
+            runtime.service.handle(CreateOrder(order_id=f"o-{i}", customer_id="c", amount="1")) for i in range(60)
+        ))
+        assert len({r.position for r in results}) == 60
+        assert (await runtime.service.get_order("o-59")).status == "Pending"
+        assert runtime.runner.failed == {}
     finally:
-        stop.set()
-        await writer
-        await store.close()
+        await runtime.stop()
