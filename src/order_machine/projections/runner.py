@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import heapq
 import logging
 import threading
 import time
@@ -119,7 +120,9 @@ class ProjectionRunner:
         self._checkpoints: dict[str, int] | None = None
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._progress = asyncio.Condition()
+        # read-your-writes waiters: (position, sequence, future), resolved after each batch commits
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiter_count = 0
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -195,8 +198,7 @@ class ProjectionRunner:
             if not batch:
                 return 0
             await self._apply_all(active, batch)
-        async with self._progress:
-            self._progress.notify_all()
+        self._release_waiters()
         return len(batch)
 
     async def catch_up(self) -> int:
@@ -223,18 +225,37 @@ class ProjectionRunner:
     async def _reach(self, position: int) -> None:
         await self.checkpoints()
         while True:
+            if self._reached(position):
+                return
             if not self.running:
-                if self._reached(position):
-                    return
                 if not await self.step():
                     await asyncio.sleep(min(self.poll_interval, 0.01))  # position not visible yet
                 continue
-            async with self._progress:  # checked under the condition: no notification is missed
-                if self._reached(position):
-                    return
-                self.wake()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._progress.wait(), self.poll_interval)
+            # one future per waiter, resolved by the runner right after the batch that reaches it
+            # commits: no polling, and a batch wakes only the waiters it satisfied
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiter_count += 1
+            heapq.heappush(self._waiters, (position, self._waiter_count, future))
+            self.wake()
+            try:
+                await asyncio.wait_for(asyncio.shield(future), self.poll_interval)
+            except TimeoutError:
+                pass  # check again (the runner may have stopped); wait_for's caller bounds the whole wait
+
+    def _release_waiters(self) -> None:
+        """Resolve the waiters every projector has now passed; fail those a stopped projector never will."""
+        if not self._waiters or self._checkpoints is None:
+            return
+        reached = min(self._checkpoints.values())
+        while self._waiters and self._waiters[0][0] <= reached:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)
+        if self.failed:  # those waiters see the ProjectionError when they check again
+            for _, _, future in self._waiters:
+                if not future.done():
+                    future.set_result(None)
+            self._waiters.clear()
 
     def _reached(self, position: int) -> bool:
         assert self._checkpoints is not None
@@ -248,21 +269,44 @@ class ProjectionRunner:
     async def _apply_all(self, projectors: Sequence[Projector], batch: Sequence[StoredEvent]) -> None:
         events = decode_batch(batch)  # once for every projector
         assert self._checkpoints is not None
+        jobs = []
         for projector in projectors:
             after = self._checkpoints[projector.name]
             # positions rise through a batch: usually every event is past the checkpoint, and none is copied
             todo = events if not events or events[0][0].position > after else [
                 e for e in events if e[0].position > after]
+            jobs.append((projector, todo, after))
+        together = getattr(self.read_models, "apply_together", None)
+        if together is not None and len(jobs) > 1:
+            # every projector's rows and checkpoint in ONE transaction, one commit per batch instead of
+            # one per projector; a projector that fails there is rolled back alone (a savepoint) and
+            # goes the careful way below, with that failure counted as its first attempt
+            outcomes = await together(jobs)
+            for (projector, todo, after), outcome in zip(jobs, outcomes):
+                if isinstance(outcome, Exception):
+                    await self._apply(projector, todo, after, first_error=outcome)
+                else:
+                    self._checkpoints[projector.name] = outcome
+            return
+        for projector, todo, after in jobs:
             await self._apply(projector, todo, after)
 
-    async def _apply(self, projector: Projector, events: list[Decoded], after: int) -> None:
-        """Apply `events` in as few transactions as possible; retry a failing event, or stop at it."""
+    async def _apply(self, projector: Projector, events: list[Decoded], after: int,
+                     first_error: Exception | None = None) -> None:
+        """Apply `events` in as few transactions as possible; retry a failing event, or stop at it.
+
+        `first_error` is the outcome of a first attempt already made (applying together with the
+        other projectors): it is handled as this loop's first try, so no event is tried more often.
+        """
         name, attempt, limit = projector.name, 0, len(events)
         failure: EventFailed | None = None  # an event that failed after a prefix that did not
         assert self._checkpoints is not None
         while events:
             chunk = events[:limit]
             try:
+                if first_error is not None:
+                    error, first_error = first_error, None
+                    raise error
                 after = await self.read_models.apply(projector, chunk, after)
             except CheckpointMoved as moved:
                 # another worker (or a rebuild elsewhere) moved it: adopt its checkpoint and read again from there
@@ -344,6 +388,5 @@ class ProjectionRunner:
             report = RebuildReport(tuple(p.name for p in chosen), count, time.perf_counter() - started)
         logger.info("rebuilt %s: %d events in %.3fs (%.0f events/s)", ", ".join(report.projections),
                     report.events, report.seconds, report.events_per_second)
-        async with self._progress:
-            self._progress.notify_all()
+        self._release_waiters()
         return report

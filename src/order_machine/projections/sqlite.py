@@ -235,6 +235,28 @@ class SQLiteReadModels:
     async def apply(self, projector: Projector, events: Sequence[Decoded], after: int) -> int:
         return await self._run(self._writer, self._transaction, lambda conn: self._apply(conn, projector, events, after))
 
+    async def apply_together(
+        self, jobs: Sequence[tuple[Projector, Sequence[Decoded], int]],
+    ) -> list[int | Exception]:
+        """`apply` for several projectors in one transaction and one commit.
+
+        Each projector runs in a savepoint: one that fails is rolled back alone and its exception is
+        returned in its place (the runner retries it); the others' rows and checkpoints commit.
+        """
+        def work(conn: sqlite3.Connection) -> list[int | Exception]:
+            outcomes: list[int | Exception] = []
+            for projector, events, after in jobs:
+                conn.execute("SAVEPOINT projector")
+                try:
+                    outcomes.append(self._apply(conn, projector, events, after))
+                except Exception as exc:  # handed back to the runner, which retries or stops it
+                    conn.execute("ROLLBACK TO projector")
+                    outcomes.append(exc)
+                conn.execute("RELEASE projector")
+            return outcomes
+
+        return await self._run(self._writer, self._transaction, work)
+
     def _apply(self, conn: sqlite3.Connection, projector: Projector, events: Sequence[Decoded], after: int) -> int:
         current = self._checkpoint(conn, projector.name)
         if current != after:
