@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from cli_support import CLI, DEFINITIONS, assert_one_line_error, cli  # noqa: F401 (fixture)
@@ -136,3 +138,20 @@ def test_a_definitions_folder_with_errors_is_one_line(cli: CLI, tmp_path: Path) 
     assert_one_line_error(run, "order.yaml", "Pendng")
     assert not (cli.workdir / "orders.db").exists()
     assert_one_line_error(cli("orders", "list", "--definitions", str(tmp_path / "missing")), "missing")
+
+
+def test_output_cut_short_by_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/orders.db"
+    cli = [sys.executable, "-m", "order_machine"]
+    for _ in range(8):
+        subprocess.run([*cli, "orders", "create", "--db", db, "--customer", "c", "--amount", "1"], check=True,
+                       capture_output=True)
+    lister = subprocess.Popen([*cli, "orders", "list", "--db", db, "--json"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    assert lister.stdout is not None and lister.stderr is not None
+    lister.stdout.read(10)
+    lister.stdout.close()  # like `| head -c 10`
+    assert lister.wait(timeout=30) == 0
+    errors = lister.stderr.read()
+    lister.stderr.close()
+    assert b"Traceback" not in errors and b"BrokenPipe" not in errors

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
@@ -21,6 +22,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="order-machine",
         description="Order workflows as explicit, event-sourced state machines.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""examples:
+  order-machine serve                               the API on ./orders.db at http://127.0.0.1:8000
+  order-machine orders create --customer cust-7 --item sku-42:2:19.99
+  order-machine orders do ORDER_ID Ship --field tracking_number=1Z999 --field shipping_address='1 Main St'
+  order-machine orders list --status Pending --json
+  order-machine validate definitions/               check every definition, file:line per problem
+  order-machine diagram --check                     exit 1 when diagrams/ is stale
+  order-machine rebuild && order-machine check      replay the read models, compare them with the events
+  order-machine db upgrade --db postgresql://app@db/orders
+
+Every command takes --help. The database is --db URL, else $ORDER_MACHINE_DB_URL, else sqlite:///orders.db.""",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     import importlib
@@ -47,3 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`| head`): stop quietly, and keep Python from complaining at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
