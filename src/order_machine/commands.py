@@ -7,7 +7,7 @@ Imports only `errors`-free pydantic; the service turns these into aggregate call
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -139,4 +139,4 @@ class GetOrderSummary(BaseModel):
     order_id: Id
 
 
-SortOrder = Literal["asc", "desc"]
+Query = GetOrder | GetOrdersByCustomer | GetOrdersByStatus | GetOrderSummary

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 from .bus import EventBus
 from .commands import (
-    ACTION_COMMANDS, AddOrderItem, CommandResult, CreateOrder, PerformAction, UpdateOrderStatus, _Command,
+    ACTION_COMMANDS, AddOrderItem, CommandResult, CreateOrder, GetOrder, GetOrdersByCustomer, GetOrdersByStatus,
+    GetOrderSummary, PerformAction, Query, UpdateOrderStatus, _Command,
 )
 from .errors import (
     ConcurrencyError, InvalidCommandError, OrderExistsError, OrderNotFoundError, TransitionNotAllowedError,
@@ -215,7 +216,10 @@ class OrderCommandService:
 
     async def _save(self, command: _Command, order: Order, expected_version: int) -> CommandResult:
         pending: Sequence[OrderEvent] = order.take_pending_events()
-        metadata = {"command_id": command.command_id, "correlation_id": command.command_id or uuid.uuid4().hex}
+        # causation: the command that caused these events; correlation: the conversation it belongs to
+        # (the caller's command id when given, so retries of one request correlate)
+        causation = command.command_id or uuid.uuid4().hex
+        metadata = {"command_id": command.command_id, "causation_id": causation, "correlation_id": causation}
         new_events = [encode(e, {**metadata, "command": type(command).__name__}) for e in pending]
         body = {"order_id": order.id, "state": order.state, "version": order.version,
                 "events": [type(e).__name__ for e in pending]}
@@ -290,6 +294,18 @@ class OrderApplicationService:
         return result
 
     # ----------------------------------------------------------------- queries (the seed's names)
+
+    async def ask(self, query: Query) -> Any:
+        """Answer one of the seed's query objects (GetOrder, GetOrdersByCustomer, ...)."""
+        if isinstance(query, GetOrder):
+            return await self.get_order(query.order_id)
+        if isinstance(query, GetOrderSummary):
+            return await self.get_order_summary(query.order_id)
+        if isinstance(query, GetOrdersByCustomer):
+            return await self.get_orders_by_customer(query.customer_id, limit=query.limit, cursor=query.cursor)
+        if isinstance(query, GetOrdersByStatus):
+            return await self.list_orders(status=query.status, limit=query.limit, cursor=query.cursor)
+        raise InvalidCommandError(f"unknown query {type(query).__name__}")
 
     async def get_order(self, order_id: str) -> OrderReadModel:
         order = await self.read_models.get_order(order_id)
