@@ -5,19 +5,17 @@ A batch is applied between two awaits, so it is atomic on the event loop. Import
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 from .projectors import (
     Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, run_batch,
 )
 from .queries import (
-    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, check_limit, decode_cursor, encode_cursor,
-    history_model, order_model, summary_model, to_micros,
+    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, check_limit, created_after, created_page,
+    history_model, order_model, summary_model, to_micros, updated_before, updated_page,
 )
-
-M = TypeVar("M")
 
 
 class InMemoryReadModels:
@@ -95,14 +93,12 @@ class InMemoryReadModels:
 
     async def recently_updated(self, *, limit: int = 50,
                                cursor: str | None = None) -> Page[OrderSummaryReadModel]:
-        check_limit(limit)
-        key = decode_cursor(cursor, (int, str))
+        key = updated_before(limit, cursor)
         rows = sorted(((to_micros(r.updated_at), r.id), r) for r in self._orders.values())
         rows.reverse()
         if key is not None:
             rows = [(k, r) for k, r in rows if k < key]
-        return _page([r for _, r in rows[:limit + 1]], limit, summary_model,
-                     lambda r: encode_cursor(to_micros(r.updated_at), r.id))
+        return updated_page([r for _, r in rows[:limit + 1]], limit)
 
     async def order_history(self, order_id: str, *, after_version: int = 0,
                             limit: int = 100) -> list[OrderHistoryEntry]:
@@ -114,17 +110,6 @@ class InMemoryReadModels:
         pass
 
     def _created_page(self, rows: Iterable[OrderRow], limit: int, cursor: str | None) -> Page[OrderReadModel]:
-        check_limit(limit)
-        key = decode_cursor(cursor, (int,))
-        after = key[0] if key is not None else 0
+        after = created_after(limit, cursor)
         chosen = sorted((r for r in rows if r.created_position > after), key=lambda r: r.created_position)
-        return _page(chosen[:limit + 1], limit, lambda r: order_model(r, self._items.get(r.id, [])),
-                     lambda r: encode_cursor(r.created_position))
-
-
-def _page(rows: list[OrderRow], limit: int, model: Callable[[OrderRow], M],
-          cursor_of: Callable[[OrderRow], str]) -> Page[M]:
-    """A page from up to limit + 1 rows: the extra one only says there is a next page."""
-    shown = rows[:limit]
-    return Page[M](items=[model(r) for r in shown],
-                   next_cursor=cursor_of(shown[-1]) if len(rows) > limit else None)
+        return created_page(chosen[:limit + 1], limit, self._items)

@@ -22,8 +22,9 @@ from .projectors import (
     Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, run_batch,
 )
 from .queries import (
-    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, check_limit, decode_cursor, encode_cursor,
-    from_micros, history_model, order_model, summary_model, to_micros,
+    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, check_limit, created_after, created_page,
+    equal_filter, from_micros, history_model, items_by_order, order_model, summary_model, updated_before,
+    updated_page,
 )
 
 VIEW_TABLES = {"orders": "read_orders", "order_items": "read_order_items", "order_history": "read_order_history"}
@@ -180,10 +181,8 @@ class PostgresReadModels:
     # ----------------------------------------------------------------- queries
 
     async def _items(self, order_ids: list[str]) -> dict[str, list[ItemRow]]:
-        items: dict[str, list[ItemRow]] = {}
-        for r in await self._query(self._items_of, (order_ids,), "reading order items"):
-            items.setdefault(r[0], []).append(ItemRow(*r))
-        return items
+        return items_by_order(ItemRow(*r) for r in await self._query(self._items_of, (order_ids,),
+                                                                     "reading order items"))
 
     async def get_order(self, order_id: str) -> OrderReadModel | None:
         # one statement: the order and its items from the same snapshot
@@ -206,44 +205,29 @@ class PostgresReadModels:
 
     async def orders_by_customer(self, customer_id: str, *, status: str | None = None, limit: int = 50,
                                  cursor: str | None = None) -> Page[OrderReadModel]:
-        if status is None:
-            return await self._created_page("customer_id = %s", (customer_id,), limit, cursor)
-        return await self._created_page("customer_id = %s AND status = %s", (customer_id, status), limit, cursor)
+        return await self._created_page(*equal_filter("%s", customer_id=customer_id, status=status), limit, cursor)
 
     async def orders_by_status(self, status: str, *, limit: int = 50,
                                cursor: str | None = None) -> Page[OrderReadModel]:
-        return await self._created_page("status = %s", (status,), limit, cursor)
+        return await self._created_page(*equal_filter("%s", status=status), limit, cursor)
 
     async def _created_page(self, where: str, args: tuple[Any, ...], limit: int,
                             cursor: str | None) -> Page[OrderReadModel]:
-        check_limit(limit)
-        key = decode_cursor(cursor, (int,))
-        after = key[0] if key is not None else 0
+        after = created_after(limit, cursor)
         rows = [OrderRow(*r) for r in await self._query(
             f"{self._select_order} WHERE {where} AND created_position > %s ORDER BY created_position LIMIT %s",
             (*args, after, limit + 1), "listing orders")]
         shown = rows[:limit]
-        items = await self._items([o.id for o in shown]) if shown else {}
-        return Page[OrderReadModel](
-            items=[order_model(o, items.get(o.id, [])) for o in shown],
-            next_cursor=encode_cursor(shown[-1].created_position) if len(rows) > limit else None,
-        )
+        return created_page(rows, limit, await self._items([o.id for o in shown]) if shown else {})
 
     async def recently_updated(self, *, limit: int = 50,
                                cursor: str | None = None) -> Page[OrderSummaryReadModel]:
-        check_limit(limit)
-        key = decode_cursor(cursor, (int, str))
+        key = updated_before(limit, cursor)
         where, args = ("WHERE (updated_at, id) < (%s, %s)", (from_micros(key[0]), key[1])) if key else ("", ())
         rows = [OrderRow(*r) for r in await self._query(
             f"{self._select_order} {where} ORDER BY updated_at DESC, id DESC LIMIT %s", (*args, limit + 1),
             "listing recently updated orders")]
-        shown = rows[:limit]
-        last = shown[-1] if shown else None
-        return Page[OrderSummaryReadModel](
-            items=[summary_model(o) for o in shown],
-            next_cursor=encode_cursor(to_micros(last.updated_at), last.id)
-            if last is not None and len(rows) > limit else None,
-        )
+        return updated_page(rows, limit)
 
     async def order_history(self, order_id: str, *, after_version: int = 0,
                             limit: int = 100) -> list[OrderHistoryEntry]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
@@ -80,6 +80,7 @@ class OrderHistoryEntry(BaseModel):
 
 
 T = TypeVar("T")
+M = TypeVar("M")
 
 
 class Page(BaseModel, Generic[T]):
@@ -134,8 +135,6 @@ def to_micros(at: datetime) -> int:
 def from_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
-
-
 def check_limit(limit: int) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidCommandError(f"limit must be a whole number from 1 to {MAX_LIMIT}, got {limit!r}", "limit")
@@ -161,6 +160,59 @@ def decode_cursor(cursor: str | None, shape: tuple[type, ...]) -> tuple[Any, ...
         pass
     raise InvalidCommandError(f"cursor {cursor!r} is not one this query returned; pass next_cursor unchanged "
                               "or leave it out for the first page", "cursor")
+
+
+# --------------------------------------------------------------------------- pages, for every backend
+# A backend fetches up to limit + 1 rows in the page's order (the extra one only says there is a next
+# page); these helpers read the cursor before and build the page after. Only the SQL is the backend's.
+
+
+def equal_filter(mark: str, **columns: str | None) -> tuple[str, tuple[str, ...]]:
+    """`column = <mark> AND ...` for the columns given a value (None: not filtered), and those values."""
+    given = {column: value for column, value in columns.items() if value is not None}
+    return " AND ".join(f"{column} = {mark}" for column in given), tuple(given.values())
+
+
+def created_after(limit: int, cursor: str | None) -> int:
+    """The created_position a page in creation order starts after (0: the first page); checks limit."""
+    check_limit(limit)
+    key = decode_cursor(cursor, (int,))
+    return key[0] if key is not None else 0
+
+
+def updated_before(limit: int, cursor: str | None) -> tuple[int, str] | None:
+    """The (updated_at micros, id) a page newest-first continues below (None: the first page); checks limit."""
+    check_limit(limit)
+    key = decode_cursor(cursor, (int, str))
+    return (key[0], key[1]) if key is not None else None
+
+
+def page(rows: Sequence[OrderRow], limit: int, model: Callable[[OrderRow], M],
+         cursor_of: Callable[[OrderRow], str]) -> Page[M]:
+    """A page from up to limit + 1 rows: the extra one only says there is a next page."""
+    shown = rows[:limit]
+    return Page[M](items=[model(r) for r in shown],
+                   next_cursor=cursor_of(shown[-1]) if len(rows) > limit else None)
+
+
+def created_page(rows: Sequence[OrderRow], limit: int,
+                 items: Mapping[str, Sequence[ItemRow]]) -> Page[OrderReadModel]:
+    """A page of orders in creation order; `items` holds the item rows of (at least) the orders shown."""
+    return page(rows, limit, lambda r: order_model(r, items.get(r.id, ())),
+                lambda r: encode_cursor(r.created_position))
+
+
+def updated_page(rows: Sequence[OrderRow], limit: int) -> Page[OrderSummaryReadModel]:
+    """A page of summaries, most recently updated first."""
+    return page(rows, limit, summary_model, lambda r: encode_cursor(to_micros(r.updated_at), r.id))
+
+
+def items_by_order(rows: Iterable[ItemRow]) -> dict[str, list[ItemRow]]:
+    """Item rows grouped by order id, in the order given."""
+    items: dict[str, list[ItemRow]] = {}
+    for item in rows:
+        items.setdefault(item.order_id, []).append(item)
+    return items
 
 
 # --------------------------------------------------------------------------- the backend port

@@ -25,8 +25,9 @@ from .projectors import (
     Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, run_batch,
 )
 from .queries import (
-    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, check_limit, decode_cursor, encode_cursor,
-    from_micros, history_model, order_model, summary_model, to_micros,
+    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, check_limit, created_after, created_page,
+    equal_filter, from_micros, history_model, items_by_order, order_model, summary_model, to_micros,
+    updated_before, updated_page,
 )
 
 R = TypeVar("R")
@@ -321,50 +322,33 @@ class SQLiteReadModels:
 
     async def orders_by_customer(self, customer_id: str, *, status: str | None = None, limit: int = 50,
                                  cursor: str | None = None) -> Page[OrderReadModel]:
-        if status is None:
-            return await self._created_page("customer_id = ?", (customer_id,), limit, cursor)
-        return await self._created_page("customer_id = ? AND status = ?", (customer_id, status), limit, cursor)
+        return await self._created_page(*equal_filter("?", customer_id=customer_id, status=status), limit, cursor)
 
     async def orders_by_status(self, status: str, *, limit: int = 50,
                                cursor: str | None = None) -> Page[OrderReadModel]:
-        return await self._created_page("status = ?", (status,), limit, cursor)
+        return await self._created_page(*equal_filter("?", status=status), limit, cursor)
 
     async def _created_page(self, where: str, args: tuple[Any, ...], limit: int,
                             cursor: str | None) -> Page[OrderReadModel]:
-        check_limit(limit)
-        key = decode_cursor(cursor, (int,))
-        after = key[0] if key is not None else 0
+        after = created_after(limit, cursor)
 
         def work(conn: sqlite3.Connection) -> Page[OrderReadModel]:
             rows = [_order_row(r) for r in conn.execute(
                 f"{_SELECT_ORDER} WHERE {where} AND created_position > ? ORDER BY created_position LIMIT ?",
                 (*args, after, limit + 1))]
-            shown = rows[:limit]
-            items: dict[str, list[ItemRow]] = {}
-            for r in conn.execute(_ITEMS_OF, (_dumps([o.id for o in shown]),)):
-                items.setdefault(r[0], []).append(_item_row(r))
-            return Page[OrderReadModel](
-                items=[order_model(o, items.get(o.id, [])) for o in shown],
-                next_cursor=encode_cursor(shown[-1].created_position) if len(rows) > limit else None,
-            )
+            items = conn.execute(_ITEMS_OF, (_dumps([o.id for o in rows[:limit]]),))
+            return created_page(rows, limit, items_by_order(_item_row(r) for r in items))
         return await self._run(self._reader, self._snapshot, work)
 
     async def recently_updated(self, *, limit: int = 50,
                                cursor: str | None = None) -> Page[OrderSummaryReadModel]:
-        check_limit(limit)
-        key = decode_cursor(cursor, (int, str))
+        key = updated_before(limit, cursor)
 
         def work() -> Page[OrderSummaryReadModel]:
             where, args = ("WHERE (updated_at, id) < (?, ?)", key) if key is not None else ("", ())
             rows = [_order_row(r) for r in self._connection().execute(
                 f"{_SELECT_ORDER} {where} ORDER BY updated_at DESC, id DESC LIMIT ?", (*args, limit + 1))]
-            shown = rows[:limit]
-            last = shown[-1] if shown else None
-            return Page[OrderSummaryReadModel](
-                items=[summary_model(o) for o in shown],
-                next_cursor=encode_cursor(to_micros(last.updated_at), last.id)
-                if last is not None and len(rows) > limit else None,
-            )
+            return updated_page(rows, limit)
         return await self._run(self._reader, work)
 
     async def order_history(self, order_id: str, *, after_version: int = 0,
