@@ -6,7 +6,7 @@ Backends: memory.py (tests, examples), sqlite.py (the embedded default), postgre
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -75,6 +75,16 @@ class EventStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def read_in_batches(
+    read_batch: Callable[[int, int], Awaitable[list[StoredEvent]]], after: int, batch_size: int,
+) -> AsyncIterator[StoredEvent]:
+    """`read_all` for every backend: `read_batch` after the last position seen, until a batch is empty."""
+    while batch := await read_batch(after, batch_size):
+        for event in batch:
+            yield event
+        after = batch[-1].position
 
 
 def open_store(url: str, **options: Any) -> EventStore:

@@ -6,7 +6,7 @@ Imports only `errors` and `events`; never a database driver.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -83,6 +83,15 @@ def encode_event(stream_id: str, event: NewEvent, command_id: str | None) -> Enc
         dumps(metadata, f"{what}: metadata"),
         utc_text(event.recorded_at, what),
     )
+
+
+def encode_append(
+    stream_id: str, events: Sequence[NewEvent], command_id: str | None, result: Mapping[str, Any] | None,
+) -> tuple[list[EncodedEvent], str]:
+    """Check and encode what one append writes: its events, and the command result as JSON text."""
+    check_stream_id(stream_id)
+    encoded = [encode_event(stream_id, event, command_id) for event in events]
+    return encoded, dumps(result or {}, f"stream {stream_id!r}: command result")
 
 
 def check_stream_id(stream_id: str) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 from ..errors import ConcurrencyError
 from ..events import NewEvent, StoredEvent
-from . import AppendResult
-from .codec import check_stream_id, dumps, encode_event, parse_utc
+from . import AppendResult, read_in_batches
+from .codec import encode_append, parse_utc
 
 
 class InMemoryEventStore:
@@ -36,9 +36,7 @@ class InMemoryEventStore:
         result: Mapping[str, Any] | None = None,
     ) -> AppendResult:
         # encoded like a database row, so data that a real backend would refuse is refused here too
-        check_stream_id(stream_id)
-        encoded = [encode_event(stream_id, e, command_id) for e in events]
-        result_json = dumps(result or {}, f"stream {stream_id!r}: command result")
+        encoded, result_json = encode_append(stream_id, events, command_id, result)
         async with self._lock:
             if command_id is not None and command_id in self._commands:
                 first = self._commands[command_id]
@@ -66,11 +64,8 @@ class InMemoryEventStore:
         after = max(after, 0)
         return self._events[after:after + max(limit, 0)]
 
-    async def read_all(self, after: int = 0, batch_size: int = 500) -> AsyncIterator[StoredEvent]:
-        while batch := await self.read_batch(after, batch_size):
-            for event in batch:
-                yield event
-            after = batch[-1].position
+    def read_all(self, after: int = 0, batch_size: int = 500) -> AsyncIterator[StoredEvent]:
+        return read_in_batches(self.read_batch, after, batch_size)
 
     async def last_position(self) -> int:
         return len(self._events)

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -34,12 +33,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..errors import ConcurrencyError, StoreError
 from ..events import NewEvent, StoredEvent
-from . import AppendResult
-from .codec import EncodedEvent, check_stream_id, dumps, encode_event
+from . import AppendResult, read_in_batches
+from .codec import check_stream_id, dumps, encode_event
 from . import pg_schema
 from .pg_schema import POSITION_SCALE
 
-logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Conn = psycopg.AsyncConnection[TupleRow]
 
@@ -201,21 +200,19 @@ class PostgresEventStore:
 
     async def upgrade(self) -> list[int]:
         """Create or migrate the schema to the latest version; returns the migration versions applied."""
-        conn = await self.connect()
-        try:
-            return await pg_schema.upgrade(conn, self.schema)
-        except psycopg.Error as exc:
-            raise self._error(exc, "upgrading the schema") from exc
-        finally:
-            await conn.close()
+        return await self._on_own_connection(pg_schema.upgrade, "upgrading the schema")
 
     async def schema_version(self) -> int:
         """The schema version in the database (0 when the schema does not exist yet)."""
+        return await self._on_own_connection(pg_schema.schema_version, "reading the schema version")
+
+    async def _on_own_connection(self, work: Callable[[Conn, str], Awaitable[T]], doing: str) -> T:
+        """`work(conn, schema)` on a connection of its own (outside the pool, which needs the schema ready)."""
         conn = await self.connect()
         try:
-            return await pg_schema.schema_version(conn, self.schema)
+            return await work(conn, self.schema)
         except psycopg.Error as exc:
-            raise self._error(exc, "reading the schema version") from exc
+            raise self._error(exc, doing) from exc
         finally:
             await conn.close()
 
@@ -336,11 +333,8 @@ class PostgresEventStore:
         )
         return [StoredEvent(*row) for row in rows]
 
-    async def read_all(self, after: int = 0, batch_size: int = 500) -> AsyncIterator[StoredEvent]:
-        while batch := await self.read_batch(after, batch_size):
-            for event in batch:
-                yield event
-            after = batch[-1].position
+    def read_all(self, after: int = 0, batch_size: int = 500) -> AsyncIterator[StoredEvent]:
+        return read_in_batches(self.read_batch, after, batch_size)
 
     async def last_position(self) -> int:
         rows = await self._rows(

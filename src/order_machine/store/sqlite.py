@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 from ..errors import StoreError
 from ..events import NewEvent, StoredEvent
-from . import AppendResult
-from .codec import check_stream_id, dumps, encode_event
+from . import AppendResult, read_in_batches
+from .codec import encode_append
 from .sqlite_file import (
     DURABILITY, OPTIONS, URL_HINT, check_header, connect, copy_error, number, parse_sqlite_url,
     prepare_writer, rollback, translate,
@@ -145,9 +145,7 @@ class SQLiteEventStore:
         result: Mapping[str, Any] | None = None,
     ) -> AppendResult:
         """Queue the append for the writer's next transaction and wait until it has committed."""
-        check_stream_id(stream_id)
-        rows = [encode_event(stream_id, event, command_id) for event in events]
-        result_json = dumps(result or {}, f"stream {stream_id!r}: command result")
+        rows, result_json = encode_append(stream_id, events, command_id, result)
         await self.open()
         self._check_usable()
         loop = asyncio.get_running_loop()
@@ -223,11 +221,8 @@ class SQLiteEventStore:
         return await self._read_events(
             f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?", (after, max(limit, 0)))
 
-    async def read_all(self, after: int = 0, batch_size: int = 500) -> AsyncIterator[StoredEvent]:
-        while batch := await self.read_batch(after, batch_size):
-            for event in batch:
-                yield event
-            after = batch[-1].position
+    def read_all(self, after: int = 0, batch_size: int = 500) -> AsyncIterator[StoredEvent]:
+        return read_in_batches(self.read_batch, after, batch_size)
 
     async def last_position(self) -> int:
         rows = await self._read("SELECT position FROM events ORDER BY position DESC LIMIT 1", ())
