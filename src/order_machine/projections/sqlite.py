@@ -92,9 +92,6 @@ _ORDER_COLUMNS = ("id, customer_id, description, initial_amount, amount, status,
 _SELECT_ORDER = f"SELECT {_ORDER_COLUMNS} FROM read_orders"
 _UPSERT_TAIL = " ON CONFLICT (id) DO UPDATE SET " + ", ".join(
     f"{c} = excluded.{c}" for c in _ORDER_COLUMNS.split(", ")[1:])
-_UPSERT_ORDER = f"INSERT INTO read_orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 16)}){_UPSERT_TAIL}"
-_INSERT_ITEM = "INSERT INTO read_order_items VALUES (?, ?, ?, ?, ?)"
-_INSERT_HISTORY = "INSERT INTO read_order_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _ITEMS_OF = ("SELECT order_id, line, product_id, quantity, unit_price FROM read_order_items "
              "WHERE order_id IN (SELECT value FROM json_each(?)) ORDER BY order_id, line")
 _SET_CHECKPOINT = ("INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) "
@@ -115,6 +112,19 @@ def _order_values(o: OrderRow) -> tuple[Any, ...]:
             str(o.amount), o.status, to_micros(o.created_at), to_micros(o.updated_at), o.version, o.item_count,
             o.created_position, o.position, o.tracking_number, o.shipping_address, o.cancellation_reason,
             o.return_reason)
+
+
+def _item_values(i: ItemRow) -> tuple[Any, ...]:
+    return (i.order_id, i.line, i.product_id, i.quantity, str(i.unit_price))
+
+
+def _write_orders(conn: sqlite3.Connection, orders: Sequence[OrderRow], items: Sequence[ItemRow]) -> None:
+    """Upsert `orders` and insert `items` (a batch's, or one repaired order's)."""
+    if orders:
+        _insert_rows(conn, f"INSERT INTO read_orders ({_ORDER_COLUMNS})", 16, [_order_values(o) for o in orders],
+                     _UPSERT_TAIL)
+    if items:
+        _insert_rows(conn, "INSERT INTO read_order_items", 5, [_item_values(i) for i in items])
 
 
 def _item_row(r: Sequence[Any]) -> ItemRow:
@@ -266,12 +276,7 @@ class SQLiteReadModels:
             return after
         changes = Changes(self._loader(conn))
         position = run_batch(projector, changes, events)
-        if changes.dirty:
-            _insert_rows(conn, f"INSERT INTO read_orders ({_ORDER_COLUMNS})", 16,
-                         [_order_values(o) for o in changes.dirty.values()], _UPSERT_TAIL)
-        if changes.items:
-            _insert_rows(conn, "INSERT INTO read_order_items", 5,
-                         [(i.order_id, i.line, i.product_id, i.quantity, str(i.unit_price)) for i in changes.items])
+        _write_orders(conn, list(changes.dirty.values()), changes.items)
         if changes.history:
             encode = _encode_json
             _insert_rows(conn, "INSERT INTO read_order_history", 9, [
@@ -297,9 +302,7 @@ class SQLiteReadModels:
             if projected.row is None:
                 conn.execute("DELETE FROM read_orders WHERE id = ?", (order_id,))
                 return True
-            conn.execute(_UPSERT_ORDER, _order_values(projected.row))
-            conn.executemany(_INSERT_ITEM, [(i.order_id, i.line, i.product_id, i.quantity, str(i.unit_price))
-                                            for i in projected.items])
+            _write_orders(conn, [projected.row], projected.items)
             return True
         return await self._run(self._writer, self._transaction, work)
 

@@ -1,4 +1,5 @@
-"""The event store port: the Protocol every backend satisfies, and open_store(url) to pick one.
+"""The event store port: the Protocol every backend satisfies, open_store(url) to pick one, and
+read_in_batches, the `read_all` every backend shares.
 
 Knows events (`events.NewEvent`, `events.StoredEvent`), never the domain's classes.
 Backends: memory.py (tests, examples), sqlite.py (the embedded default), postgres.py (scale-out).
