@@ -67,8 +67,9 @@ async def create_order(
 ) -> Response:
     command = CreateOrder(command_id=key, **body.model_dump())
     result = await _execute(rt, command)
-    # what request.url_for("get_order", ...) answers (the app's root path included), without its route search
-    location = f"{request.base_url}orders/{result.order_id}"
+    # what request.url_for("get_order", ...) answers (a mount's root path included), without its route search
+    url = request.url
+    location = f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}/orders/{result.order_id}"
     return _answer(result, 201, location)
 
 
