@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from ..commands import AddOrderItem, CommandResult, CreateOrder, PerformAction, UpdateOrderStatus, _Command
 from ..projections import OrderReadModel
-from .deps import IdempotencyKey, IfMatch, RuntimeDep, etag, expected_version
+from .deps import IdempotencyKey, IfMatch, RuntimeDep, etag, expected_version, runtime_of
 from .schemas import (
     ActionsResponse, AddItemRequest, CommandResponse, CreateOrderRequest, HistoryEntryResponse, OrderPage,
     OrderResponse, OrderSummaryResponse, ReasonRequest, ShipRequest, StatusRequest, SummaryPage, body_examples,
@@ -34,9 +34,9 @@ def _json(model: BaseModel, status_code: int = 200, headers: dict[str, str] | No
     return JSONResponse(model.model_dump(mode="json"), status_code=status_code, headers=headers)
 
 
-async def _execute(rt: RuntimeDep, command: _Command) -> CommandResult:
+async def _execute(request: Request, command: _Command) -> CommandResult:
     # the application service waits for the projections (read-your-writes) before answering
-    return await rt.service.handle(command)
+    return await runtime_of(request).service.handle(command)
 
 
 def _answer(result: CommandResult, status_code: int = 200, location: str | None = None) -> JSONResponse:
@@ -62,11 +62,11 @@ def _answer(result: CommandResult, status_code: int = 200, location: str | None 
                **error_responses(409, 422)},
 )
 async def create_order(
-    rt: RuntimeDep, request: Request, key: IdempotencyKey = None,
+    request: Request, key: IdempotencyKey = None,
     body: CreateOrderRequest = Body(openapi_examples=body_examples(CreateOrderRequest)),
 ) -> Response:
     command = CreateOrder(command_id=key, **body.model_dump())
-    result = await _execute(rt, command)
+    result = await _execute(request, command)
     # what request.url_for("get_order", ...) answers (a mount's root path included), without its route search
     url = request.url
     location = f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}/orders/{result.order_id}"
@@ -175,19 +175,19 @@ async def order_actions(rt: RuntimeDep, order_id: OrderId) -> Response:
                                    "events": ["OrderItemAdded"]}), **error_responses(404, 409, 412, 422)},
 )
 async def add_item(
-    rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
+    request: Request, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
     body: AddItemRequest = Body(openapi_examples=body_examples(AddItemRequest)),
 ) -> Response:
     command = AddOrderItem(order_id=order_id, command_id=key, expected_version=expected_version(if_match),
                            **body.model_dump())
-    return _answer(await _execute(rt, command))
+    return _answer(await _execute(request, command))
 
 
-async def _act(rt: RuntimeDep, order_id: str, action: str, data: dict[str, Any], key: str | None,
+async def _act(request: Request, order_id: str, action: str, data: dict[str, Any], key: str | None,
                if_match: str | None) -> Response:
     command = PerformAction(order_id=order_id, action=action, data=data, command_id=key,
                             expected_version=expected_version(if_match))
-    return _answer(await _execute(rt, command))
+    return _answer(await _execute(request, command))
 
 
 _ACTION_ERRORS = error_responses(404, 409, 412, 422)
@@ -200,56 +200,56 @@ def _result(state: str, version: int, event: str) -> dict[int | str, dict[str, A
 @router.post("/orders/{order_id}/confirm", response_model=CommandResponse, name="confirm_order",
              summary="Confirm (guard: the order has items or an amount)",
              responses={**_result("Confirmed", 2, "OrderConfirmed"), **_ACTION_ERRORS})
-async def confirm_order(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None,
+async def confirm_order(request: Request, order_id: OrderId, key: IdempotencyKey = None,
                         if_match: IfMatch = None) -> Response:
-    return await _act(rt, order_id, "Confirm", {}, key, if_match)
+    return await _act(request, order_id, "Confirm", {}, key, if_match)
 
 
 @router.post("/orders/{order_id}/start-processing", response_model=CommandResponse, name="start_processing",
              summary="Start processing a confirmed order",
              responses={**_result("Processing", 3, "OrderProcessingStarted"), **_ACTION_ERRORS})
-async def start_processing(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None,
+async def start_processing(request: Request, order_id: OrderId, key: IdempotencyKey = None,
                            if_match: IfMatch = None) -> Response:
-    return await _act(rt, order_id, "StartProcessing", {}, key, if_match)
+    return await _act(request, order_id, "StartProcessing", {}, key, if_match)
 
 
 @router.post("/orders/{order_id}/ship", response_model=CommandResponse, name="ship_order",
              summary="Ship with a tracking number and address",
              responses={**_result("Shipped", 4, "OrderShipped"), **_ACTION_ERRORS})
-async def ship_order(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
+async def ship_order(request: Request, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
                      body: ShipRequest = Body(openapi_examples=body_examples(ShipRequest))) -> Response:
-    return await _act(rt, order_id, "Ship", body.model_dump(), key, if_match)
+    return await _act(request, order_id, "Ship", body.model_dump(), key, if_match)
 
 
 @router.post("/orders/{order_id}/deliver", response_model=CommandResponse, name="deliver_order",
              summary="Record the delivery",
              responses={**_result("Delivered", 5, "OrderDelivered"), **_ACTION_ERRORS})
-async def deliver_order(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None,
+async def deliver_order(request: Request, order_id: OrderId, key: IdempotencyKey = None,
                         if_match: IfMatch = None) -> Response:
-    return await _act(rt, order_id, "Deliver", {}, key, if_match)
+    return await _act(request, order_id, "Deliver", {}, key, if_match)
 
 
 @router.post("/orders/{order_id}/cancel", response_model=CommandResponse, name="cancel_order",
              summary="Cancel with a reason (before shipping)",
              responses={**_result("Cancelled", 2, "OrderCancelled"), **_ACTION_ERRORS})
-async def cancel_order(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
+async def cancel_order(request: Request, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
                        body: ReasonRequest = Body(openapi_examples=body_examples(ReasonRequest))) -> Response:
-    return await _act(rt, order_id, "Cancel", body.model_dump(), key, if_match)
+    return await _act(request, order_id, "Cancel", body.model_dump(), key, if_match)
 
 
 @router.post("/orders/{order_id}/return", response_model=CommandResponse, name="return_order",
              summary="Take a delivered order back, with a reason",
              responses={**_result("Returned", 6, "OrderReturned"), **_ACTION_ERRORS})
-async def return_order(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
+async def return_order(request: Request, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
                        body: ReasonRequest = Body(openapi_examples=body_examples(ReasonRequest))) -> Response:
-    return await _act(rt, order_id, "Return", body.model_dump(), key, if_match)
+    return await _act(request, order_id, "Return", body.model_dump(), key, if_match)
 
 
 @router.post("/orders/{order_id}/status", response_model=CommandResponse, name="update_status",
              summary="Move to a target state through the one action that leads there",
              responses={**_result("Confirmed", 2, "OrderConfirmed"), **_ACTION_ERRORS})
-async def update_status(rt: RuntimeDep, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
+async def update_status(request: Request, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
                         body: StatusRequest = Body(openapi_examples=body_examples(StatusRequest))) -> Response:
     command = UpdateOrderStatus(order_id=order_id, status=body.status, data=body.data, command_id=key,
                                 expected_version=expected_version(if_match))
-    return _answer(await _execute(rt, command))
+    return _answer(await _execute(request, command))
