@@ -12,9 +12,8 @@ from .commands import (
     ShipOrder, StartProcessing, UpdateOrderStatus,
 )
 from .config import Settings
-from .definition import (
-    Definition, DefinitionBuilder, load_definition, load_definitions, parse_definition, validate_definition,
-)
+from .builder import DefinitionBuilder
+from .definition import Definition, load_definition, load_definitions, parse_definition, validate_definition
 from .errors import (
     ConcurrencyError, DefinitionError, InvalidCommandError, NotInitialisedError, OrderExistsError,
     OrderMachineError, OrderNotFoundError, ProjectionError, StoreError, TransitionNotAllowedError,

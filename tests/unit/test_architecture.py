@@ -51,7 +51,7 @@ def closure(start: str) -> set[str]:
     return seen
 
 
-DOMAIN = ["errors", "definition", "events", "machine", "workflow", "order"]
+DOMAIN = ["errors", "definition", "builder", "events", "machine", "workflow", "order"]
 FORBIDDEN_FOR_DOMAIN = ["sqlite3", "psycopg", "fastapi", "uvicorn", "graphviz",
                         "order_machine.store", "order_machine.bus", "order_machine.service",
                         "order_machine.api", "order_machine.projections", "order_machine.cli"]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from order_machine.definition import Definition, DefinitionBuilder, FieldSpec, load_definition
+from order_machine.builder import DefinitionBuilder
+from order_machine.definition import Definition, FieldSpec, load_definition
 from order_machine.errors import DefinitionError
 from order_machine.order import OrderAction, OrderState
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from order_machine.definition import Definition, DefinitionBuilder, load_definition, load_definitions
+from order_machine.builder import DefinitionBuilder
+from order_machine.definition import Definition, load_definition, load_definitions
 from order_machine.diagrams import (
     dot_source,
     load_order_path,

@@ -13,7 +13,8 @@ import pytest
 import transitions.core
 
 from order_machine.bus import EventBus
-from order_machine.definition import Definition, DefinitionBuilder
+from order_machine.builder import DefinitionBuilder
+from order_machine.definition import Definition
 from order_machine.errors import DefinitionError, InvalidCommandError, TransitionNotAllowedError
 from order_machine.events import MachineInitialised, StateChanged
 from order_machine.machine import Machine
