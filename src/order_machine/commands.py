@@ -16,7 +16,9 @@ Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_l
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4, allow_inf_nan=False)]
 
 
-class _Command(BaseModel):
+class Command(BaseModel):
+    """Base of every command: an optional idempotency key (HTTP `Idempotency-Key`)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
     command_id: str | None = Field(default=None, max_length=200, description="idempotency key")
@@ -33,7 +35,7 @@ class ItemLine(BaseModel):
     )
 
 
-class CreateOrder(_Command):
+class CreateOrder(Command):
     order_id: Id | None = Field(default=None, description="chosen by the caller, or generated")
     customer_id: Id
     description: str = Field(default="", max_length=2000)
@@ -41,7 +43,7 @@ class CreateOrder(_Command):
     items: list[ItemLine] = Field(default_factory=list, max_length=1000)
 
 
-class AddOrderItem(_Command):
+class AddOrderItem(Command):
     order_id: Id
     product_id: Id
     quantity: int = Field(gt=0, le=1_000_000, strict=True)
@@ -49,7 +51,7 @@ class AddOrderItem(_Command):
     expected_version: int | None = Field(default=None, ge=0, description="refuse unless the order is at it")
 
 
-class PerformAction(_Command):
+class PerformAction(Command):
     """Any declared action of the order definition, with its data (Confirm, Ship, Cancel, ...)."""
 
     order_id: Id
@@ -58,35 +60,35 @@ class PerformAction(_Command):
     expected_version: int | None = Field(default=None, ge=0, description="refuse unless the order is at it")
 
 
-class ConfirmOrder(_Command):
+class ConfirmOrder(Command):
     order_id: Id
 
 
-class StartProcessing(_Command):
+class StartProcessing(Command):
     order_id: Id
 
 
-class ShipOrder(_Command):
+class ShipOrder(Command):
     order_id: Id
     tracking_number: Text
     shipping_address: Text
 
 
-class DeliverOrder(_Command):
+class DeliverOrder(Command):
     order_id: Id
 
 
-class CancelOrder(_Command):
-    order_id: Id
-    reason: Text
-
-
-class ReturnOrder(_Command):
+class CancelOrder(Command):
     order_id: Id
     reason: Text
 
 
-class UpdateOrderStatus(_Command):
+class ReturnOrder(Command):
+    order_id: Id
+    reason: Text
+
+
+class UpdateOrderStatus(Command):
     """Move to a target state: the service finds the one declared action leading there, or refuses."""
 
     order_id: Id
@@ -95,7 +97,7 @@ class UpdateOrderStatus(_Command):
     expected_version: int | None = Field(default=None, ge=0, description="refuse unless the order is at it")
 
 
-ACTION_COMMANDS: dict[type[_Command], str] = {
+ACTION_COMMANDS: dict[type[Command], str] = {
     ConfirmOrder: "Confirm",
     StartProcessing: "StartProcessing",
     ShipOrder: "Ship",

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidCommandError, TransitionNotAllowedError
+from .errors import DefinitionError, InvalidCommandError, Problem
 from .events import (
     TRANSITION_EVENTS, OrderCreated, OrderEvent, OrderItem, OrderItemAdded, OrderTransitioned, utcnow,
 )
@@ -74,8 +74,6 @@ def order_machine(path: str | Path | None = None) -> Machine:
 
 
 def _check_events_declared(machine: Machine) -> None:
-    from .errors import DefinitionError, Problem
-
     problems = []
     for source, t in machine.definition.edges():
         cls = TRANSITION_EVENTS.get(t.emits or "")
@@ -274,4 +272,4 @@ class Order(StatefulEntity):
         return events
 
 
-__all__ = ["Order", "OrderAction", "OrderState", "ORDER_GUARDS", "order_machine", "TransitionNotAllowedError"]
+__all__ = ["ORDER_GUARDS", "Order", "OrderAction", "OrderState", "order_machine"]

@@ -15,14 +15,14 @@ import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
 from .bus import EventBus
 from .commands import (
     ACTION_COMMANDS, AddOrderItem, CommandResult, CreateOrder, GetOrder, GetOrdersByCustomer, GetOrdersByStatus,
-    GetOrderSummary, PerformAction, Query, UpdateOrderStatus, _Command,
+    GetOrderSummary, PerformAction, Query, UpdateOrderStatus, Command,
 )
 from .errors import (
     ConcurrencyError, InvalidCommandError, OrderExistsError, OrderNotFoundError, TransitionNotAllowedError,
@@ -49,13 +49,12 @@ class CommandCounters:
     conflict: int = 0
     not_found: int = 0
     events_appended: int = 0
-    by_outcome: dict[str, int] = field(default_factory=dict)
 
     def count(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
 
 
-def _fingerprint(command: _Command) -> str:
+def _fingerprint(command: Command) -> str:
     body = command.model_dump(mode="json", exclude={"command_id"})
     raw = json.dumps([type(command).__name__, body], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
@@ -92,7 +91,7 @@ class OrderCommandService:
             raise OrderNotFoundError(order_id)
         return Order.replay(self.machine, [decode(e) for e in stored])
 
-    async def handle(self, command: _Command) -> CommandResult:
+    async def handle(self, command: Command) -> CommandResult:
         """Run any command model; the one entry point the API and CLI use."""
         try:
             result = await self._dispatch(command)
@@ -111,7 +110,7 @@ class OrderCommandService:
         self.counters.count("duplicate" if result.duplicate else "accepted")
         return result
 
-    async def _dispatch(self, command: _Command) -> CommandResult:
+    async def _dispatch(self, command: Command) -> CommandResult:
         if isinstance(command, CreateOrder):
             return await self._create(command)
         if isinstance(command, AddOrderItem):
@@ -130,7 +129,7 @@ class OrderCommandService:
         order_id = getattr(command, "order_id")
         return await self._change(command, order_id, None, lambda o: o.fire(action, **data))
 
-    async def _seen(self, command: _Command) -> CommandResult | None:
+    async def _seen(self, command: Command) -> CommandResult | None:
         if command.command_id is None:
             return None
         first = await self.store.command_result(command.command_id)
@@ -139,7 +138,7 @@ class OrderCommandService:
         # any later position is as good for read-your-writes as the first one
         return self._replayed(command, first, await self.store.last_position())
 
-    def _replayed(self, command: _Command, first: Mapping[str, Any], position: int) -> CommandResult:
+    def _replayed(self, command: Command, first: Mapping[str, Any], position: int) -> CommandResult:
         if first.get("fingerprint") != _fingerprint(command):
             raise InvalidCommandError(
                 f"command id {command.command_id!r} was already used for a different request", "command_id"
@@ -160,14 +159,14 @@ class OrderCommandService:
         self._remember(order)
         return result
 
-    async def _change(self, command: _Command, order_id: str, expected: int | None, act: Any) -> CommandResult:
+    async def _change(self, command: Command, order_id: str, expected: int | None, act: Any) -> CommandResult:
         lock = self._order_locks.get(order_id)
         if lock is None:
             lock = self._order_locks[order_id] = asyncio.Lock()
         async with lock:
             return await self._change_locked(command, order_id, expected, act)
 
-    async def _change_locked(self, command: _Command, order_id: str, expected: int | None,
+    async def _change_locked(self, command: Command, order_id: str, expected: int | None,
                              act: Any) -> CommandResult:
         if (seen := await self._seen(command)) is not None:
             return seen
@@ -214,7 +213,7 @@ class OrderCommandService:
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
-    async def _save(self, command: _Command, order: Order, expected_version: int) -> CommandResult:
+    async def _save(self, command: Command, order: Order, expected_version: int) -> CommandResult:
         pending: Sequence[OrderEvent] = order.take_pending_events()
         # causation: the command that caused these events; correlation: the conversation it belongs to
         # (the caller's command id when given, so retries of one request correlate)
@@ -285,7 +284,7 @@ class OrderApplicationService:
         self.read_your_writes, self.wait_seconds = read_your_writes, wait_seconds
         self.machine = commands.machine
 
-    async def handle(self, command: _Command) -> CommandResult:
+    async def handle(self, command: Command) -> CommandResult:
         result = await self.commands.handle(command)
         if self.read_your_writes and self.runner is not None:
             if not await self.runner.wait_for(result.position, self.wait_seconds):

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from ..commands import AddOrderItem, CommandResult, CreateOrder, PerformAction, UpdateOrderStatus, _Command
+from ..commands import AddOrderItem, CommandResult, CreateOrder, PerformAction, UpdateOrderStatus, Command
 from ..projections import OrderReadModel
 from .deps import IdempotencyKey, IfMatch, RuntimeDep, etag, expected_version, runtime_of
 from .schemas import (
@@ -34,7 +34,7 @@ def _json(model: BaseModel, status_code: int = 200, headers: dict[str, str] | No
     return JSONResponse(model.model_dump(mode="json"), status_code=status_code, headers=headers)
 
 
-async def _execute(request: Request, command: _Command) -> CommandResult:
+async def _execute(request: Request, command: Command) -> CommandResult:
     # the application service waits for the projections (read-your-writes) before answering
     return await runtime_of(request).service.handle(command)
 

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..bootstrap import Runtime
-from ..commands import CommandResult, CreateOrder, PerformAction, _Command
+from ..commands import CommandResult, CreateOrder, PerformAction, Command
 from ..errors import InvalidCommandError
 from ._session import add_store_options, print_json, require_existing_database, running, settings_from, table
 
@@ -124,7 +124,7 @@ def _field(text: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------- handlers
 
 
-def _command(cls: type[_Command], **data: Any) -> _Command:
+def _command(cls: type[Command], **data: Any) -> Command:
     """A command model, with pydantic's complaint turned into one line naming the field."""
     try:
         return cls(**data)
