@@ -156,7 +156,8 @@ async def bootstrap(settings: Settings | None = None) -> Runtime:
     # cut the projection resumes from its last durable checkpoint). The events stay synchronous=FULL.
     read_models = open_read_models(store, synchronous="NORMAL") if scheme == "sqlite" else open_read_models(store)
     runner = ProjectionRunner(store, read_models, batch_size=settings.projection_batch_size,
-                              poll_interval=settings.projection_poll_seconds)
+                              poll_interval=settings.projection_poll_seconds,
+                              linger=settings.projection_linger_seconds)
     worker: LeasedProjectionWorker | None = None
     if scheme in POSTGRES_SCHEMES:
         # several processes share one database: a plain runner in each would compete for every batch

@@ -21,10 +21,16 @@ class Settings(BaseSettings):
     durability: Literal["full", "fast"] = Field(
         default="full", description="SQLite: full = fsync every commit; fast may lose the last commits on power loss"
     )
-    read_your_writes: bool = Field(default=True, description="queries after a command wait for its projection")
+    read_your_writes: bool = Field(
+        default=True, description="a query waits until the read models show the writes it must (never a command)"
+    )
     read_wait_seconds: float = Field(default=2.0, ge=0, description="longest wait for read-your-writes")
     projection_batch_size: int = Field(default=500, ge=1)
     projection_poll_seconds: float = Field(default=0.5, gt=0)
+    projection_linger_seconds: float = Field(
+        default=0.01, ge=0, le=1,
+        description="after a short batch, wait this long for more events unless a query waits (larger batches)",
+    )
     run_projections: bool = Field(default=True, description="run the projection runner in this process")
     command_retries: int = Field(default=10, ge=0, description="reloads after a concurrent write before giving up")
     order_cache_size: int = Field(

@@ -267,8 +267,11 @@ class ProjectionFollower(Protocol):
 class OrderApplicationService:
     """The seed's application service: commands through the write side, queries on the read models.
 
-    With read-your-writes on (the default), a command returns once the projections have applied it,
-    so a query that follows sees its effect.
+    Read-your-writes (on by default) is kept where it is needed, at read time: a command returns as soon
+    as its events are durable, and a query waits (at most `wait_seconds`) until the read models show
+    what it must: a query about one order, every event the store held for that order when the query
+    began (whichever process wrote them); a list, every event this process appended before it.
+    So commands never wait for the projections, and a read waits only when it would be stale.
     """
 
     def __init__(
@@ -283,14 +286,26 @@ class OrderApplicationService:
         self.commands, self.read_models, self.runner = commands, read_models, runner
         self.read_your_writes, self.wait_seconds = read_your_writes, wait_seconds
         self.machine = commands.machine
+        self.written = 0  # the last position this process appended (what a list must show)
 
     async def handle(self, command: Command) -> CommandResult:
         result = await self.commands.handle(command)
-        if self.read_your_writes and self.runner is not None:
-            if not await self.runner.wait_for(result.position, self.wait_seconds):
-                logger.warning("projections did not reach position %d within %.1fs", result.position,
-                               self.wait_seconds)
+        if result.position > self.written:
+            self.written = result.position
         return result
+
+    async def _show(self, position: int) -> None:
+        """Wait until the read models applied `position` (read-your-writes), at most wait_seconds."""
+        if position and self.read_your_writes and self.runner is not None:
+            if not await self.runner.wait_for(position, self.wait_seconds):
+                logger.warning("projections did not reach position %d within %.1fs; answering from the "
+                               "read models as they are", position, self.wait_seconds)
+
+    async def _show_order(self, order_id: str) -> None:
+        """Wait until the read models applied every event the store holds for this order now."""
+        if self.read_your_writes and self.runner is not None:
+            _version, position = await self.commands.store.stream_head(order_id)
+            await self._show(position)
 
     # ----------------------------------------------------------------- queries (the seed's names)
 
@@ -307,12 +322,14 @@ class OrderApplicationService:
         raise InvalidCommandError(f"unknown query {type(query).__name__}")
 
     async def get_order(self, order_id: str) -> OrderReadModel:
+        await self._show_order(order_id)
         order = await self.read_models.get_order(order_id)
         if order is None:
             raise OrderNotFoundError(order_id)
         return order
 
     async def get_order_summary(self, order_id: str) -> OrderSummaryReadModel:
+        await self._show_order(order_id)
         summary = await self.read_models.get_summary(order_id)
         if summary is None:
             raise OrderNotFoundError(order_id)
@@ -320,10 +337,12 @@ class OrderApplicationService:
 
     async def get_orders_by_customer(self, customer_id: str, *, status: str | None = None, limit: int = 50,
                                      cursor: str | None = None) -> Page[OrderReadModel]:
+        await self._show(self.written)
         return await self.read_models.orders_by_customer(customer_id, status=status, limit=limit, cursor=cursor)
 
     async def get_orders_by_status(self, status: str, *, limit: int = 50,
                                    cursor: str | None = None) -> Page[OrderReadModel]:
+        await self._show(self.written)
         return await self.read_models.orders_by_status(status, limit=limit, cursor=cursor)
 
     async def list_orders(self, *, customer_id: str | None = None, status: str | None = None, limit: int = 50,
@@ -335,10 +354,13 @@ class OrderApplicationService:
             return await self.get_orders_by_customer(customer_id, status=status, limit=limit, cursor=cursor)
         if status is not None:
             return await self.get_orders_by_status(status, limit=limit, cursor=cursor)
+        await self._show(self.written)
         return await self.read_models.recently_updated(limit=limit, cursor=cursor)
 
     async def get_order_history(self, order_id: str, *, after_version: int = 0,
                                 limit: int = 100) -> list[OrderHistoryEntry]:
+        if after_version == 0:  # the first page; the next ones follow it
+            await self._show_order(order_id)
         history = await self.read_models.order_history(order_id, after_version=after_version, limit=limit)
         if not history and after_version == 0:
             raise OrderNotFoundError(order_id)

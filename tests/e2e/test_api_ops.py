@@ -40,6 +40,7 @@ def parse_metrics(text: str) -> dict[str, float]:
 
 async def test_health_reports_the_store_and_projection_lag(client: httpx.AsyncClient) -> None:
     await create_order(client, "h-1")
+    await client.get("/orders/h-1")  # a read waits until the projections show the command
     health = await client.get("/health")
     assert health.status_code == 200
     body = health.json()
@@ -67,6 +68,7 @@ async def test_metrics_count_commands_by_outcome_events_projections_and_bus(clie
     await client.post("/orders/m-1/deliver")  # refused
     await client.post("/orders/m-1/confirm", headers={"If-Match": '"9"'})  # conflict
     await client.post("/orders/missing/confirm")  # not found
+    await client.get("/orders/m-1")  # a read waits until the projections show the commands
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")

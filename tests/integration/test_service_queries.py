@@ -37,3 +37,28 @@ async def test_each_event_records_the_command_that_caused_it() -> None:
         assert first.metadata["correlation_id"] == "req-1"
         assert second.metadata["causation_id"] and second.metadata["causation_id"] != "req-1"
         assert second.metadata["command"] == "ConfirmOrder"
+
+
+async def test_a_command_does_not_wait_for_the_projections_but_the_next_read_does(tmp_path) -> None:
+    settings = Settings(db_url=f"sqlite:///{tmp_path}/o.db", run_projections=False)  # nobody projects
+    async with await bootstrap(settings) as runtime:
+        await runtime.service.handle(CreateOrder(order_id="o-1", customer_id="c-1", amount="5"))
+        await runtime.service.handle(ConfirmOrder(order_id="o-1"))
+        assert await runtime.read_models.get_order("o-1") is None  # the command returned before any projection
+        order = await runtime.service.get_order("o-1")  # the read brings the read models up to the order
+        assert (order.status, order.version) == ("Confirmed", 2)
+        await runtime.service.handle(CreateOrder(order_id="o-2", customer_id="c-1"))
+        page = await runtime.service.get_orders_by_customer("c-1")  # a list shows this process's writes
+        assert [o.id for o in page.items] == ["o-1", "o-2"]
+
+
+async def test_a_read_shows_an_order_written_by_another_process_on_the_same_database(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/o.db"
+    async with await bootstrap(Settings(db_url=url, run_projections=False)) as writer, \
+            await bootstrap(Settings(db_url=url, projection_poll_seconds=60)) as reader:
+        await reader.service.list_orders()  # the reader's runner is started and idle (no bus news from the writer)
+        await writer.service.handle(CreateOrder(order_id="o-1", customer_id="c-1", amount="5"))
+        await writer.service.handle(ConfirmOrder(order_id="o-1"))
+        assert (await reader.service.get_order("o-1")).status == "Confirmed"  # the store's head, not a poll
+        assert [e.version for e in await reader.service.get_order_history("o-1")] == [1, 2]
+        assert (await reader.service.get_order_summary("o-1")).status == "Confirmed"

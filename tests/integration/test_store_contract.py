@@ -123,6 +123,15 @@ async def test_load_starts_at_the_version_asked_for(store: EventStore) -> None:
     assert await store.load("unknown") == []
 
 
+async def test_stream_head_is_the_version_and_position_of_the_streams_last_event(store: EventStore) -> None:
+    assert await store.stream_head("nope") == (0, 0)
+    await store.append("a", [event(n=i) for i in range(20)], 0)  # longer than a loop read on SQLite
+    other = await store.append("b", [event()], 0)
+    last = await store.append("a", [event()], 20)
+    assert await store.stream_head("a") == (21, last.position)
+    assert await store.stream_head("b") == (1, other.position)
+
+
 async def test_read_batch_follows_the_global_order_across_streams_after_a_position(store: EventStore) -> None:
     first = await store.append("o-1", [event("A")], 0)
     await store.append("o-2", [event("B"), event("C")], 0)

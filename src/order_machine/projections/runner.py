@@ -105,6 +105,7 @@ class ProjectionRunner:
         batch_size: int = 500,
         rebuild_batch_size: int = 5000,
         poll_interval: float = 1.0,
+        linger: float = 0.0,
         retry: RetryPolicy = RetryPolicy(),
     ) -> None:
         self.store, self.read_models = store, read_models
@@ -112,14 +113,15 @@ class ProjectionRunner:
         names = [p.name for p in self.projectors]
         if len(set(names)) != len(names):
             raise ValueError(f"projector names must be unique, got {names}")
-        if batch_size < 1 or rebuild_batch_size < 1 or poll_interval <= 0:
-            raise ValueError("batch sizes must be at least 1 and poll_interval above 0")
+        if batch_size < 1 or rebuild_batch_size < 1 or poll_interval <= 0 or linger < 0:
+            raise ValueError("batch sizes must be at least 1, poll_interval above 0 and linger at least 0")
         self.batch_size, self.rebuild_batch_size = batch_size, rebuild_batch_size
-        self.poll_interval, self.retry = poll_interval, retry
+        self.poll_interval, self.linger, self.retry = poll_interval, linger, retry
         self.failed: dict[str, ProjectionError] = {}
         self._checkpoints: dict[str, int] | None = None
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()  # somebody waits for a position: no lingering
         # read-your-writes waiters: (position, sequence, future), resolved after each batch commits
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._waiter_count = 0
@@ -143,6 +145,7 @@ class ProjectionRunner:
             return
         self._stopping.set()
         self._wake.set()
+        self._urgent.set()
         await self._task
         self._task = None
 
@@ -158,6 +161,12 @@ class ProjectionRunner:
                 logger.exception("projection runner could not read the event store")
                 applied = 0
             if applied:
+                if applied < self.batch_size and self.linger and not self._waiters:
+                    # a short batch and nobody waiting on a position: let the next batch grow for a
+                    # moment (fewer, larger transactions); a waiter ends the pause at once
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._urgent.wait(), self.linger)
+                self._urgent.clear()
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
@@ -214,6 +223,8 @@ class ProjectionRunner:
         Drives the projection itself when the runner is not started. Returns False on timeout;
         raises the ProjectionError of a projector that stopped before reaching `position`.
         """
+        if self._checkpoints is not None and self._reached(position):
+            return True  # the usual case for a read: no task, no timer
         try:
             await asyncio.wait_for(self._reach(position), timeout)
         except TimeoutError:
@@ -236,6 +247,7 @@ class ProjectionRunner:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiter_count += 1
             heapq.heappush(self._waiters, (position, self._waiter_count, future))
+            self._urgent.set()
             self.wake()
             try:
                 await asyncio.wait_for(asyncio.shield(future), self.poll_interval)

@@ -230,6 +230,8 @@ class LeasedProjectionWorker:
         Read-your-writes after a command. Returns False on timeout; raises the ProjectionError of a
         projector held here that stopped before `position`.
         """
+        if self._reached(position):
+            return True
         try:
             async with asyncio.timeout(timeout):
                 await self._reach(position)

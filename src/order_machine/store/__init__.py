@@ -55,6 +55,10 @@ class EventStore(Protocol):
         """A stream's events in version order ([] when the stream does not exist)."""
         ...
 
+    async def stream_head(self, stream_id: str) -> tuple[int, int]:
+        """(version, position) of the stream's last event; (0, 0) when the stream does not exist."""
+        ...
+
     async def read_batch(self, after: int = 0, limit: int = 500) -> list[StoredEvent]:
         """Up to `limit` events with position > `after`, in global order, never skipping one."""
         ...

@@ -60,6 +60,10 @@ class InMemoryEventStore:
     async def load(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
         return self._streams.get(stream_id, [])[max(from_version, 1) - 1:]
 
+    async def stream_head(self, stream_id: str) -> tuple[int, int]:
+        stream = self._streams.get(stream_id)
+        return (stream[-1].version, stream[-1].position) if stream else (0, 0)
+
     async def read_batch(self, after: int = 0, limit: int = 500) -> list[StoredEvent]:
         after = max(after, 0)
         return self._events[after:after + max(limit, 0)]

@@ -343,6 +343,14 @@ class PostgresEventStore:
         )
         return int(rows[0][0])
 
+    async def stream_head(self, stream_id: str) -> tuple[int, int]:
+        rows = await self._rows(
+            f"SELECT version, position FROM {self.quoted_schema}.events"
+            " WHERE stream_id = %s ORDER BY version DESC LIMIT 1",
+            (stream_id,), f"reading the head of stream {stream_id!r}",
+        )
+        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+
     async def stream_version(self, stream_id: str) -> int:
         """The stream's current version (0 when it does not exist)."""
         rows = await self._rows(

@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+_HEAD = "SELECT version, position FROM events WHERE stream_id = ? ORDER BY version DESC"
 _LOAD = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? ORDER BY version"
 
 
@@ -204,6 +205,21 @@ class SQLiteEventStore:
         if rows is not None:
             return to_events(rows)
         return await self._reader_pool.call(self._query_events, _LOAD, (stream_id, from_version))
+
+    async def stream_head(self, stream_id: str) -> tuple[int, int]:
+        if not self._opened:
+            await self.open()
+        self._check_usable()
+        if self._loop_reader.conn is None and not self._loop_reader.attaching:
+            await self._attach_loop_reader()
+        try:  # one index seek: on the loop like a short load, else on a reader thread
+            # LoopReader binds its row limit last; min() keeps the read to the one head row
+            rows = self._loop_reader.rows(f"{_HEAD} LIMIT min(?, 1)", (stream_id,))
+        except sqlite3.Error as exc:
+            raise self._error("reading", exc) from exc
+        if rows is None:
+            rows = await self._reader_pool.call(self._query, f"{_HEAD} LIMIT 1", (stream_id,))
+        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
     async def _attach_loop_reader(self) -> None:
         """Open the loop's read connection on a reader thread (opening a file may wait) and attach it here."""
