@@ -10,8 +10,8 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import random
-import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -36,6 +36,11 @@ from .projections import (
 from .store import EventStore
 
 logger = logging.getLogger(__name__)
+
+
+def new_id() -> str:
+    """32 random hex digits, as unique as a uuid4's hex and a fraction of its cost on the hot path."""
+    return os.urandom(16).hex()
 
 
 @dataclass
@@ -149,7 +154,7 @@ class OrderCommandService:
     async def _create(self, command: CreateOrder) -> CommandResult:
         if (seen := await self._seen(command)) is not None:
             return seen
-        order_id = command.order_id or uuid.uuid4().hex
+        order_id = command.order_id or new_id()
         order = Order.create(self.machine, order_id, command.customer_id,
                              [i.model_dump() for i in command.items], command.amount, command.description)
         try:
@@ -217,7 +222,7 @@ class OrderCommandService:
         pending: Sequence[OrderEvent] = order.take_pending_events()
         # causation: the command that caused these events; correlation: the conversation it belongs to
         # (the caller's command id when given, so retries of one request correlate)
-        causation = command.command_id or uuid.uuid4().hex
+        causation = command.command_id or new_id()
         metadata = {"command_id": command.command_id, "causation_id": causation, "correlation_id": causation}
         new_events = [encode(e, {**metadata, "command": type(command).__name__}) for e in pending]
         body = {"order_id": order.id, "state": order.state, "version": order.version,

@@ -115,3 +115,28 @@ async def test_a_rebuild_leaves_the_garbage_collector_as_it_found_it(sqlite_url:
                 await read_models.close()
     finally:
         (gc.enable if was else gc.disable)()
+
+
+async def test_a_follower_right_behind_this_stores_writes_reads_them_without_a_query(sqlite_url: str) -> None:
+    async with SQLiteEventStore.from_url(sqlite_url) as store:
+        await store.append("a", events(3), 0)
+        await store.append("b", events(2), 0)
+        from_disk = await store.read_batch(0, 100)
+
+        def no_query(*_args: object) -> None:
+            raise AssertionError("read from the database")
+
+        store._loop_reader.rows = no_query  # type: ignore[method-assign]
+        store._reader_pool.call = no_query  # type: ignore[method-assign]
+        assert await store.read_batch(0, 100) == from_disk  # the same records a read gives, rows and all
+        assert [e.position for e in await store.read_batch(3, 1)] == [4]
+
+
+async def test_recent_writes_never_hide_what_another_process_wrote_in_between(sqlite_url: str) -> None:
+    async with SQLiteEventStore.from_url(sqlite_url) as mine, SQLiteEventStore.from_url(sqlite_url) as other:
+        await mine.append("a", events(2), 0)     # positions 1, 2
+        await other.append("b", events(2), 0)    # 3, 4: not in mine's memory
+        await mine.append("a", events(1), 2)     # 5
+        for after in range(6):
+            got = [(e.position, e.stream_id) for e in await mine.read_batch(after, 100)]
+            assert got == [(p, "a" if p in (1, 2, 5) else "b") for p in range(after + 1, 6)], after

@@ -6,9 +6,9 @@ Imports `bootstrap` for the Runtime type and `errors`; never builds anything its
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
 from ..bootstrap import Runtime
 from ..errors import InvalidCommandError, StoreError
@@ -32,17 +32,46 @@ async def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
-IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", max_length=200,
-    description="Any unique string per intended change; a repeat returns the first response and changes nothing.",
-    examples=["5f1c2a9e-create-ord-1001"],
-)]
+# The command headers are read from the request by the routes (`idempotency_key`, `if_match`), not
+# declared as Header() parameters: FastAPI's per-request solving of header parameters cost more than
+# the whole command does on the memory store. `command_headers` documents them in OpenAPI instead.
+_KEY_LIMIT, _IF_MATCH_LIMIT = 200, 100
 
-IfMatch = Annotated[str | None, Header(
-    alias="If-Match", max_length=100,
-    description='The order version you read (its ETag, e.g. "3"): refused with 412 if the order has moved on.',
-    examples=['"3"'],
-)]
+_IDEMPOTENCY_KEY_DOC = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Any unique string per intended change; a repeat returns the first response and changes nothing.",
+    "schema": {"type": "string", "maxLength": _KEY_LIMIT, "title": "Idempotency-Key"},
+    "example": "5f1c2a9e-create-ord-1001",
+}
+_IF_MATCH_DOC = {
+    "name": "If-Match", "in": "header", "required": False,
+    "description": 'The order version you read (its ETag, e.g. "3"): refused with 412 if the order has moved on.',
+    "schema": {"type": "string", "maxLength": _IF_MATCH_LIMIT, "title": "If-Match"},
+    "example": '"3"',
+}
+
+
+def command_headers(*, if_match: bool = True) -> dict[str, Any]:
+    """`openapi_extra` of a command route: its Idempotency-Key (and If-Match) header parameters."""
+    return {"parameters": [_IDEMPOTENCY_KEY_DOC, *([_IF_MATCH_DOC] if if_match else [])]}
+
+
+def _header(request: Request, name: str, limit: int) -> str | None:
+    value = request.headers.get(name)
+    if value is not None and len(value) > limit:
+        raise InvalidCommandError(f"{name} must be at most {limit} characters, got {len(value)}", name)
+    return value
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key header (None when absent); 422 naming it when too long."""
+    return _header(request, "Idempotency-Key", _KEY_LIMIT)
+
+
+def if_match(request: Request) -> int | None:
+    """The order version the request's If-Match header names (None when absent or `*`); 422 when malformed."""
+    return expected_version(_header(request, "If-Match", _IF_MATCH_LIMIT))
+
 
 _ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from ..commands import AddOrderItem, CommandResult, CreateOrder, PerformAction, UpdateOrderStatus, Command
 from ..projections import OrderReadModel
-from .deps import IdempotencyKey, IfMatch, RuntimeDep, etag, expected_version, runtime_of
+from .deps import RuntimeDep, command_headers, etag, idempotency_key, if_match, runtime_of
 from .schemas import (
     ActionsResponse, AddItemRequest, CommandResponse, CreateOrderRequest, HistoryEntryResponse, OrderPage,
     OrderResponse, OrderSummaryResponse, ReasonRequest, ShipRequest, StatusRequest, SummaryPage, body_examples,
@@ -56,16 +56,16 @@ def _answer(result: CommandResult, status_code: int = 200, location: str | None 
 
 @router.post(
     "/orders", status_code=201, response_model=CommandResponse, name="create_order",
-    summary="Create an order (201 with Location)",
+    summary="Create an order (201 with Location)", openapi_extra=command_headers(if_match=False),
     responses={**ok(CommandResponse, 201, "Created; Location names the order",
                     example={"order_id": "ord-1001", "state": "Pending", "version": 1, "events": ["OrderCreated"]}),
                **error_responses(409, 422)},
 )
 async def create_order(
-    request: Request, key: IdempotencyKey = None,
+    request: Request,
     body: CreateOrderRequest = Body(openapi_examples=body_examples(CreateOrderRequest)),
 ) -> Response:
-    command = CreateOrder(command_id=key, **body.model_dump())
+    command = CreateOrder(command_id=idempotency_key(request), **body.model_dump())
     result = await _execute(request, command)
     # what request.url_for("get_order", ...) answers (a mount's root path included), without its route search
     url = request.url
@@ -170,86 +170,84 @@ async def order_actions(rt: RuntimeDep, order_id: OrderId) -> Response:
 
 @router.post(
     "/orders/{order_id}/items", response_model=CommandResponse, name="add_item",
-    summary="Add an item (only while Pending)",
+    summary="Add an item (only while Pending)", openapi_extra=command_headers(),
     responses={**ok(None, example={"order_id": "ord-1001", "state": "Pending", "version": 2,
                                    "events": ["OrderItemAdded"]}), **error_responses(404, 409, 412, 422)},
 )
 async def add_item(
-    request: Request, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
+    request: Request, order_id: OrderId,
     body: AddItemRequest = Body(openapi_examples=body_examples(AddItemRequest)),
 ) -> Response:
-    command = AddOrderItem(order_id=order_id, command_id=key, expected_version=expected_version(if_match),
+    command = AddOrderItem(order_id=order_id, command_id=idempotency_key(request),
+                           expected_version=if_match(request),
                            **body.model_dump())
     return _answer(await _execute(request, command))
 
 
-async def _act(request: Request, order_id: str, action: str, data: dict[str, Any], key: str | None,
-               if_match: str | None) -> Response:
-    command = PerformAction(order_id=order_id, action=action, data=data, command_id=key,
-                            expected_version=expected_version(if_match))
+async def _act(request: Request, order_id: str, action: str, data: dict[str, Any]) -> Response:
+    command = PerformAction(order_id=order_id, action=action, data=data, command_id=idempotency_key(request),
+                            expected_version=if_match(request))
     return _answer(await _execute(request, command))
 
 
 _ACTION_ERRORS = error_responses(404, 409, 412, 422)
+_HEADERS = command_headers()
 
 
 def _result(state: str, version: int, event: str) -> dict[int | str, dict[str, Any]]:
     return ok(None, example={"order_id": "ord-1001", "state": state, "version": version, "events": [event]})
 
 
-@router.post("/orders/{order_id}/confirm", response_model=CommandResponse, name="confirm_order",
+@router.post("/orders/{order_id}/confirm", response_model=CommandResponse, openapi_extra=_HEADERS, name="confirm_order",
              summary="Confirm (guard: the order has items or an amount)",
              responses={**_result("Confirmed", 2, "OrderConfirmed"), **_ACTION_ERRORS})
-async def confirm_order(request: Request, order_id: OrderId, key: IdempotencyKey = None,
-                        if_match: IfMatch = None) -> Response:
-    return await _act(request, order_id, "Confirm", {}, key, if_match)
+async def confirm_order(request: Request, order_id: OrderId) -> Response:
+    return await _act(request, order_id, "Confirm", {})
 
 
-@router.post("/orders/{order_id}/start-processing", response_model=CommandResponse, name="start_processing",
+@router.post("/orders/{order_id}/start-processing", response_model=CommandResponse, openapi_extra=_HEADERS, name="start_processing",
              summary="Start processing a confirmed order",
              responses={**_result("Processing", 3, "OrderProcessingStarted"), **_ACTION_ERRORS})
-async def start_processing(request: Request, order_id: OrderId, key: IdempotencyKey = None,
-                           if_match: IfMatch = None) -> Response:
-    return await _act(request, order_id, "StartProcessing", {}, key, if_match)
+async def start_processing(request: Request, order_id: OrderId) -> Response:
+    return await _act(request, order_id, "StartProcessing", {})
 
 
-@router.post("/orders/{order_id}/ship", response_model=CommandResponse, name="ship_order",
+@router.post("/orders/{order_id}/ship", response_model=CommandResponse, openapi_extra=_HEADERS, name="ship_order",
              summary="Ship with a tracking number and address",
              responses={**_result("Shipped", 4, "OrderShipped"), **_ACTION_ERRORS})
-async def ship_order(request: Request, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
+async def ship_order(request: Request, order_id: OrderId,
                      body: ShipRequest = Body(openapi_examples=body_examples(ShipRequest))) -> Response:
-    return await _act(request, order_id, "Ship", body.model_dump(), key, if_match)
+    return await _act(request, order_id, "Ship", body.model_dump())
 
 
-@router.post("/orders/{order_id}/deliver", response_model=CommandResponse, name="deliver_order",
+@router.post("/orders/{order_id}/deliver", response_model=CommandResponse, openapi_extra=_HEADERS, name="deliver_order",
              summary="Record the delivery",
              responses={**_result("Delivered", 5, "OrderDelivered"), **_ACTION_ERRORS})
-async def deliver_order(request: Request, order_id: OrderId, key: IdempotencyKey = None,
-                        if_match: IfMatch = None) -> Response:
-    return await _act(request, order_id, "Deliver", {}, key, if_match)
+async def deliver_order(request: Request, order_id: OrderId) -> Response:
+    return await _act(request, order_id, "Deliver", {})
 
 
-@router.post("/orders/{order_id}/cancel", response_model=CommandResponse, name="cancel_order",
+@router.post("/orders/{order_id}/cancel", response_model=CommandResponse, openapi_extra=_HEADERS, name="cancel_order",
              summary="Cancel with a reason (before shipping)",
              responses={**_result("Cancelled", 2, "OrderCancelled"), **_ACTION_ERRORS})
-async def cancel_order(request: Request, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
+async def cancel_order(request: Request, order_id: OrderId,
                        body: ReasonRequest = Body(openapi_examples=body_examples(ReasonRequest))) -> Response:
-    return await _act(request, order_id, "Cancel", body.model_dump(), key, if_match)
+    return await _act(request, order_id, "Cancel", body.model_dump())
 
 
-@router.post("/orders/{order_id}/return", response_model=CommandResponse, name="return_order",
+@router.post("/orders/{order_id}/return", response_model=CommandResponse, openapi_extra=_HEADERS, name="return_order",
              summary="Take a delivered order back, with a reason",
              responses={**_result("Returned", 6, "OrderReturned"), **_ACTION_ERRORS})
-async def return_order(request: Request, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
+async def return_order(request: Request, order_id: OrderId,
                        body: ReasonRequest = Body(openapi_examples=body_examples(ReasonRequest))) -> Response:
-    return await _act(request, order_id, "Return", body.model_dump(), key, if_match)
+    return await _act(request, order_id, "Return", body.model_dump())
 
 
-@router.post("/orders/{order_id}/status", response_model=CommandResponse, name="update_status",
+@router.post("/orders/{order_id}/status", response_model=CommandResponse, openapi_extra=_HEADERS, name="update_status",
              summary="Move to a target state through the one action that leads there",
              responses={**_result("Confirmed", 2, "OrderConfirmed"), **_ACTION_ERRORS})
-async def update_status(request: Request, order_id: OrderId, key: IdempotencyKey = None, if_match: IfMatch = None,
+async def update_status(request: Request, order_id: OrderId,
                         body: StatusRequest = Body(openapi_examples=body_examples(StatusRequest))) -> Response:
-    command = UpdateOrderStatus(order_id=order_id, status=body.status, data=body.data, command_id=key,
-                                expected_version=expected_version(if_match))
+    command = UpdateOrderStatus(order_id=order_id, status=body.status, data=body.data,
+                                command_id=idempotency_key(request), expected_version=if_match(request))
     return _answer(await _execute(request, command))

@@ -26,14 +26,19 @@ from .sqlite_file import (
     DURABILITY, OPTIONS, URL_HINT, check_header, connect, copy_error, number, parse_sqlite_url,
     prepare_writer, rollback, translate,
 )
-from .sqlite_append import Append, TransactionLost, append_one
+from .sqlite_append import Append, BatchRefused, TransactionLost, append_all, append_one
 from .sqlite_reads import COLUMNS as _COLUMNS
-from .sqlite_reads import LoopReader, ReaderThreads, to_events
+from .sqlite_reads import LoopReader, ReaderThreads, RecentEvents, to_events
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: what the writer answers for a batch: each append's outcome; the position its transaction began
+#: after and the event rows it wrote (-1 and none when nothing committed)
+Written = tuple[list[AppendResult | Exception], int, list[tuple[Any, ...]]]
+
+_BATCH = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position"
 _HEAD = "SELECT version, position FROM events WHERE stream_id = ? ORDER BY version DESC"
 _LOAD = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? ORDER BY version"
 
@@ -74,6 +79,7 @@ class SQLiteEventStore:
         self._writer = ThreadPoolExecutor(1, "order-machine-sqlite-writer")
         self._reader_pool = ReaderThreads(self.readers, "order-machine-sqlite-reader")
         self._loop_reader = LoopReader()
+        self._recent = RecentEvents()  # what this store committed last, for the projections (loop thread only)
         self._write_conn: sqlite3.Connection | None = None
         self._read_conns: list[sqlite3.Connection] = []
         self._local = threading.local()
@@ -164,15 +170,18 @@ class SQLiteEventStore:
         batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
         loop = self._loop
         assert loop is not None
-        done: Future[list[AppendResult | Exception]] = self._writer.submit(self._write_batch, batch)
+        done: Future[Written] = self._writer.submit(self._write_batch, batch)
         done.add_done_callback(lambda finished: loop.call_soon_threadsafe(self._finish, batch, finished))
 
-    def _finish(self, batch: list[Append], finished: Future[list[AppendResult | Exception]]) -> None:
+    def _finish(self, batch: list[Append], finished: Future[Written]) -> None:
         try:
-            outcomes = finished.result()
+            outcomes, after, rows = finished.result()
         except Exception as exc:  # a bug in the writer, not a database error: fail loudly, keep serving
             logger.exception("SQLite writer failed on %s", self.path)
             outcomes = [StoreError(f"{self.path}: the writer failed: {exc!r}") for _ in batch]
+            after, rows = -1, []
+            self._recent.clear()
+        self._recent.add(after, rows)  # before any caller hears of its append: a read after it finds them
         for request, outcome in zip(batch, outcomes):
             if request.future.done():  # the caller was cancelled; its append may still have committed
                 continue
@@ -204,7 +213,7 @@ class SQLiteEventStore:
             raise self._error("reading", exc) from exc
         if rows is not None:
             return to_events(rows)
-        return await self._reader_pool.call(self._query_events, _LOAD, (stream_id, from_version))
+        return await self._on_reader(self._query_events, _LOAD, (stream_id, from_version))
 
     async def stream_head(self, stream_id: str) -> tuple[int, int]:
         if not self._opened:
@@ -218,14 +227,14 @@ class SQLiteEventStore:
         except sqlite3.Error as exc:
             raise self._error("reading", exc) from exc
         if rows is None:
-            rows = await self._reader_pool.call(self._query, f"{_HEAD} LIMIT 1", (stream_id,))
+            rows = await self._on_reader(self._query, f"{_HEAD} LIMIT 1", (stream_id,))
         return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
     async def _attach_loop_reader(self) -> None:
         """Open the loop's read connection on a reader thread (opening a file may wait) and attach it here."""
         self._loop_reader.attaching = True
         try:
-            conn = await self._reader_pool.call(self._connect_reader, 0.0)
+            conn = await self._on_reader(self._connect_reader, 0.0)
             if self._closed or self._loop_reader.conn is not None:  # closed, or another loop attached first
                 conn.close()
             else:
@@ -234,8 +243,22 @@ class SQLiteEventStore:
             self._loop_reader.attaching = False
 
     async def read_batch(self, after: int = 0, limit: int = 500) -> list[StoredEvent]:
-        return await self._read_events(
-            f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?", (after, max(limit, 0)))
+        limit = max(limit, 0)
+        recent = self._recent.after(after, limit) if limit else None
+        if recent is not None:  # the projections following this process's own writes: no read at all
+            return to_events(recent)
+        if not self._opened:
+            await self.open()
+        self._check_usable()
+        if self._loop_reader.conn is None and not self._loop_reader.attaching:
+            await self._attach_loop_reader()
+        try:  # a caught-up follower's read finds a few rows or none: on the loop, else on a reader thread
+            rows = self._loop_reader.rows(f"{_BATCH} LIMIT min(?, ?)", (after, limit))
+        except sqlite3.Error as exc:
+            raise self._error("reading", exc) from exc
+        if rows is not None:
+            return to_events(rows)
+        return await self._on_reader(self._query_events, f"{_BATCH} LIMIT ?", (after, limit))
 
     def read_all(self, after: int = 0, batch_size: int = 500) -> AsyncIterator[StoredEvent]:
         return read_in_batches(self.read_batch, after, batch_size)
@@ -259,13 +282,19 @@ class SQLiteEventStore:
         if not self._opened:
             await self.open()
         self._check_usable()
-        return await self._reader_pool.call(self._query_events, sql, params)
+        return await self._on_reader(self._query_events, sql, params)
 
     async def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         if not self._opened:
             await self.open()
         self._check_usable()
-        return await self._reader_pool.call(self._query, sql, params)
+        return await self._on_reader(self._query, sql, params)
+
+    async def _on_reader(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on a reader thread; refused once the store is closed (an await before this
+        call may have let close() run, and a closed store's reader threads answer no more)."""
+        self._check_usable()
+        return await self._reader_pool.call(fn, *args)
 
     def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         try:
@@ -298,13 +327,22 @@ class SQLiteEventStore:
 
     # ------------------------------------------------------------------ the writer thread
 
-    def _write_batch(self, batch: list[Append]) -> list[AppendResult | Exception]:
-        """Apply a batch in one transaction; an append SQLite aborted is dropped and the rest retried."""
+    def _write_batch(self, batch: list[Append]) -> Written:
+        """Apply a batch in one transaction; an append SQLite aborted is dropped and the rest retried.
+
+        Returns each append's outcome, and the position the committed transaction began after with
+        the event rows it wrote (-1 and none when nothing committed).
+        """
         outcomes: dict[int, AppendResult | Exception] = {}
         todo = list(range(len(batch)))
+        after, rows = -1, list[tuple[Any, ...]]()
+        one_by_one = False  # first the whole batch in a few statements; append by append if SQLite refuses it
         while todo:
             try:
-                results = self._transaction([batch[i] for i in todo])
+                results, after, rows = self._transaction([batch[i] for i in todo], one_by_one)
+            except BatchRefused:
+                one_by_one = True  # rolled back: find which append SQLite refuses, each behind a savepoint
+                continue
             except TransactionLost as lost:
                 outcomes[todo.pop(lost.index)] = lost.error
                 continue
@@ -314,9 +352,10 @@ class SQLiteEventStore:
                 break
             outcomes.update(zip(todo, results))
             break
-        return [outcomes[i] for i in range(len(batch))]
+        return [outcomes[i] for i in range(len(batch))], after, rows
 
-    def _transaction(self, batch: list[Append]) -> list[AppendResult | Exception]:
+    def _transaction(self, batch: list[Append], one_by_one: bool
+                     ) -> tuple[list[AppendResult | Exception], int, list[tuple[Any, ...]]]:
         conn = self._write_conn
         assert conn is not None
         try:
@@ -325,11 +364,15 @@ class SQLiteEventStore:
             raise self._error("starting a write", exc) from exc
         try:
             row = conn.execute("SELECT position FROM events ORDER BY position DESC LIMIT 1").fetchone()
-            position = row[0] if row else 0
+            position = after = row[0] if row else 0
             results: list[AppendResult | Exception] = []
-            for index, request in enumerate(batch):
-                outcome, position = append_one(conn, request, position, index, self._error)
-                results.append(outcome)
+            inserted: list[tuple[Any, ...]] = []
+            if one_by_one:
+                for index, request in enumerate(batch):
+                    outcome, position = append_one(conn, request, position, index, self._error, inserted)
+                    results.append(outcome)
+            else:
+                results, inserted = append_all(conn, batch, position)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             rollback(conn)
@@ -338,7 +381,7 @@ class SQLiteEventStore:
             rollback(conn)
             raise
         self.commits += 1
-        return results
+        return results, after, inserted
 
     def _open_writer(self) -> None:
         try:

@@ -11,6 +11,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ConcurrencyError, StoreError
 from . import AppendResult
@@ -42,12 +43,14 @@ class TransactionLost(Exception):
 
 
 def append_one(
-    conn: sqlite3.Connection, request: Append, position: int, index: int, error_of: ErrorOf
+    conn: sqlite3.Connection, request: Append, position: int, index: int, error_of: ErrorOf,
+    inserted: list[tuple[Any, ...]],
 ) -> tuple[AppendResult | Exception, int]:
     """Apply one append after `position` inside the open transaction; (its outcome, the new last position).
 
-    A stale expected version or a failed insert is that append's outcome (rolled back to its savepoint);
-    raises TransactionLost when SQLite rolled the whole transaction back.
+    The event rows it wrote (`COLUMNS` order) are added to `inserted`. A stale expected version or a
+    failed insert is that append's outcome (rolled back to its savepoint, nothing added); raises
+    TransactionLost when SQLite rolled the whole transaction back.
     """
     if request.command_id is not None:
         first = conn.execute("SELECT stream_id, version, position, result FROM commands WHERE command_id = ?",
@@ -60,15 +63,15 @@ def append_one(
         if current != request.expected_version:
             conn.execute("RELEASE append_one")
             return ConcurrencyError(request.stream_id, request.expected_version, current), position
-        conn.executemany(
-            f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(position + i, request.stream_id, request.expected_version + i, *row)
-             for i, row in enumerate(request.rows, start=1)])
+        rows = [(position + i, request.stream_id, request.expected_version + i, *row)
+                for i, row in enumerate(request.rows, start=1)]
+        conn.executemany(f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         version, last = request.expected_version + len(request.rows), position + len(request.rows)
         if request.command_id is not None:
             conn.execute("INSERT INTO commands VALUES (?, ?, ?, ?, ?, ?)",
                          (request.command_id, request.stream_id, version, last, request.result, now_text()))
         conn.execute("RELEASE append_one")
+        inserted += rows
     except sqlite3.Error as exc:
         if not conn.in_transaction:
             raise TransactionLost(index, error_of(f"appending to stream {request.stream_id!r}", exc)) from exc
@@ -89,3 +92,69 @@ def stream_version(conn: sqlite3.Connection, stream_id: str) -> int:
     row = conn.execute("SELECT version FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1",
                        (stream_id,)).fetchone()
     return int(row[0]) if row else 0
+
+
+class BatchRefused(Exception):
+    """SQLite refused the batch's combined insert; the caller rolls back and goes append by append."""
+
+
+#: rows per multi-row INSERT (8 columns each: far below SQLite's 32,766 bound parameters)
+_ROWS_PER_INSERT = 500
+
+
+def append_all(
+    conn: sqlite3.Connection, batch: list[Append], position: int,
+) -> tuple[list[AppendResult | Exception], list[tuple[Any, ...]]]:
+    """Apply a whole batch after `position` with a fixed number of statements, whatever its size.
+
+    Each SQLite call lets go of the GIL and has to win it back from the busy event loop, so a batch
+    costs one query for the streams' versions, one for the command ids, and one multi-row INSERT per
+    table, instead of four or five statements per append. The expected-version checks and repeated
+    command ids (the same rules as `append_one`, including a repeat inside the batch) are decided in
+    Python on what those queries read, inside the transaction that holds the write lock. Returns each
+    append's outcome and the event rows written; raises BatchRefused if SQLite refuses an insert.
+    """
+    streams = list({request.stream_id for request in batch})
+    versions: dict[str, int] = dict(conn.execute(
+        f"SELECT stream_id, max(version) FROM events WHERE stream_id IN ({','.join('?' * len(streams))})"
+        " GROUP BY stream_id", streams).fetchall())
+    ids = list({request.command_id for request in batch if request.command_id is not None})
+    first: dict[str, tuple[str, int, int, str]] = {}
+    if ids:
+        first = {row[0]: row[1:] for row in conn.execute(
+            "SELECT command_id, stream_id, version, position, result FROM commands"
+            f" WHERE command_id IN ({','.join('?' * len(ids))})", ids)}
+    results: list[AppendResult | Exception] = []
+    events: list[tuple[Any, ...]] = []
+    commands: list[tuple[Any, ...]] = []
+    recorded_at = now_text() if ids else ""
+    for request in batch:
+        stream_id, command_id = request.stream_id, request.command_id
+        if command_id is not None and (seen := first.get(command_id)) is not None:
+            results.append(AppendResult(seen[0], seen[1], seen[2], True, json.loads(seen[3])))
+            continue
+        current = versions.get(stream_id, 0)
+        if current != request.expected_version:
+            results.append(ConcurrencyError(stream_id, request.expected_version, current))
+            continue
+        events += [(position + i, stream_id, current + i, *row) for i, row in enumerate(request.rows, start=1)]
+        version, position = current + len(request.rows), position + len(request.rows)
+        versions[stream_id] = version
+        if command_id is not None:
+            commands.append((command_id, stream_id, version, position, request.result, recorded_at))
+            first[command_id] = (stream_id, version, position, request.result)
+        results.append(AppendResult(stream_id, version, position, False, json.loads(request.result)))
+    try:
+        _insert(conn, f"INSERT INTO events ({COLUMNS}) VALUES ", 8, events)
+        _insert(conn, "INSERT INTO commands VALUES ", 6, commands)
+    except sqlite3.Error as exc:
+        raise BatchRefused() from exc
+    return results, events
+
+
+def _insert(conn: sqlite3.Connection, head: str, width: int, rows: list[tuple[Any, ...]]) -> None:
+    """`rows` in as few multi-row INSERT statements as the parameter bound allows."""
+    one = "(" + ",".join("?" * width) + ")"
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start:start + _ROWS_PER_INSERT]
+        conn.execute(head + ",".join([one] * len(chunk)), [value for row in chunk for value in row])
