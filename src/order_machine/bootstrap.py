@@ -5,6 +5,7 @@ Nothing here runs at import; `bootstrap(settings)` builds, `Runtime.start()` sta
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -125,6 +126,22 @@ class Runtime:
             "bus": {"published": bus.published, "processed": bus.processed, "failed": bus.failed,
                     "queue_size": bus.queue_size, "processing_seconds": bus.processing_seconds},
         }
+
+
+def tune_gc(threshold: int) -> None:
+    """For a serving process, once started: fewer, cheaper garbage collections.
+
+    Under load, Python's default thresholds ran a full collection every second or so over everything
+    startup built (modules, the app, pydantic's validators) and the cached orders: about a tenth of the
+    server's time and pauses of up to 65 ms, measured on the HTTP bench. Startup's objects are frozen
+    out of every collection, and the young generation is collected every `threshold` allocations
+    (so the older generations much less often). Cycles are still collected. 0: leave the GC alone.
+    """
+    if threshold <= 0:
+        return
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(threshold, 10, 10)
 
 
 def store_options(settings: Settings) -> dict[str, Any]:

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     order_cache_size: int = Field(
         default=10_000, ge=0, description="orders kept after a command to skip the next reload (0: always reload)"
     )
+    gc_threshold: int = Field(
+        default=10_000, ge=0,
+        description="serve only: freeze what startup allocated and run the young GC every N allocations "
+                    "(Python's default is 700; 0 leaves the GC as it is)",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     # PostgreSQL operational settings

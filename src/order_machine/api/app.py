@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from ..bootstrap import Runtime, bootstrap
+from ..bootstrap import Runtime, bootstrap, tune_gc
 from ..config import Settings
 from . import routes_definitions, routes_ops, routes_orders
 from .errors import install_error_handlers
@@ -104,5 +104,11 @@ def _version() -> str:
 
 
 def app_from_environment() -> FastAPI:
-    """An app configured from ORDER_MACHINE_* variables (uvicorn --factory, one per worker process)."""
-    return create_app(Settings())
+    """An app configured from ORDER_MACHINE_* variables (uvicorn --factory, one per worker process).
+
+    Used by `order-machine serve --workers N`: the worker process is ours, so its GC is tuned like serve's.
+    """
+    settings = Settings()
+    app = create_app(settings)
+    tune_gc(settings.gc_threshold)
+    return app

@@ -74,11 +74,13 @@ async def _serve(settings: Settings, log_level: str) -> int:
     import uvicorn
 
     from ..api import create_app
+    from ..bootstrap import tune_gc
 
     async with running(settings) as runtime:
         config = uvicorn.Config(create_app(settings, runtime=runtime), host=settings.host, port=settings.port,
                                 log_level=log_level, lifespan="on", server_header=False)
         server = _server_class()(config)
+        tune_gc(settings.gc_threshold)
         _announce(settings)
         try:
             await server.serve()

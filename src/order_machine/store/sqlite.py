@@ -1,7 +1,11 @@
-"""SQLite event store, the embedded default: one file, WAL, synchronous=FULL, group commit.
+"""SQLite event store, the embedded default: one file, WAL, durable group commit.
 
-One writer thread owns the only writing connection; reader threads have their own connections, and a
-short stream load reads on the event loop without waiting (sqlite_reads.LoopReader says why that is bounded).
+Appends are committed on the event loop's own thread, a batch per transaction, through a connection
+that never waits for a lock (busy_timeout=0) and never fsyncs; the callers are answered only once a
+sync thread has fsynced the WAL, and the appends that arrive meanwhile make the next batch. When the
+file is locked (another process writing, a read-model transaction), the batch goes to the writer
+thread's ordinary synchronous=FULL connection instead. Reader threads have their own connections, and
+a short stream load reads on the loop without waiting (sqlite_reads.LoopReader says why that is bounded).
 Imports `errors`, `events` and the store port; never the domain.
 """
 
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -39,18 +44,30 @@ T = TypeVar("T")
 Written = tuple[list[AppendResult | Exception], int, list[tuple[Any, ...]]]
 
 _BATCH = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position"
+#: checkpoint after about this many WAL pages written by the loop (SQLite's own default for autocheckpoint)
+_CHECKPOINT_PAGES = 1000
 _HEAD = "SELECT version, position FROM events WHERE stream_id = ? ORDER BY version DESC"
 _LOAD = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? ORDER BY version"
+
+
+class WriterBusy(Exception):
+    """The loop's connection found the file locked: the batch goes to the writer thread, which may wait."""
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class SQLiteEventStore:
     """Events in one SQLite file, appended by one writer thread that commits concurrent appends together.
 
     `path` is the database file; read models may keep their tables in it, through their own
-    connections (WAL and busy_timeout let them). `commits` counts write transactions.
-    Options: durability "full" (default, synchronous=FULL: a committed append survives power loss)
-    or "fast" (synchronous=NORMAL: still safe on a crash, but the last commits may be lost on power
-    loss); busy_timeout in seconds; readers (reader threads); max_batch (appends per transaction).
+    connections (WAL and busy_timeout let them). `commits` counts write transactions, `checkpoints` the WAL checkpoints it ran.
+    Options: durability "full" (default: an append returns once its transaction is on disk, so it
+    survives power loss) or "fast" (synchronous=NORMAL: still safe on a crash, but the last commits may
+    be lost on power loss); busy_timeout in seconds; readers (reader threads); max_batch (appends per
+    transaction). With "full", a batch is visible to readers from its commit, a few hundred µs before
+    its fsync ends and its callers hear of it (see the README's design notes).
     """
 
     def __init__(
@@ -76,7 +93,13 @@ class SQLiteEventStore:
         self.durability = durability
         self.synchronous: str | None = None  # read back from the writer connection once open
         self.commits = 0
+        self.checkpoints = 0  # PASSIVE checkpoints run for the loop's commits
         self._writer = ThreadPoolExecutor(1, "order-machine-sqlite-writer")
+        self._syncer = ThreadPoolExecutor(1, "order-machine-sqlite-fsync")
+        self._loop_writer: sqlite3.Connection | None = None  # commits on the loop; never waits, never fsyncs
+        self._wal_fd: int | None = None
+        self._fsync_failed: StoreError | None = None
+        self._since_checkpoint = 0  # the loop connection never checkpoints (that fsyncs): the writer thread does
         self._reader_pool = ReaderThreads(self.readers, "order-machine-sqlite-reader")
         self._loop_reader = LoopReader()
         self._recent = RecentEvents()  # what this store committed last, for the projections (loop thread only)
@@ -89,7 +112,9 @@ class SQLiteEventStore:
         self._closed = False
         self._pending: list[Append] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._writing = False
+        self._writing = False  # a batch is being committed (its flush is scheduled or running)
+        self._syncing = False  # an fsync of the WAL is running on the sync thread
+        self._unsynced: list[tuple[list[Append], list[AppendResult | Exception]]] = []  # committed, not yet fsynced
         self._idle: list[asyncio.Future[None]] = []
 
     @classmethod
@@ -111,6 +136,7 @@ class SQLiteEventStore:
             self._check_usable()
             if not self._opened:
                 await self._call(self._writer, self._open_writer)
+                self._loop_writer = await self._call(self._writer, self._connect_loop_writer)
                 self._opened = True
 
     async def close(self) -> None:
@@ -118,13 +144,20 @@ class SQLiteEventStore:
         if self._closed:
             return
         self._closed = True
-        if self._writing:
+        if self._writing or self._syncing or self._unsynced:
             idle = asyncio.get_running_loop().create_future()
             self._idle.append(idle)
             await idle
         async with self._open_lock:
             if self._opened:
                 await self._call(self._writer, self._close_writer)
+        if self._loop_writer is not None:
+            self._loop_writer.close()
+            self._loop_writer = None
+        self._syncer.shutdown(wait=True)
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
+            self._wal_fd = None
         self._writer.shutdown(wait=True)
         self._reader_pool.shutdown()
         self._loop_reader.close()
@@ -155,6 +188,8 @@ class SQLiteEventStore:
         rows, result_json = encode_append(stream_id, events, command_id, result)
         await self.open()
         self._check_usable()
+        if self._fsync_failed is not None:
+            raise copy_error(self._fsync_failed)
         loop = asyncio.get_running_loop()
         if self._writing and loop is not self._loop:
             raise StoreError(f"{self.path}: one store cannot be used from two event loops at once")
@@ -167,13 +202,76 @@ class SQLiteEventStore:
         return await future
 
     def _flush(self) -> None:
-        batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
         loop = self._loop
         assert loop is not None
-        done: Future[Written] = self._writer.submit(self._write_batch, batch)
+        if self._since_checkpoint >= _CHECKPOINT_PAGES:
+            # between two batches, so that it can complete and the WAL restart from its beginning (with
+            # commits going on beside it, a checkpoint never catches up and the WAL only grows)
+            self._since_checkpoint = 0
+            checkpoint = self._writer.submit(self._checkpoint)
+            checkpoint.add_done_callback(lambda _: loop.call_soon_threadsafe(self._next))
+            return
+        batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+        if self._loop_writer is not None:
+            try:  # on the loop: no thread to wake, no GIL to hand back and forth per statement
+                written = self._write_batch(batch, self._loop_writer)
+            except WriterBusy:
+                pass  # the file is locked: the writer thread waits for it (busy_timeout)
+            except Exception as exc:  # a bug, not a database error: fail this batch loudly, keep serving
+                logger.exception("SQLite loop writer failed on %s", self.path)
+                self._recent.clear()
+                self._answer(batch, [StoreError(f"{self.path}: the writer failed: {exc!r}") for _ in batch])
+                return
+            else:
+                self._committed(batch, written)
+                return
+        done: Future[Written] = self._writer.submit(self._write_batch, batch, self._write_conn)
         done.add_done_callback(lambda finished: loop.call_soon_threadsafe(self._finish, batch, finished))
 
+    def _committed(self, batch: list[Append], written: Written) -> None:
+        """A batch the loop committed: answer now ("fast"), or once the WAL is fsynced ("full")."""
+        outcomes, after, rows = written
+        self._recent.add(after, rows)
+        self._since_checkpoint += len(rows) + 3  # about the WAL pages it wrote: a row each, and the indexes'
+        if not rows or self.durability == "fast":
+            self._answer(batch, outcomes)
+            return
+        # the callers wait for an fsync that begins after this commit; the next batch need not wait
+        self._unsynced.append((batch, outcomes))
+        if not self._syncing:
+            self._sync()
+        self._next()
+
+    def _sync(self) -> None:
+        """fsync the WAL on the sync thread, for every batch committed so far (group fsync)."""
+        loop = self._loop
+        assert loop is not None
+        covered, self._unsynced = self._unsynced, []
+        self._syncing = True
+        synced: Future[None] = self._syncer.submit(self._fsync_wal)
+        synced.add_done_callback(lambda done: loop.call_soon_threadsafe(self._synced, covered, done))
+
+    def _synced(self, covered: list[tuple[list[Append], list[AppendResult | Exception]]],
+                done: Future[None]) -> None:
+        self._syncing = False
+        error = done.exception()
+        if error is not None and self._fsync_failed is None:
+            # committed, but maybe not on disk: say so, and take no more appends (like PostgreSQL after a
+            # failed fsync) rather than acknowledge writes that a power cut could take back
+            logger.error("fsync of %s-wal failed: %r; the store takes no more appends", self.path, error)
+            self._fsync_failed = StoreError(
+                f"{self.path}: an fsync failed ({error}); the last appends were committed but may not be on "
+                "disk, and the store takes no more appends: restart the process")
+        for batch, outcomes in covered:
+            if self._fsync_failed is not None:
+                outcomes = [copy_error(self._fsync_failed) for _ in batch]
+            self._resolve(batch, outcomes)
+        if self._unsynced:
+            self._sync()
+        self._check_idle()
+
     def _finish(self, batch: list[Append], finished: Future[Written]) -> None:
+        """A batch the writer thread committed (synchronous=FULL: already on disk)."""
         try:
             outcomes, after, rows = finished.result()
         except Exception as exc:  # a bug in the writer, not a database error: fail loudly, keep serving
@@ -182,6 +280,15 @@ class SQLiteEventStore:
             after, rows = -1, []
             self._recent.clear()
         self._recent.add(after, rows)  # before any caller hears of its append: a read after it finds them
+        self._answer(batch, outcomes)
+
+    def _answer(self, batch: list[Append], outcomes: list[AppendResult | Exception]) -> None:
+        """Hand each caller its outcome, then write the appends that queued meanwhile (or go idle)."""
+        self._resolve(batch, outcomes)
+        self._next()
+
+    @staticmethod
+    def _resolve(batch: list[Append], outcomes: list[AppendResult | Exception]) -> None:
         for request, outcome in zip(batch, outcomes):
             if request.future.done():  # the caller was cancelled; its append may still have committed
                 continue
@@ -189,10 +296,19 @@ class SQLiteEventStore:
                 request.future.set_exception(outcome)
             else:
                 request.future.set_result(outcome)
+
+    def _next(self) -> None:
+        """After a batch is committed: write the appends that queued meanwhile, else stop writing."""
         if self._pending:
             self._flush()
             return
         self._writing = False
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        """Wake close() once nothing is being written or waiting for its fsync."""
+        if self._writing or self._syncing or self._unsynced:
+            return
         for idle in self._idle:
             if not idle.done():
                 idle.set_result(None)
@@ -327,7 +443,7 @@ class SQLiteEventStore:
 
     # ------------------------------------------------------------------ the writer thread
 
-    def _write_batch(self, batch: list[Append]) -> Written:
+    def _write_batch(self, batch: list[Append], conn: sqlite3.Connection | None) -> Written:
         """Apply a batch in one transaction; an append SQLite aborted is dropped and the rest retried.
 
         Returns each append's outcome, and the position the committed transaction began after with
@@ -339,7 +455,7 @@ class SQLiteEventStore:
         one_by_one = False  # first the whole batch in a few statements; append by append if SQLite refuses it
         while todo:
             try:
-                results, after, rows = self._transaction([batch[i] for i in todo], one_by_one)
+                results, after, rows = self._transaction(conn, [batch[i] for i in todo], one_by_one)
             except BatchRefused:
                 one_by_one = True  # rolled back: find which append SQLite refuses, each behind a savepoint
                 continue
@@ -354,13 +470,14 @@ class SQLiteEventStore:
             break
         return [outcomes[i] for i in range(len(batch))], after, rows
 
-    def _transaction(self, batch: list[Append], one_by_one: bool
+    def _transaction(self, conn: sqlite3.Connection | None, batch: list[Append], one_by_one: bool
                      ) -> tuple[list[AppendResult | Exception], int, list[tuple[Any, ...]]]:
-        conn = self._write_conn
         assert conn is not None
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            if conn is self._loop_writer and _is_busy(exc):
+                raise WriterBusy() from exc
             raise self._error("starting a write", exc) from exc
         try:
             row = conn.execute("SELECT position FROM events ORDER BY position DESC LIMIT 1").fetchone()
@@ -401,6 +518,34 @@ class SQLiteEventStore:
             conn.close()
             raise
         self._write_conn = conn
+
+    def _connect_loop_writer(self) -> sqlite3.Connection:
+        """The loop's writing connection: busy_timeout 0 (a locked file sends the batch to the writer
+        thread), synchronous=NORMAL (the sync thread fsyncs the WAL), no automatic checkpoints (they fsync)."""
+        conn = connect(self.path, 0.0)
+        try:
+            for pragma in ("synchronous = NORMAL", "wal_autocheckpoint = 0", "foreign_keys = ON"):
+                conn.execute(f"PRAGMA {pragma}")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._error("opening", exc) from exc
+        return conn
+
+    def _fsync_wal(self) -> None:
+        """Put the WAL, and so every transaction committed in it so far, on disk (the sync thread)."""
+        if self._wal_fd is None:  # the WAL exists from the first commit, and lives as long as our connections
+            self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        os.fsync(self._wal_fd)
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database where no reader needs it (never blocks the loop's writes)."""
+        if self._write_conn is None:
+            return
+        try:
+            self._write_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self.checkpoints += 1
+        except sqlite3.Error as exc:  # the next one will try again; the WAL only grows meanwhile
+            logger.warning("checkpoint of %s failed: %s", self.path, exc)
 
     def _close_writer(self) -> None:
         if self._write_conn is not None:
