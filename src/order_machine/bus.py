@@ -108,14 +108,19 @@ class EventBus:
         await self._queue.join()
 
     async def _run(self) -> None:
+        queue = self._queue
         while True:
-            event = await self._queue.get()
-            try:
-                if event is _STOP:
-                    return
-                await self._deliver(event)
-            finally:
-                self._queue.task_done()
+            event = await queue.get()
+            while True:  # everything already queued, in order, before waiting again (one wake-up for many)
+                try:
+                    if event is _STOP:
+                        return
+                    await self._deliver(event)
+                finally:
+                    queue.task_done()
+                if queue.empty():
+                    break
+                event = queue.get_nowait()
 
     async def _deliver(self, event: Any) -> None:
         started = time.perf_counter()
