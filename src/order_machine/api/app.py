@@ -27,7 +27,7 @@ Orders as explicit, event-sourced state machines.
   `Idempotent-Replayed: true`) and changes nothing.
 * Action routes take **`If-Match: "<version>"`** (the `ETag` of an order read): 412 if the order moved on.
 * A refused action answers **409** naming the state, the action, the actions allowed now and the guard.
-* Money is a decimal string, times are UTC ISO 8601. After a 2xx command, reads show its effect.
+* Money is a decimal string, times are UTC ISO 8601. After a 2xx command, a read of that order shows its effect.
 """
 
 TAGS = [
