@@ -97,6 +97,7 @@ class SQLiteEventStore:
         self._writer = ThreadPoolExecutor(1, "order-machine-sqlite-writer")
         self._syncer = ThreadPoolExecutor(1, "order-machine-sqlite-fsync")
         self._loop_writer: sqlite3.Connection | None = None  # commits on the loop; never waits, never fsyncs
+        self._loop_writer_lock = threading.Lock()
         self._wal_fd: int | None = None
         self._fsync_failed: StoreError | None = None
         self._since_checkpoint = 0  # the loop connection never checkpoints (that fsyncs): the writer thread does
@@ -212,17 +213,24 @@ class SQLiteEventStore:
             checkpoint.add_done_callback(lambda _: loop.call_soon_threadsafe(self._next))
             return
         batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
-        if self._loop_writer is not None:
+        # the lock only guards against a second thread's loop flushing at the same moment (unsupported,
+        # but then it takes the writer thread's way rather than share the connection mid-transaction)
+        if self._loop_writer is not None and self._loop_writer_lock.acquire(blocking=False):
+            written: Written | Exception | None
             try:  # on the loop: no thread to wake, no GIL to hand back and forth per statement
                 written = self._write_batch(batch, self._loop_writer)
             except WriterBusy:
-                pass  # the file is locked: the writer thread waits for it (busy_timeout)
+                written = None  # the file is locked: the writer thread waits for it (busy_timeout)
             except Exception as exc:  # a bug, not a database error: fail this batch loudly, keep serving
                 logger.exception("SQLite loop writer failed on %s", self.path)
+                written = exc
+            finally:
+                self._loop_writer_lock.release()
+            if isinstance(written, Exception):
                 self._recent.clear()
-                self._answer(batch, [StoreError(f"{self.path}: the writer failed: {exc!r}") for _ in batch])
+                self._answer(batch, [StoreError(f"{self.path}: the writer failed: {written!r}") for _ in batch])
                 return
-            else:
+            if written is not None:
                 self._committed(batch, written)
                 return
         done: Future[Written] = self._writer.submit(self._write_batch, batch, self._write_conn)
