@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import random
-import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -98,7 +97,8 @@ class OrderCommandService:
         self._cache: OrderedDict[str, Order] = OrderedDict()
         # commands on one order inside this process queue up instead of racing to a conflict;
         # other processes are still caught by the store's expected-version check
-        self._order_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # order id -> [its lock, how many commands hold it or wait for it]; removed when that drops to 0
+        self._order_locks: dict[str, list[Any]] = {}
 
     async def load(self, order_id: str) -> Order:
         """The order rebuilt from its events; raises OrderNotFoundError."""
@@ -176,11 +176,17 @@ class OrderCommandService:
         return result
 
     async def _change(self, command: Command, order_id: str, expected: int | None, act: Any) -> CommandResult:
-        lock = self._order_locks.get(order_id)
-        if lock is None:
-            lock = self._order_locks[order_id] = asyncio.Lock()
-        async with lock:
-            return await self._change_locked(command, order_id, expected, act)
+        entry = self._order_locks.get(order_id)
+        if entry is None:
+            entry = self._order_locks[order_id] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                return await self._change_locked(command, order_id, expected, act)
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._order_locks[order_id]
 
     async def _change_locked(self, command: Command, order_id: str, expected: int | None,
                              act: Any) -> CommandResult:

@@ -133,6 +133,14 @@ async def test_concurrent_commands_on_one_order_lose_no_update(service: OrderCom
     assert len(order.items) == 21 and order.amount == Decimal("30.50")
 
 
+async def test_the_per_order_queue_is_dropped_once_its_commands_are_done(service: OrderCommandService) -> None:
+    await asyncio.gather(*(service.handle(CreateOrder(order_id=f"q-{n}", customer_id="c", amount="1"))
+                           for n in range(20)))
+    await asyncio.gather(*(service.handle(ConfirmOrder(order_id=f"q-{n % 20}")) for n in range(40)),
+                         return_exceptions=True)  # two per order: the second is refused, after the first
+    assert service._order_locks == {}  # no lock kept for an order nobody is commanding
+
+
 async def test_only_one_of_many_concurrent_cancels_and_returns_wins(service: OrderCommandService) -> None:
     await create(service)
     outcomes = await asyncio.gather(
