@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     projection_batch_size: int = Field(default=500, ge=1)
     projection_poll_seconds: float = Field(default=0.5, gt=0)
     projection_linger_seconds: float = Field(
-        default=0.01, ge=0, le=1,
+        default=0.05, ge=0, le=1,
         description="after a short batch, wait this long for more events unless a query waits (larger batches)",
     )
     run_projections: bool = Field(default=True, description="run the projection runner in this process")

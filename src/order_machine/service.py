@@ -255,7 +255,8 @@ class OrderCommandService:
         if self.bus is not None:
             for event in pending:
                 await self.bus.publish(event)
-        return CommandResult(**body, position=appended.position)
+        # our own str/int/list values: no validation to run on the hot path
+        return CommandResult.model_construct(**body, position=appended.position, duplicate=False)
 
     def _to_status(self, order: Order, command: UpdateOrderStatus) -> Any:
         target = command.status

@@ -67,3 +67,4 @@ async def test_a_stored_version_1_event_reads_the_same_on_the_write_and_the_read
     assert await ProjectionRunner(store, read_models).wait_for(result.position, timeout=5)
     order = await read_models.get_order("ord-1")
     assert order is not None and (order.status, order.amount) == ("Confirmed", Decimal("1299.99"))
+
