@@ -242,8 +242,8 @@ class OrderCommandService:
         causation = command.command_id or causation_id()
         metadata = {"command_id": command.command_id, "causation_id": causation, "correlation_id": causation}
         new_events = [encode(e, {**metadata, "command": type(command).__name__}) for e in pending]
-        body = {"order_id": order.id, "state": order.state, "version": order.version,
-                "events": [type(e).__name__ for e in pending]}
+        kinds = [type(e).__name__ for e in pending]
+        body = {"order_id": order.id, "state": order.state, "version": order.version, "events": kinds}
         # the result is only ever read back for a repeated command id: no id, nothing to record
         recorded = {**body, "fingerprint": _fingerprint(command)} if command.command_id is not None else None
         appended = await self.store.append(
@@ -256,7 +256,8 @@ class OrderCommandService:
             for event in pending:
                 await self.bus.publish(event)
         # our own str/int/list values: no validation to run on the hot path
-        return CommandResult.model_construct(**body, position=appended.position, duplicate=False)
+        return CommandResult.model_construct(order_id=order.id, state=order.state, version=order.version,
+                                             position=appended.position, events=kinds, duplicate=False)
 
     def _to_status(self, order: Order, command: UpdateOrderStatus) -> Any:
         target = command.status
