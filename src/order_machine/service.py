@@ -255,9 +255,8 @@ class OrderCommandService:
         if self.bus is not None:
             for event in pending:
                 await self.bus.publish(event)
-        # our own str/int/list values: no validation to run on the hot path
-        return CommandResult.model_construct(order_id=order.id, state=order.state, version=order.version,
-                                             position=appended.position, events=kinds, duplicate=False)
+        return CommandResult(order_id=order.id, state=order.state, version=order.version, position=appended.position,
+                             events=kinds)
 
     def _to_status(self, order: Order, command: UpdateOrderStatus) -> Any:
         target = command.status

@@ -85,7 +85,12 @@ def append_one(
             error = error_of(f"appending to stream {request.stream_id!r}", exc)
         error.__cause__ = exc
         return error, position
-    return AppendResult(request.stream_id, version, last, False, json.loads(request.result)), last
+    return AppendResult(request.stream_id, version, last, False, _result(request)), last
+
+
+def _result(request: Append) -> dict[str, Any]:
+    """The result recorded with an append: read back from its JSON only when there is one to read."""
+    return json.loads(request.result) if request.result != "{}" else {}
 
 
 def stream_version(conn: sqlite3.Connection, stream_id: str) -> int:
@@ -143,7 +148,7 @@ def append_all(
         if command_id is not None:
             commands.append((command_id, stream_id, version, position, request.result, recorded_at))
             first[command_id] = (stream_id, version, position, request.result)
-        results.append(AppendResult(stream_id, version, position, False, json.loads(request.result)))
+        results.append(AppendResult(stream_id, version, position, False, _result(request)))
     try:
         _insert(conn, f"INSERT INTO events ({COLUMNS}) VALUES ", 8, events)
         _insert(conn, "INSERT INTO commands VALUES ", 6, commands)
