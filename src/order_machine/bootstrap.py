@@ -188,7 +188,11 @@ async def bootstrap(settings: Settings | None = None) -> Runtime:
                                         poll_interval=settings.projection_poll_seconds,
                                         take_leases=settings.run_projections)
     follower = worker if worker is not None else runner
-    bus.subscribe(follower.wake)
+    on_commit = getattr(store, "on_commit", None)
+    if worker is None and on_commit is not None:
+        on_commit(runner.wake)  # SQLite: woken once a committed batch, not once an event through the bus
+    else:
+        bus.subscribe(follower.wake)
     commands = OrderCommandService(store, machine, bus, retries=settings.command_retries,
                                    cache_size=settings.order_cache_size)
     service = OrderApplicationService(commands, read_models, follower, read_your_writes=settings.read_your_writes,

@@ -336,3 +336,13 @@ async def test_the_wal_is_checkpointed_though_the_loop_connection_never_does_it(
         assert store.checkpoints == 2  # one after about 1,000 WAL pages (4 a commit here)
         wal = store.path.with_name(store.path.name + "-wal").stat().st_size
         assert wal < 300 * 4 * 4120  # the WAL restarts after each checkpoint: 700 commits would need 11.5 MB
+
+
+async def test_commit_listeners_hear_of_each_acknowledged_batch_but_not_of_repeats(sqlite_url: str) -> None:
+    async with SQLiteEventStore.from_url(sqlite_url) as store:
+        heard: list[int] = []
+        store.on_commit(lambda: heard.append(len(heard)))
+        await asyncio.gather(*(store.append(f"o-{n}", [event()], 0) for n in range(10)))  # one batch
+        await store.append("o-10", [event()], 0, command_id="k")
+        await store.append("o-10", [event()], 0, command_id="k")  # a repeat appends nothing
+        assert heard == [0, 1]

@@ -103,6 +103,7 @@ class SQLiteEventStore:
         self._since_checkpoint = 0  # the loop connection never checkpoints (that fsyncs): the writer thread does
         self._reader_pool = ReaderThreads(self.readers, "order-machine-sqlite-reader")
         self._loop_reader = LoopReader()
+        self._listeners: list[Callable[[], None]] = []
         self._recent = RecentEvents()  # what this store committed last, for the projections (loop thread only)
         self._write_conn: sqlite3.Connection | None = None
         self._read_conns: list[sqlite3.Connection] = []
@@ -295,8 +296,12 @@ class SQLiteEventStore:
         self._resolve(batch, outcomes)
         self._next()
 
-    @staticmethod
-    def _resolve(batch: list[Append], outcomes: list[AppendResult | Exception]) -> None:
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` on the event loop after each batch whose appends were acknowledged (the
+        projection runner's wake-up: once a batch, rather than once an event through the bus)."""
+        self._listeners.append(listener)
+
+    def _resolve(self, batch: list[Append], outcomes: list[AppendResult | Exception]) -> None:
         for request, outcome in zip(batch, outcomes):
             if request.future.done():  # the caller was cancelled; its append may still have committed
                 continue
@@ -304,6 +309,12 @@ class SQLiteEventStore:
                 request.future.set_exception(outcome)
             else:
                 request.future.set_result(outcome)
+        if self._listeners and any(isinstance(o, AppendResult) and not o.duplicate for o in outcomes):
+            for listener in self._listeners:
+                try:
+                    listener()
+                except Exception:  # a listener's bug must not stop the store answering the next batch
+                    logger.exception("commit listener %r failed", listener)
 
     def _next(self) -> None:
         """After a batch is committed: write the appends that queued meanwhile, else stop writing."""
