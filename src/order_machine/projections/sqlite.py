@@ -83,6 +83,9 @@ CREATE TABLE IF NOT EXISTS read_order_history (
 CREATE UNIQUE INDEX IF NOT EXISTS read_order_history_by_order ON read_order_history (order_id, version);
 """
 
+#: a batch of at most this many events is applied on the event loop (SQLiteReadModels._on_loop)
+LOOP_APPLY_LIMIT = 200
+
 VIEW_TABLES = {"orders": "read_orders", "order_items": "read_order_items", "order_history": "read_order_history"}
 _TABLES = (*VIEW_TABLES.values(), "projection_checkpoints")
 
@@ -162,6 +165,10 @@ class SQLiteReadModels:
         self._connections = threading.local()
         self._schema_ready = False
         self._closed = False
+        # a small batch is applied on the event loop's thread through this connection (see _on_loop)
+        self._loop_conn: sqlite3.Connection | None = None
+        self._loop_thread: int | None = None
+        self._attaching = False
 
     # ----------------------------------------------------------------- plumbing
 
@@ -244,7 +251,12 @@ class SQLiteReadModels:
         return await self._run(self._reader, lambda: self._checkpoint(self._connection(), name))
 
     async def apply(self, projector: Projector, events: Sequence[Decoded], after: int) -> int:
-        return await self._run(self._writer, self._transaction, lambda conn: self._apply(conn, projector, events, after))
+        work: Callable[[sqlite3.Connection], int] = lambda conn: self._apply(conn, projector, events, after)
+        if len(events) <= LOOP_APPLY_LIMIT and await self._loop_ready():
+            done, result = self._on_loop(work)
+            if done:
+                return result
+        return await self._run(self._writer, self._transaction, work)
 
     async def apply_together(
         self, jobs: Sequence[tuple[Projector, Sequence[Decoded], int]],
@@ -266,7 +278,65 @@ class SQLiteReadModels:
                 conn.execute("RELEASE projector")
             return outcomes
 
+        if sum(len(events) for _, events, _ in jobs) <= LOOP_APPLY_LIMIT and await self._loop_ready():
+            done, outcomes = self._on_loop(work)
+            if done:
+                return outcomes
         return await self._run(self._writer, self._transaction, work)
+
+    async def _loop_ready(self) -> bool:
+        """Whether this thread's loop can apply a batch itself (connecting it, once, off the loop)."""
+        if self._loop_conn is not None:
+            return self._loop_thread == threading.get_ident()
+        if self._synchronous.upper() not in ("NORMAL", "OFF") or self._attaching or self._closed:
+            return False  # a commit that fsyncs stays off the loop
+        self._attaching = True
+        try:
+            conn = await self._run(self._writer, self._connect_loop)
+        finally:
+            self._attaching = False
+        if self._closed:
+            conn.close()
+            return False
+        self._loop_conn, self._loop_thread = conn, threading.get_ident()
+        return True
+
+    def _connect_loop(self) -> sqlite3.Connection:
+        self._connection()  # the schema exists before the loop writes
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=0, check_same_thread=False)
+        for pragma in ("busy_timeout = 0", f"synchronous = {self._synchronous}", "wal_autocheckpoint = 0"):
+            conn.execute(f"PRAGMA {pragma}")
+        return conn
+
+    def _on_loop(self, work: Callable[[sqlite3.Connection], R]) -> tuple[bool, R]:
+        """Run `work` in a transaction on the loop's connection: (True, its result), or (False, None)
+        when the file is locked (then the caller goes to the writer thread, which waits).
+
+        A batch of at most LOOP_APPLY_LIMIT events costs the loop a few milliseconds at most, less
+        than handing it to a thread whose every SQLite call then trades the GIL with the loop; the
+        connection never waits for a lock (busy_timeout 0) and never fsyncs (synchronous NORMAL, no
+        automatic checkpoint: the event store's writer thread checkpoints the shared WAL).
+        """
+        conn = self._loop_conn
+        assert conn is not None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return False, None  # type: ignore[return-value]
+            raise StoreError(f"read models in {self.path}: {exc}") from exc
+        try:
+            result = work(conn)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"read models in {self.path}: {exc}") from exc
+        except BaseException:
+            if conn.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
+                conn.execute("ROLLBACK")
+            raise
+        return True, result
 
     def _apply(self, conn: sqlite3.Connection, projector: Projector, events: Sequence[Decoded], after: int) -> int:
         current = self._checkpoint(conn, projector.name)
@@ -371,6 +441,9 @@ class SQLiteReadModels:
         if self._closed:
             return
         self._closed = True
+        if self._loop_conn is not None:
+            self._loop_conn.close()
+            self._loop_conn = None
 
         def close_connection() -> None:
             conn = getattr(self._connections, "conn", None)
