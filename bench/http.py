@@ -186,6 +186,8 @@ def report(ours: Run, bare: Run, pairs: int) -> list[Table]:
         "client on asyncio) shares the machine's cores with them",
         "the bare routes parse the same JSON body and answer the same response model, so the ceiling "
         "includes FastAPI's validation and serialisation",
+        "ours answers each command once its event is fsynced; the projections follow in the same process, "
+        "and read-your-writes is kept at read time (a read of the order would wait for them; commands do not)",
     ]
     goals = goals_table("HTTP goals (issue 5)", [
         Goal("requests/s", ">= 1/2 of bare FastAPI", ratio(ours.per_second, bare.per_second),
