@@ -59,15 +59,17 @@ def _is_busy(exc: sqlite3.Error) -> bool:
 
 
 class SQLiteEventStore:
-    """Events in one SQLite file, appended by one writer thread that commits concurrent appends together.
+    """Events in one SQLite file; concurrent appends are committed together, on the event loop (or on the
+    writer thread when the file is locked).
 
     `path` is the database file; read models may keep their tables in it, through their own
-    connections (WAL and busy_timeout let them). `commits` counts write transactions, `checkpoints` the WAL checkpoints it ran.
+    connections (WAL and busy_timeout let them). `commits` counts write transactions, `checkpoints`
+    the WAL checkpoints it ran.
     Options: durability "full" (default: an append returns once its transaction is on disk, so it
     survives power loss) or "fast" (synchronous=NORMAL: still safe on a crash, but the last commits may
     be lost on power loss); busy_timeout in seconds; readers (reader threads); max_batch (appends per
-    transaction). With "full", a batch is visible to readers from its commit, a few hundred µs before
-    its fsync ends and its callers hear of it (see the README's design notes).
+    transaction). With "full", a batch is visible to readers from its commit, up to an fsync (about a
+    millisecond) before its callers hear of it (see the README's design notes).
     """
 
     def __init__(
@@ -186,7 +188,8 @@ class SQLiteEventStore:
         command_id: str | None = None,
         result: Mapping[str, Any] | None = None,
     ) -> AppendResult:
-        """Queue the append for the writer's next transaction and wait until it has committed."""
+        """Queue the append for the next batch and wait until it is committed (and, with durability
+        "full", on disk)."""
         rows, result_json = encode_append(stream_id, events, command_id, result)
         await self.open()
         self._check_usable()
