@@ -50,6 +50,10 @@ _HEAD = "SELECT version, position FROM events WHERE stream_id = ? ORDER BY versi
 _LOAD = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? ORDER BY version"
 
 
+#: what SQLite itself calls to sync the WAL on Linux: the data, and the size when it grew, not the mtime
+_datasync = getattr(os, "fdatasync", os.fsync)
+
+
 class WriterBusy(Exception):
     """The loop's connection found the file locked: the batch goes to the writer thread, which may wait."""
 
@@ -557,7 +561,7 @@ class SQLiteEventStore:
         """Put the WAL, and so every transaction committed in it so far, on disk (the sync thread)."""
         if self._wal_fd is None:  # the WAL exists from the first commit, and lives as long as our connections
             self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
-        os.fsync(self._wal_fd)
+        _datasync(self._wal_fd)
 
     def _checkpoint(self) -> None:
         """Copy the WAL into the database where no reader needs it (never blocks the loop's writes)."""
