@@ -7,6 +7,7 @@ Imports `commands`, `errors` and the api package's own modules; never a store or
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 import msgspec
@@ -36,9 +37,9 @@ def _json(model: BaseModel, status_code: int = 200, headers: dict[str, str] | No
     return JSONResponse(model.model_dump(mode="json"), status_code=status_code, headers=headers)
 
 
-async def _execute(request: Request, command: Command) -> CommandResult:
-    # the application service waits for the projections (read-your-writes) before answering
-    return await runtime_of(request).service.handle(command)
+def _execute(request: Request, command: Command) -> Awaitable[CommandResult]:
+    """The command through the application service (no coroutine of its own: one frame less to resume)."""
+    return runtime_of(request).service.handle(command)
 
 
 def _answer(result: CommandResult, status_code: int = 200, location: str | None = None) -> Response:
@@ -70,10 +71,11 @@ async def create_order(
 ) -> Response:
     command = CreateOrder(command_id=idempotency_key(request), **body.model_dump())
     result = await _execute(request, command)
-    # what request.url_for("get_order", ...) answers (a mount's root path included), without its route search
-    url = request.url
-    location = f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}/orders/{result.order_id}"
-    return _answer(result, 201, location)
+    # what request.url_for("get_order", ...) answers (a mount's root path included), without its route
+    # search, and from the Host header as Starlette's URL takes it, without building the URL
+    scope, host = request.scope, request.headers.get("host")
+    origin = f"{scope.get('scheme', 'http')}://{host}" if host else f"{request.url.scheme}://{request.url.netloc}"
+    return _answer(result, 201, f"{origin}{scope.get('root_path', '')}/orders/{result.order_id}")
 
 
 @router.get(
