@@ -44,8 +44,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", help="interface to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default: 8000)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="worker processes (default: 1); more than one needs a shared database file or server "
-                             "(PostgreSQL scales best)")
+                        help="worker processes (default: 1); more than one needs a database they share: PostgreSQL "
+                             "(SQLite works, but its workers queue for the file's one write lock and are slower "
+                             "than one process)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.set_defaults(handler=run, parser=parser)
 
