@@ -44,9 +44,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", help="interface to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default: 8000)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="worker processes (default: 1); more than one needs a database they share: PostgreSQL "
-                             "(SQLite works, but its workers queue for the file's one write lock and are slower "
-                             "than one process)")
+                        help="worker processes (default: 1); more than one needs a database they share "
+                             "(a SQLite file, or PostgreSQL, which also scales across hosts)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.set_defaults(handler=run, parser=parser)
 
@@ -119,8 +118,10 @@ def _serve_workers(settings: Settings, workers: int, log_level: str) -> int:
     os.environ["ORDER_MACHINE_DB_URL"] = settings.db_url
     os.environ["ORDER_MACHINE_DEFINITIONS_DIR"] = str(settings.definitions_dir)
     _announce(settings, workers)
+    from ._uvicorn import NoDelayH11Protocol
+
     uvicorn.run("order_machine.api.app:app_from_environment", factory=True, host=settings.host, port=settings.port,
-                workers=workers, log_level=log_level, server_header=False)
+                workers=workers, log_level=log_level, server_header=False, http=NoDelayH11Protocol)
     return 0
 
 

@@ -1,0 +1,44 @@
+"""`serve --workers N` sets TCP_NODELAY on each connection itself: uvicorn's own listening socket for
+several workers has no protocol number, so asyncio leaves Nagle's algorithm on (40 ms per response)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+
+from order_machine.cli._uvicorn import set_nodelay
+
+
+class Transport:
+    def __init__(self, sock: socket.socket | None) -> None:
+        self.sock = sock
+
+    def get_extra_info(self, name: str) -> socket.socket | None:
+        return self.sock if name == "socket" else None
+
+
+@contextmanager
+def accepted_as_uvicorn_workers_accept() -> Iterator[socket.socket]:
+    """A connection accepted on a listener made like uvicorn's for several workers: socket(family)."""
+    with closing(socket.socket(socket.AF_INET)) as listener:
+        assert listener.proto == 0
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with closing(socket.create_connection(listener.getsockname())):
+            accepted, _ = listener.accept()
+            with closing(accepted):
+                yield accepted
+
+
+def test_a_connection_accepted_on_a_worker_socket_gets_tcp_nodelay() -> None:
+    with accepted_as_uvicorn_workers_accept() as accepted:
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0  # what asyncio would leave
+        set_nodelay(Transport(accepted))  # type: ignore[arg-type]
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_a_transport_without_a_tcp_socket_is_left_alone() -> None:
+    set_nodelay(Transport(None))  # type: ignore[arg-type]
+    with closing(socket.socket(socket.AF_UNIX)) as unix:
+        set_nodelay(Transport(unix))  # type: ignore[arg-type]
