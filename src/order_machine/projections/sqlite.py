@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ..errors import StoreError
+from ..store.sqlite_file import is_busy
 from .projectors import (
     Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, run_batch,
 )
@@ -215,14 +216,7 @@ class SQLiteReadModels:
     def _transaction(self, work: Callable[[sqlite3.Connection], R]) -> R:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(conn)
-        except BaseException:
-            if conn.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+        return _finish(conn, work)
 
     def _snapshot(self, work: Callable[[sqlite3.Connection], R]) -> R:
         conn = self._connection()
@@ -321,22 +315,11 @@ class SQLiteReadModels:
         assert conn is not None
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return True, _finish(conn, work)
+        except sqlite3.Error as exc:  # as _run reports the writer thread's errors
+            if is_busy(exc) and not conn.in_transaction:  # BEGIN found the file locked
                 return False, None  # type: ignore[return-value]
             raise StoreError(f"read models in {self.path}: {exc}") from exc
-        try:
-            result = work(conn)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StoreError(f"read models in {self.path}: {exc}") from exc
-        except BaseException:
-            if conn.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
-                conn.execute("ROLLBACK")
-            raise
-        return True, result
 
     def _apply(self, conn: sqlite3.Connection, projector: Projector, events: Sequence[Decoded], after: int) -> int:
         current = self._checkpoint(conn, projector.name)
@@ -454,3 +437,15 @@ class SQLiteReadModels:
         for executor in (self._writer, self._reader):
             await loop.run_in_executor(executor, close_connection)
             executor.shutdown(wait=True)
+
+
+def _finish(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], R]) -> R:
+    """`work` inside the transaction just begun on `conn`, then COMMIT; ROLLBACK if anything failed."""
+    try:
+        result = work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
+            conn.execute("ROLLBACK")
+        raise
+    return result

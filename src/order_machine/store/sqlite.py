@@ -28,7 +28,7 @@ from ..events import NewEvent, StoredEvent
 from . import AppendResult, read_in_batches
 from .codec import encode_append
 from .sqlite_file import (
-    DURABILITY, OPTIONS, URL_HINT, check_header, connect, copy_error, number, parse_sqlite_url,
+    DURABILITY, OPTIONS, URL_HINT, check_header, connect, copy_error, is_busy, number, parse_sqlite_url,
     prepare_writer, rollback, translate,
 )
 from .sqlite_append import Append, BatchRefused, TransactionLost, append_all, append_one
@@ -56,10 +56,6 @@ _datasync = getattr(os, "fdatasync", os.fsync)
 
 class WriterBusy(Exception):
     """The loop's connection found the file locked: the batch goes to the writer thread, which may wait."""
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class SQLiteEventStore:
@@ -343,34 +339,30 @@ class SQLiteEventStore:
     # ------------------------------------------------------------------ reads
 
     async def load(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
-        if not self._opened:
-            await self.open()
-        self._check_usable()
-        loop_reader = self._loop_reader
-        if loop_reader.conn is None and not loop_reader.attaching:
-            await self._attach_loop_reader()
-        try:  # a short stream on the loop, with no thread hop (see LoopReader for why it cannot block)
-            rows = loop_reader.rows(f"{_LOAD} LIMIT ?", (stream_id, from_version))
-        except sqlite3.Error as exc:
-            raise self._error("reading", exc) from exc
+        # a short stream on the loop, with no thread hop (see LoopReader for why it cannot block)
+        rows = await self._loop_rows(f"{_LOAD} LIMIT ?", (stream_id, from_version))
         if rows is not None:
             return to_events(rows)
         return await self._on_reader(self._query_events, _LOAD, (stream_id, from_version))
 
     async def stream_head(self, stream_id: str) -> tuple[int, int]:
+        # one index seek; LoopReader binds its row limit last, and min() keeps the read to the head row
+        rows = await self._loop_rows(f"{_HEAD} LIMIT min(?, 1)", (stream_id,))
+        if rows is None:
+            rows = await self._on_reader(self._query, f"{_HEAD} LIMIT 1", (stream_id,))
+        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+
+    async def _loop_rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        """The rows of a short read done on the loop (LoopReader.rows), or None: read it on a thread."""
         if not self._opened:
             await self.open()
         self._check_usable()
         if self._loop_reader.conn is None and not self._loop_reader.attaching:
             await self._attach_loop_reader()
-        try:  # one index seek: on the loop like a short load, else on a reader thread
-            # LoopReader binds its row limit last; min() keeps the read to the one head row
-            rows = self._loop_reader.rows(f"{_HEAD} LIMIT min(?, 1)", (stream_id,))
+        try:
+            return self._loop_reader.rows(sql, params)
         except sqlite3.Error as exc:
             raise self._error("reading", exc) from exc
-        if rows is None:
-            rows = await self._on_reader(self._query, f"{_HEAD} LIMIT 1", (stream_id,))
-        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
     async def _attach_loop_reader(self) -> None:
         """Open the loop's read connection on a reader thread (opening a file may wait) and attach it here."""
@@ -389,15 +381,8 @@ class SQLiteEventStore:
         recent = self._recent.after(after, limit) if limit else None
         if recent is not None:  # the projections following this process's own writes: no read at all
             return to_events(recent)
-        if not self._opened:
-            await self.open()
-        self._check_usable()
-        if self._loop_reader.conn is None and not self._loop_reader.attaching:
-            await self._attach_loop_reader()
-        try:  # a caught-up follower's read finds a few rows or none: on the loop, else on a reader thread
-            rows = self._loop_reader.rows(f"{_BATCH} LIMIT min(?, ?)", (after, limit))
-        except sqlite3.Error as exc:
-            raise self._error("reading", exc) from exc
+        # a caught-up follower's read finds a few rows or none: on the loop, else on a reader thread
+        rows = await self._loop_rows(f"{_BATCH} LIMIT min(?, ?)", (after, limit))
         if rows is not None:
             return to_events(rows)
         return await self._on_reader(self._query_events, f"{_BATCH} LIMIT ?", (after, limit))
@@ -502,7 +487,7 @@ class SQLiteEventStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            if conn is self._loop_writer and _is_busy(exc):
+            if conn is self._loop_writer and is_busy(exc):
                 raise WriterBusy() from exc
             raise self._error("starting a write", exc) from exc
         try:

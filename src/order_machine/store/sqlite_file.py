@@ -161,6 +161,11 @@ def prepare_writer(conn: sqlite3.Connection, path: Path, synchronous: str) -> st
     return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(level, str(level))
 
 
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether SQLite refused because another connection holds a lock (the caller may wait or go elsewhere)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 def translate(path: Path, doing: str, exc: sqlite3.Error, busy_timeout: float) -> StoreError:
     """The StoreError for a driver error: names the file and says what to do when it can."""
     text = str(exc)

@@ -18,6 +18,7 @@ import msgspec
 
 from ..events import StoredEvent
 from .codec import loads
+from .sqlite_file import is_busy
 
 T = TypeVar("T")
 
@@ -140,7 +141,7 @@ class LoopReader:
         try:
             rows = conn.execute(sql, (*params, LOOP_READ_LIMIT + 1)).fetchall()
         except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if is_busy(exc):
                 return None
             raise
         return rows if len(rows) <= LOOP_READ_LIMIT else None
