@@ -7,17 +7,15 @@ import asyncio
 import signal
 import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
+from order_streams import READ_MODEL_TABLES
+from order_streams import fill as fill_orders
 from pg_support import pg_url, postgres_store, shared_schema
 
-from order_machine.events import (
-    OrderConfirmed, OrderCreated, OrderDelivered, OrderEvent, OrderItem, OrderItemAdded, OrderProcessingStarted,
-    OrderShipped, encode,
-)
+from order_machine.events import OrderCreated, encode
 from order_machine.projections import ProjectionRunner
 from order_machine.projections.postgres import PostgresReadModels
 from order_machine.projections.workers import LeasedProjectionWorker
@@ -25,37 +23,12 @@ from order_machine.store.postgres import PostgresEventStore
 
 pytestmark = pytest.mark.postgres
 
-TABLES = {"read_orders": "id", "read_order_items": "order_id, line", "read_order_history": "position",
-          "projection_checkpoints": "name"}
 BOTH = {"orders", "order_history"}
-
-
-def lifecycle(n: int) -> list[list[OrderEvent]]:
-    """An order's events in three appends: created with an item, more items, then part of the way to delivery."""
-    oid, t = f"o-{n:05d}", datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=n)
-    return [
-        [OrderCreated(oid, t, f"c-{n % 13}", f"order {n}", None, (OrderItem("p-0", 1, Decimal("9.99")),))],
-        [OrderItemAdded(oid, t, f"p-{k}", k, Decimal(n % 50) / 4) for k in range(1, n % 3 + 1)],
-        [OrderConfirmed(oid, t, "Pending", "Confirmed"), OrderProcessingStarted(oid, t, "Confirmed", "Processing"),
-         OrderShipped(oid, t, "Processing", "Shipped", f"T-{n}", f"{n} High St"),
-         OrderDelivered(oid, t, "Shipped", "Delivered")][:n % 5],
-    ]
+TABLES = READ_MODEL_TABLES
 
 
 async def fill(store: PostgresEventStore, orders: int) -> tuple[int, int]:
-    """Append the orders round by round, concurrently, so streams interleave; returns (last position, events)."""
-    plans = {n: lifecycle(n) for n in range(orders)}
-    versions = dict.fromkeys(plans, 0)
-    semaphore = asyncio.Semaphore(8)
-
-    async def append(n: int, chunk: list[OrderEvent]) -> None:
-        async with semaphore:
-            await store.append(f"o-{n:05d}", [encode(e) for e in chunk], versions[n])
-        versions[n] += len(chunk)
-
-    for round_ in range(3):
-        await asyncio.gather(*(append(n, plan[round_]) for n, plan in plans.items() if plan[round_]))
-    return await store.last_position(), sum(versions.values())
+    return await fill_orders(store, orders, concurrency=8)  # within the connection pool
 
 
 async def dump(schema: str) -> dict[str, list[tuple[object, ...]]]:

@@ -11,52 +11,25 @@ import random
 import signal
 import sqlite3
 import sys
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from order_streams import READ_MODEL_TABLES
+from order_streams import fill as fill_orders
 
-from order_machine.events import (
-    OrderConfirmed, OrderCreated, OrderDelivered, OrderEvent, OrderItem, OrderItemAdded, OrderProcessingStarted,
-    OrderShipped, encode,
-)
 from order_machine.projections import ProjectionRunner, SQLiteReadModels
 from order_machine.store.sqlite import SQLiteEventStore
 
 WORKER = Path(__file__).with_name("projection_worker.py")
 ORDERS = 1200
 KILLS = 6
-TABLES = {
-    "read_orders": "id", "read_order_items": "order_id, line", "read_order_history": "position",
-    "projection_checkpoints": "name",
-}
-
-
-def lifecycle(n: int) -> list[list[OrderEvent]]:
-    """An order's events in three appends: created with an item, more items, then on to delivery."""
-    oid, t = f"o-{n:05d}", datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=n)
-    return [
-        [OrderCreated(oid, t, f"c-{n % 13}", f"order {n}", None, (OrderItem("p-0", 1, Decimal("9.99")),))],
-        [OrderItemAdded(oid, t, f"p-{k}", k, Decimal(n % 50) / 4) for k in range(1, n % 3 + 1)],
-        [OrderConfirmed(oid, t, "Pending", "Confirmed"), OrderProcessingStarted(oid, t, "Confirmed", "Processing"),
-         OrderShipped(oid, t, "Processing", "Shipped", f"T-{n}", f"{n} High St"),
-         OrderDelivered(oid, t, "Shipped", "Delivered")][:n % 5],
-    ]
+TABLES = READ_MODEL_TABLES
 
 
 async def fill(path: Path) -> int:
-    """Append the orders round by round, concurrently (group commit), so streams interleave."""
-    plans = {n: lifecycle(n) for n in range(ORDERS)}
-    versions = dict.fromkeys(plans, 0)
+    """The orders' events, appended concurrently (group commit) so that streams interleave."""
     async with SQLiteEventStore(path, durability="fast") as store:
-        for round_ in range(3):
-            chunks = {n: plan[round_] for n, plan in plans.items() if plan[round_]}
-            await asyncio.gather(*(store.append(f"o-{n:05d}", [encode(e) for e in chunk], versions[n])
-                                   for n, chunk in chunks.items()))
-            for n, chunk in chunks.items():
-                versions[n] += len(chunk)
-        return await store.last_position()
+        return (await fill_orders(store, ORDERS))[0]
 
 
 def dump(path: Path) -> dict[str, list[tuple[object, ...]]]:
