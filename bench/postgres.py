@@ -21,7 +21,7 @@ from psycopg.sql import SQL, Identifier
 
 from . import store_peer
 from ._report import Goal, Size, Table, count, goals_table, pick, ratio
-from .store import ADDRESS
+from .store import ADDRESS, lifecycle
 
 URL_VARIABLES = ("ORDER_MACHINE_BENCH_PG_URL", "ORDER_MACHINE_TEST_PG_URL")
 CLIENTS = (1, 4, 8)
@@ -116,19 +116,11 @@ class Ours:
         self.service = OrderCommandService(self.store, order_machine(), EventBus())
 
     async def run_commands(self, first: int, orders: int, clients: int) -> float:
-        from order_machine import ConfirmOrder, CreateOrder, DeliverOrder, ShipOrder, StartProcessing
-
         handle = self.service.handle
 
         async def client(start: int) -> None:
             for i in range(start, first + orders, clients):
-                order_id = f"pg-{i}"
-                await handle(CreateOrder(order_id=order_id, customer_id=f"c-{i}", amount=Decimal("99.50")))
-                await handle(ConfirmOrder(order_id=order_id))
-                await handle(StartProcessing(order_id=order_id))
-                await handle(ShipOrder(order_id=order_id, tracking_number=f"TRK-{i}", shipping_address=ADDRESS))
-                result = await handle(DeliverOrder(order_id=order_id))
-                assert result.state == "Delivered" and result.version == 5, result
+                await lifecycle(handle, f"pg-{i}", i)
 
         started = time.perf_counter()
         await asyncio.gather(*(client(first + c) for c in range(clients)))
