@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,8 +40,15 @@ logger = logging.getLogger(__name__)
 
 
 def new_id() -> str:
-    """32 random hex digits, as unique as a uuid4's hex and a fraction of its cost on the hot path."""
-    return os.urandom(16).hex()
+    """32 hex digits laid out as a UUIDv7 (RFC 9562): the Unix time in milliseconds, then random bits.
+
+    Ids made later sort later, so a new order's rows land at the right-hand end of every index keyed
+    by order id (the store's stream index, the read models' tables) instead of on a random page each:
+    a commit then rewrites a page or two, not one page per order. 74 random bits keep ids unique.
+    """
+    rand = int.from_bytes(os.urandom(10), "big")
+    return "%012x7%03x%016x" % (time.time_ns() // 1_000_000, rand >> 64 & 0xFFF,
+                                (rand & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000)
 
 
 _PROCESS = os.urandom(8).hex()

@@ -84,6 +84,12 @@ async def test_metrics_count_commands_by_outcome_events_projections_and_bus(clie
     assert m["order_machine_bus_published_total"] == 2
     assert {"order_machine_bus_processed_total", "order_machine_bus_failed_total",
             "order_machine_bus_queue_size"} <= set(m)
+    store = {k: m.get(f"order_machine_store_{k}_total") for k in ("commits", "fsyncs", "checkpoints")}
+    if "sqlite" in str(runtime_of(client._transport.app).store.url):  # type: ignore[attr-defined]
+        # two accepted commands, awaited one after the other: a transaction each; durability "fast" here
+        assert store == {"commits": 2, "fsyncs": 0, "checkpoints": 0}
+    else:
+        assert store == {"commits": None, "fsyncs": None, "checkpoints": None}
 
 
 async def test_every_route_documents_an_example_answer_and_every_body_an_example(client: httpx.AsyncClient) -> None:

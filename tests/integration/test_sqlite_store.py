@@ -305,6 +305,7 @@ async def test_an_append_is_answered_only_once_the_wal_is_on_disk(sqlite_url: st
             assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 2
         released.set()
         assert (await pending).position == 1 and (await appended_meanwhile).position == 2
+        assert (store.commits, store.fsyncs) == (2, 2)  # the second batch's own fsync (counted for /metrics)
 
 
 async def test_a_failed_fsync_fails_its_appends_and_the_store_takes_no_more(sqlite_url: str) -> None:

@@ -137,6 +137,12 @@ def prometheus_text(m: Mapping[str, Any]) -> str:
         *_family(f"{p}_bus_processing_seconds_total", "counter", "Time spent in bus handlers.",
                  [({}, bus.get("processing_seconds", 0.0))]),
     ]
+    store: Mapping[str, Any] = m.get("store", {})
+    for key, what in (("commits", "Write transactions the store committed (each a batch of appends)."),
+                      ("fsyncs", "fsyncs of the write-ahead log (each covers every commit before it)."),
+                      ("checkpoints", "Checkpoints of the write-ahead log into the database file.")):
+        if key in store:  # SQLite
+            lines += _family(f"{p}_store_{key}_total", "counter", what, [({}, store[key])])
     if "oldest_transaction_seconds" in m:  # PostgreSQL
         lines += _family(f"{p}_db_oldest_transaction_seconds", "gauge",
                          "Age of the oldest in-flight transaction holding an id (projections wait for it).",

@@ -28,13 +28,29 @@ class EncodedEvent(NamedTuple):
 
 _encode_json = msgspec.json.Encoder().encode
 _FLAT = frozenset({str, int, bool, type(None)})
+# the careful way, built once (json.dumps with options builds a new encoder on every call)
+_encode_careful = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _plain(value: Any) -> bool:
+    """Only strings, integers, booleans, None, lists and str-keyed dicts of them: JSON that msgspec
+    writes byte for byte as json.dumps does (no floats, whose spelling differs, and no NaN)."""
+    kind = type(value)
+    if kind in _FLAT:
+        return True
+    if kind is list:
+        return all(map(_plain, value))
+    if kind is dict:
+        return all(type(k) is str for k in value) and all(map(_plain, value.values()))
+    return False
 
 
 def dumps(value: Mapping[str, Any], what: str) -> str:
     """Compact JSON text of a mapping; StoreError naming `what` when it is not plain JSON."""
-    if type(value) is dict and all(type(k) is str and type(v) in _FLAT for k, v in value.items()):
-        # the usual event: flat strings and integers, which msgspec writes byte for byte as json.dumps
-        # below does, five times faster; anything else (floats, nesting, other types) goes the careful way
+    if type(value) is dict and _plain(value):
+        # the usual event: strings, integers, lists and objects of them, which msgspec writes byte for
+        # byte as json.dumps below does, five times faster; anything else (floats, other types) goes
+        # the careful way
         try:
             return _encode_json(value).decode()
         except UnicodeEncodeError:
@@ -42,7 +58,7 @@ def dumps(value: Mapping[str, Any], what: str) -> str:
     if not isinstance(value, Mapping):
         raise StoreError(f"{what} must be a mapping, got {type(value).__name__}")
     try:
-        return json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _encode_careful(dict(value))
     except (TypeError, ValueError) as exc:
         raise StoreError(
             f"{what} is not plain JSON ({exc}); store money as strings and times as ISO text"
@@ -66,6 +82,8 @@ def loads(text: str | bytes) -> Any:
 
 def utc_text(at: datetime, what: str) -> str:
     """ISO text of an aware datetime in UTC, always with microseconds so the text sorts as time."""
+    if type(at) is datetime and at.tzinfo is UTC:  # what utcnow() makes: no conversion to do
+        return at.isoformat(timespec="microseconds")
     if not isinstance(at, datetime) or at.utcoffset() is None:
         raise StoreError(f"{what}: recorded_at must be a timezone-aware datetime (UTC), got {at!r}")
     return at.astimezone(UTC).isoformat(timespec="microseconds")
@@ -102,7 +120,7 @@ def encode_append(
     """Check and encode what one append writes: its events, and the command result as JSON text."""
     check_stream_id(stream_id)
     encoded = [encode_event(stream_id, event, command_id) for event in events]
-    return encoded, dumps(result or {}, f"stream {stream_id!r}: command result")
+    return encoded, dumps(result, f"stream {stream_id!r}: command result") if result else "{}"
 
 
 def check_stream_id(stream_id: str) -> None:

@@ -94,7 +94,8 @@ class SQLiteEventStore:
         self.url = url if url is not None else f"sqlite:///{self.path}"
         self.durability = durability
         self.synchronous: str | None = None  # read back from the writer connection once open
-        self.commits = 0
+        self.commits = 0  # write transactions committed (a batch of appends each)
+        self.fsyncs = 0  # fsyncs of the WAL by the sync thread (each covers every commit before it)
         self.checkpoints = 0  # PASSIVE checkpoints run for the loop's commits
         self._writer = ThreadPoolExecutor(1, "order-machine-sqlite-writer")
         self._syncer = ThreadPoolExecutor(1, "order-machine-sqlite-fsync")
@@ -547,6 +548,7 @@ class SQLiteEventStore:
         if self._wal_fd is None:  # the WAL exists from the first commit, and lives as long as our connections
             self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
         _datasync(self._wal_fd)
+        self.fsyncs += 1
 
     def _checkpoint(self) -> None:
         """Copy the WAL into the database where no reader needs it (never blocks the loop's writes)."""

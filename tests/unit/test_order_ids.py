@@ -1,0 +1,27 @@
+"""Generated order ids: UUIDv7 hex, unique, and in time order (so new orders append to every index)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from order_machine.service import new_id
+
+
+def test_a_generated_order_id_is_a_uuid7_in_32_hex_digits() -> None:
+    order_id = new_id()
+    assert len(order_id) == 32 and int(order_id, 16) >= 0
+    parsed = uuid.UUID(order_id)
+    assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122)
+    made_at_ms = int(order_id[:12], 16)
+    assert abs(made_at_ms - time.time() * 1000) < 5_000
+
+
+def test_ids_made_in_a_later_millisecond_sort_after_and_none_repeat() -> None:
+    first = [new_id() for _ in range(20_000)]
+    time.sleep(0.002)
+    later = new_id()
+    assert len(set(first)) == len(first)
+    assert later > max(first)
+    # within a millisecond the order is random, across milliseconds it is time order
+    assert sorted(first, key=lambda i: i[:12]) == first
