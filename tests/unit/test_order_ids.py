@@ -25,3 +25,19 @@ def test_ids_made_in_a_later_millisecond_sort_after_and_none_repeat() -> None:
     assert later > max(first)
     # within a millisecond the order is random, across milliseconds it is time order
     assert sorted(first, key=lambda i: i[:12]) == first
+
+
+def test_a_forked_child_draws_its_own_ids() -> None:
+    import os
+
+    new_id()  # the parent has random bytes in hand
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.write(write, new_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    from_child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert from_child[12:] != new_id()[12:]  # not the parent's next random bits

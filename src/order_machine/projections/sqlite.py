@@ -84,8 +84,9 @@ CREATE TABLE IF NOT EXISTS read_order_history (
 CREATE UNIQUE INDEX IF NOT EXISTS read_order_history_by_order ON read_order_history (order_id, version);
 """
 
-#: a batch of at most this many events is applied on the event loop (SQLiteReadModels._on_loop)
-LOOP_APPLY_LIMIT = 200
+#: a batch of at most this many events (the runner's default batch) is applied on the event loop
+#: (SQLiteReadModels._on_loop); a rebuild's larger batches go to the writer thread
+LOOP_APPLY_LIMIT = 500
 
 VIEW_TABLES = {"orders": "read_orders", "order_items": "read_order_items", "order_history": "read_order_history"}
 _TABLES = (*VIEW_TABLES.values(), "projection_checkpoints")
@@ -272,7 +273,8 @@ class SQLiteReadModels:
                 conn.execute("RELEASE projector")
             return outcomes
 
-        if sum(len(events) for _, events, _ in jobs) <= LOOP_APPLY_LIMIT and await self._loop_ready():
+        # the projectors share one batch of events (each skips what it applied already): count it once
+        if max((len(events) for _, events, _ in jobs), default=0) <= LOOP_APPLY_LIMIT and await self._loop_ready():
             done, outcomes = self._on_loop(work)
             if done:
                 return outcomes
@@ -306,8 +308,10 @@ class SQLiteReadModels:
         """Run `work` in a transaction on the loop's connection: (True, its result), or (False, None)
         when the file is locked (then the caller goes to the writer thread, which waits).
 
-        A batch of at most LOOP_APPLY_LIMIT events costs the loop a few milliseconds at most, less
-        than handing it to a thread whose every SQLite call then trades the GIL with the loop; the
+        A batch of at most LOOP_APPLY_LIMIT events holds the loop for 10 ms at most (about 15 µs an
+        event for both projectors; while following, a batch is what came in during the runner's linger,
+        a few ms of work), less than handing it to a thread whose every SQLite call then trades the GIL
+        with the loop: measured on the HTTP bench, 0.51x of bare FastAPI against 0.43x on the thread. The
         connection never waits for a lock (busy_timeout 0) and never fsyncs (synchronous NORMAL, no
         automatic checkpoint: the event store's writer thread checkpoints the shared WAL).
         """

@@ -117,6 +117,7 @@ class SQLiteEventStore:
         self._closed = False
         self._pending: list[Append] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None  # the thread self._loop runs in
         self._writing = False  # a batch is being committed (its flush is scheduled or running)
         self._syncing = False  # an fsync of the WAL is running on the sync thread
         self._unsynced: list[tuple[list[Append], list[AppendResult | Exception]]] = []  # committed, not yet fsynced
@@ -192,18 +193,25 @@ class SQLiteEventStore:
         """Queue the append for the next batch and wait until it is committed (and, with durability
         "full", on disk)."""
         rows, result_json = encode_append(stream_id, events, command_id, result)
-        await self.open()
+        if not self._opened:
+            await self.open()
         self._check_usable()
         if self._fsync_failed is not None:
             raise copy_error(self._fsync_failed)
-        loop = asyncio.get_running_loop()
-        if self._writing and loop is not self._loop:
-            raise StoreError(f"{self.path}: one store cannot be used from two event loops at once")
+        # while a batch is being written from this thread, its loop is the running one (asking asyncio
+        # costs a getpid() system call per append on Python 3.11)
+        loop = self._loop
+        if not (self._writing and threading.get_ident() == self._loop_thread
+                and loop is not None and loop.is_running()):
+            loop = asyncio.get_running_loop()
+            if self._writing and loop is not self._loop:
+                raise StoreError(f"{self.path}: one store cannot be used from two event loops at once")
+        assert loop is not None
         future: asyncio.Future[AppendResult] = loop.create_future()
         self._pending.append(Append(stream_id, expected_version, rows, command_id, result_json, future))
         if not self._writing:
             # appends made in this loop iteration join the batch: the flush runs after them
-            self._writing, self._loop = True, loop
+            self._writing, self._loop, self._loop_thread = True, loop, threading.get_ident()
             loop.call_soon(self._flush)
         return await future
 
