@@ -9,7 +9,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from order_machine.events import OrderConfirmed, OrderCreated, encode, utcnow
+from order_machine.events import OrderCreated, encode, utcnow
 from order_machine.projections import ProjectionRunner, SQLiteReadModels
 from order_machine.projections.sqlite import LOOP_APPLY_LIMIT
 from order_machine.store.sqlite import SQLiteEventStore
