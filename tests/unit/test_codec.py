@@ -54,3 +54,13 @@ def test_recorded_at_is_utc_text_with_microseconds_whatever_the_zone_it_came_in(
     assert utc_text(at.astimezone(timezone(timedelta(hours=2))), "e") == "2026-11-26T12:00:00.000000+00:00"
     with pytest.raises(StoreError, match="timezone-aware"):
         utc_text(datetime(2026, 11, 26, 12, 0), "e")
+
+
+def test_data_nested_deeper_than_python_recurses_is_refused_by_name() -> None:
+    deep: dict[str, object] = {}
+    inner = deep
+    for _ in range(100_000):
+        inner["a"] = {}
+        inner = inner["a"]  # type: ignore[assignment]
+    with pytest.raises(StoreError, match="data is nested too deeply"):
+        dumps(deep, "data")

@@ -47,7 +47,11 @@ def _plain(value: Any) -> bool:
 
 def dumps(value: Mapping[str, Any], what: str) -> str:
     """Compact JSON text of a mapping; StoreError naming `what` when it is not plain JSON."""
-    if type(value) is dict and _plain(value):
+    try:
+        plain = type(value) is dict and _plain(value)
+    except RecursionError:  # nested deeper than Python recurses: the careful way refuses it by name
+        plain = False
+    if plain:
         # the usual event: strings, integers, lists and objects of them, which msgspec writes byte for
         # byte as json.dumps below does, five times faster; anything else (floats, other types) goes
         # the careful way
@@ -59,6 +63,8 @@ def dumps(value: Mapping[str, Any], what: str) -> str:
         raise StoreError(f"{what} must be a mapping, got {type(value).__name__}")
     try:
         return _encode_careful(dict(value))
+    except RecursionError:
+        raise StoreError(f"{what} is nested too deeply to store as JSON") from None
     except (TypeError, ValueError) as exc:
         raise StoreError(
             f"{what} is not plain JSON ({exc}); store money as strings and times as ISO text"
