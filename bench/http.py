@@ -32,17 +32,10 @@ class Run:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     rounds: list[float] = field(default_factory=list)  # requests/s of each round
-    _marks: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def per_second(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
-
-    def round_rate(self) -> float:
-        """Requests/s since the previous call: the round just run."""
-        requests, seconds = self._marks[-1] if self._marks else (0, 0.0)
-        self._marks.append((self.requests, self.seconds))
-        return (self.requests - requests) / (self.seconds - seconds) if self.seconds > seconds else 0.0
 
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -177,9 +170,9 @@ def run(size: Size = "full") -> list[Table]:
                 for r in range(rounds):
                     order = [(our_port, ours), (bare_port, bare)]
                     for port, into in order if r % 2 == 0 else reversed(order):
+                        requests, seconds = into.requests, into.seconds
                         loop.run(drive(port, per_round, r * per_round, into))
-                    ours.rounds.append(ours.round_rate())
-                    bare.rounds.append(bare.round_rate())
+                        into.rounds.append((into.requests - requests) / (into.seconds - seconds))
     return report(ours, bare, per_round * rounds)
 
 

@@ -177,11 +177,12 @@ TRANSITION_EVENTS: dict[str, type[OrderTransitioned]] = {
 # --------------------------------------------------------------------------- encoding and upcasting
 
 
-_AS_IS = frozenset({str, int, bool, type(None)})
+#: the types JSON writes as they are (no conversion, no choice of spelling)
+JSON_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def _to_json(value: Any) -> Any:
-    if type(value) in _AS_IS:  # most fields: nothing to convert
+    if type(value) in JSON_SCALARS:  # most fields: nothing to convert
         return value
     if isinstance(value, Decimal):
         return str(value)

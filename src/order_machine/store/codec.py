@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from ..errors import StoreError
-from ..events import NewEvent
+from ..events import JSON_SCALARS, NewEvent
 
 
 class EncodedEvent(NamedTuple):
@@ -27,7 +27,6 @@ class EncodedEvent(NamedTuple):
 
 
 _encode_json = msgspec.json.Encoder().encode
-_FLAT = frozenset({str, int, bool, type(None)})
 # the careful way, built once (json.dumps with options builds a new encoder on every call)
 _encode_careful = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
@@ -36,7 +35,7 @@ def _plain(value: Any) -> bool:
     """Only strings, integers, booleans, None, lists and str-keyed dicts of them: JSON that msgspec
     writes byte for byte as json.dumps does (no floats, whose spelling differs, and no NaN)."""
     kind = type(value)
-    if kind in _FLAT:
+    if kind in JSON_SCALARS:
         return True
     if kind is list:
         return all(map(_plain, value))
