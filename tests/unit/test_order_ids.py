@@ -36,7 +36,13 @@ def test_a_forked_child_draws_its_own_ids() -> None:
     if child == 0:  # pragma: no cover - runs in the child
         os.write(write, new_id().encode())
         os._exit(0)
-    os.waitpid(child, 0)
+    deadline = time.monotonic() + 10
+    while os.waitpid(child, os.WNOHANG) == (0, 0):  # never hang the suite on a stuck child
+        if time.monotonic() > deadline:
+            os.kill(child, 9)
+            os.waitpid(child, 0)
+            raise AssertionError("the forked child did not answer within 10 s")
+        time.sleep(0.01)
     from_child = os.read(read, 64).decode()
     os.close(read)
     os.close(write)
