@@ -66,6 +66,32 @@ class Server:
         return self.process.returncode
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc; empty where there is none)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry.parent.name))
+    return found
+
+
+def ended(pid: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     running = Server(tmp_path / "orders.db", tmp_path)
@@ -91,10 +117,15 @@ def test_the_server_takes_an_order_to_delivery_over_loopback_and_keeps_it_after_
             assert http.get(location).json()["status"] == answer.json()["state"]  # read-your-writes across HTTP
         refused = http.post(f"/orders/{order_id}/cancel", json={"reason": "late"})
         assert refused.status_code == 409 and refused.json()["allowed_actions"] == ["Return"]
-        assert "order_machine_commands_total" in http.get("/metrics").text
+        metrics = http.get("/metrics").text
+        assert "order_machine_commands_total" in metrics
+        # durability "full" by default: a helper process fsyncs the write-ahead log before each answer
+        assert "order_machine_store_fsync_helper 1" in metrics and "order_machine_store_fsyncs_total 0" not in metrics
         assert http.get("/docs").status_code == 200
+    helpers = children(server.process.pid)
     assert server.stop() == 0  # SIGTERM: a clean shutdown
     assert "Traceback" not in server.log.read_text()
+    assert all(ended(pid) for pid in helpers)
 
     again = Server(tmp_path / "orders.db", tmp_path)
     try:
@@ -106,3 +137,14 @@ def test_the_server_takes_an_order_to_delivery_over_loopback_and_keeps_it_after_
             assert (repeat.status_code, repeat.json()["order_id"]) == (201, order_id)  # across processes
     finally:
         assert again.stop() == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the helper process through /proc")
+def test_a_killed_server_leaves_no_fsync_helper_behind(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=10.0) as http:
+        assert http.post("/orders", json={"customer_id": "cust-7", "amount": "5.00"}).status_code == 201
+    helpers = children(server.process.pid)
+    assert len(helpers) == 1  # the store's fsync helper
+    server.process.kill()  # SIGKILL: no shutdown code runs; the helper sees its input end and exits
+    server.process.wait()
+    assert ended(helpers[0])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -240,6 +239,7 @@ async def test_the_schema_version_is_recorded(sqlite_url: str) -> None:
     ("sqlite:///orders.db?durability=fast&durability=full", "given twice"),
     ("sqlite:///orders.db?readers=many", "readers must be a number"),
     ("sqlite:///orders.db?max_batch=0", "max_batch must be at least 1"),
+    ("sqlite:///orders.db?fsync=disk", "unknown fsync 'disk'"),
 ])
 def test_a_url_it_cannot_use_gets_a_clear_error(url: str, says: str) -> None:
     with pytest.raises(StoreError, match=says.replace("?", r"\?")):
@@ -289,44 +289,6 @@ async def test_close_finishes_the_appends_already_queued(sqlite_url: str) -> Non
     assert all(task.result().version == 1 for task in appends)
     async with SQLiteEventStore.from_url(sqlite_url) as reopened:
         assert await reopened.last_position() == 20
-
-
-async def test_an_append_is_answered_only_once_the_wal_is_on_disk(sqlite_url: str) -> None:
-    async with SQLiteEventStore.from_url(sqlite_url) as store:
-        released = threading.Event()
-        fsync = store._fsync_wal
-        store._fsync_wal = lambda: (released.wait(10), fsync())[1]  # type: ignore[method-assign]
-        pending = asyncio.create_task(store.append("o-1", [event()], 0))
-        await asyncio.sleep(0.2)
-        assert not pending.done()  # committed on the loop, but the caller waits for its fsync
-        appended_meanwhile = asyncio.create_task(store.append("o-2", [event()], 0))  # the next batch goes on
-        await asyncio.sleep(0.1)
-        with connection(store.path) as conn:
-            assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 2
-        released.set()
-        assert (await pending).position == 1 and (await appended_meanwhile).position == 2
-        assert (store.commits, store.fsyncs) == (2, 2)  # the second batch's own fsync (counted for /metrics)
-
-
-async def test_a_failed_fsync_fails_its_appends_and_the_store_takes_no_more(sqlite_url: str) -> None:
-    async with SQLiteEventStore.from_url(sqlite_url) as store:
-        def broken_disk() -> None:
-            raise OSError(5, "Input/output error")
-
-        store._fsync_wal = broken_disk  # type: ignore[method-assign]
-        with pytest.raises(StoreError, match="fsync failed.*restart"):
-            await store.append("o-1", [event()], 0)
-        with pytest.raises(StoreError, match="fsync failed"):
-            await store.append("o-2", [event()], 0)
-
-
-async def test_fast_durability_answers_at_commit_without_an_fsync(sqlite_url: str) -> None:
-    async with SQLiteEventStore.from_url(sqlite_url, durability="fast") as store:
-        def no_fsync() -> None:
-            raise AssertionError("fsync called")
-
-        store._fsync_wal = no_fsync  # type: ignore[method-assign]
-        assert (await store.append("o-1", [event()], 0)).position == 1
 
 
 async def test_the_wal_is_checkpointed_though_the_loop_connection_never_does_it(sqlite_url: str) -> None:

@@ -1,10 +1,11 @@
 """SQLite event store, the embedded default: one file, WAL, durable group commit.
 
 Appends are committed on the event loop's own thread, a batch per transaction, through a connection
-that never waits for a lock (busy_timeout=0) and never fsyncs; the callers are answered only once a
-sync thread has fsynced the WAL, and the appends that arrive meanwhile make the next batch. When the
-file is locked (another process writing, a read-model transaction), the batch goes to the writer
-thread's ordinary synchronous=FULL connection instead. Reader threads have their own connections, and
+that never waits for a lock (busy_timeout=0) and never fsyncs; the callers are answered only once the
+WAL is fsynced (by a helper process, sqlite_sync.py, or a sync thread where that cannot be used), and
+the appends that arrive meanwhile make the next batch. When the file is locked (another process
+writing, a read-model transaction), the batch goes to the writer thread's ordinary synchronous=FULL
+connection instead. Reader threads have their own connections, and
 a short stream load reads on the loop without waiting (sqlite_reads.LoopReader says why that is bounded).
 Imports `errors`, `events` and the store port; never the domain.
 """
@@ -28,12 +29,13 @@ from ..events import NewEvent, StoredEvent
 from . import AppendResult, read_in_batches
 from .codec import encode_append
 from .sqlite_file import (
-    DURABILITY, OPTIONS, URL_HINT, check_header, connect, copy_error, is_busy, number, parse_sqlite_url,
+    DURABILITY, FSYNC, OPTIONS, URL_HINT, check_header, connect, copy_error, is_busy, number, parse_sqlite_url,
     prepare_writer, rollback, translate,
 )
 from .sqlite_append import Append, BatchRefused, TransactionLost, append_all, append_one
 from .sqlite_reads import COLUMNS as _COLUMNS
 from .sqlite_reads import LoopReader, ReaderThreads, RecentEvents, to_events
+from .sqlite_sync import HelperLost, SyncProcess
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ T = TypeVar("T")
 #: what the writer answers for a batch: each append's outcome; the position its transaction began
 #: after and the event rows it wrote (-1 and none when nothing committed)
 Written = tuple[list[AppendResult | Exception], int, list[tuple[Any, ...]]]
+#: a batch committed but not yet fsynced, with each append's outcome
+Unsynced = tuple[list[Append], list[AppendResult | Exception]]
 
 _BATCH = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position"
 #: checkpoint after about this many WAL pages written by the loop (SQLite's own default for autocheckpoint)
@@ -68,8 +72,10 @@ class SQLiteEventStore:
     Options: durability "full" (default: an append returns once its transaction is on disk, so it
     survives power loss) or "fast" (synchronous=NORMAL: still safe on a crash, but the last commits may
     be lost on power loss); busy_timeout in seconds; readers (reader threads); max_batch (appends per
-    transaction). With "full", a batch is visible to readers from its commit, up to an fsync (about a
-    millisecond) before its callers hear of it (see the README's design notes).
+    transaction); fsync, who fsyncs the WAL with "full": "process" (the default: a helper process, see
+    sqlite_sync.py) or "thread" (a thread of this process). With "full", a batch is visible to readers
+    from its commit, up to an fsync (about a millisecond) before its callers hear of it (see the
+    README's design notes).
     """
 
     def __init__(
@@ -80,6 +86,7 @@ class SQLiteEventStore:
         busy_timeout: float = 5.0,
         readers: int = 2,
         max_batch: int = 1000,
+        fsync: str = "process",
         url: str | None = None,
     ) -> None:
         if durability not in DURABILITY:
@@ -87,6 +94,9 @@ class SQLiteEventStore:
                 f"unknown durability {durability!r}: use 'full' (the default; a committed append survives "
                 "power loss) or 'fast' (synchronous=NORMAL; the last commits may be lost on power loss)"
             )
+        if fsync not in FSYNC:
+            raise StoreError(f"unknown fsync {fsync!r}: use 'process' (the default; a helper process fsyncs "
+                             "the WAL) or 'thread' (a thread of this process does)")
         self.busy_timeout = number("busy_timeout", busy_timeout, float, minimum=0.001)
         self.readers = number("readers", readers, int, minimum=1)
         self.max_batch = number("max_batch", max_batch, int, minimum=1)
@@ -95,10 +105,11 @@ class SQLiteEventStore:
         self.durability = durability
         self.synchronous: str | None = None  # read back from the writer connection once open
         self.commits = 0  # write transactions committed (a batch of appends each)
-        self.fsyncs = 0  # fsyncs of the WAL by the sync thread (each covers every commit before it)
+        self.fsyncs = 0  # fsyncs of the WAL (each covers every commit before it)
         self.checkpoints = 0  # PASSIVE checkpoints run for the loop's commits
         self._writer = ThreadPoolExecutor(1, "order-machine-sqlite-writer")
-        self._syncer = ThreadPoolExecutor(1, "order-machine-sqlite-fsync")
+        self._syncer = ThreadPoolExecutor(1, "order-machine-sqlite-fsync")  # with fsync="thread", or as a fallback
+        self._sync_process = SyncProcess(Path(f"{self.path}-wal")) if fsync == "process" else None
         self._loop_writer: sqlite3.Connection | None = None  # commits on the loop; never waits, never fsyncs
         self._loop_writer_lock = threading.Lock()
         self._wal_fd: int | None = None
@@ -119,8 +130,8 @@ class SQLiteEventStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None  # the thread self._loop runs in
         self._writing = False  # a batch is being committed (its flush is scheduled or running)
-        self._syncing = False  # an fsync of the WAL is running on the sync thread
-        self._unsynced: list[tuple[list[Append], list[AppendResult | Exception]]] = []  # committed, not yet fsynced
+        self._syncing = False  # an fsync of the WAL is running (helper process or sync thread)
+        self._unsynced: list[Unsynced] = []  # committed, not yet fsynced
         self._idle: list[asyncio.Future[None]] = []
 
     @classmethod
@@ -160,6 +171,8 @@ class SQLiteEventStore:
         if self._loop_writer is not None:
             self._loop_writer.close()
             self._loop_writer = None
+        if self._sync_process is not None:
+            self._sync_process.close()
         self._syncer.shutdown(wait=True)
         if self._wal_fd is not None:
             os.close(self._wal_fd)
@@ -178,6 +191,11 @@ class SQLiteEventStore:
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.close()
+
+    @property
+    def fsync_helper(self) -> int:
+        """1 while durability "full" has its fsyncs done by the helper process, else 0 (for /metrics)."""
+        return int(self.durability == "full" and self._sync_process is not None)
 
     # ------------------------------------------------------------------ writes
 
@@ -264,18 +282,40 @@ class SQLiteEventStore:
         self._next()
 
     def _sync(self) -> None:
-        """fsync the WAL on the sync thread, for every batch committed so far (group fsync)."""
+        """fsync the WAL, for every batch committed so far (group fsync): by the helper process, else
+        on the sync thread."""
         loop = self._loop
         assert loop is not None
         covered, self._unsynced = self._unsynced, []
         self._syncing = True
-        synced: Future[None] = self._syncer.submit(self._fsync_wal)
-        synced.add_done_callback(lambda done: loop.call_soon_threadsafe(self._synced, covered, done))
+        if self._sync_process is not None:
+            try:
+                self._sync_process.sync(loop, lambda error: self._synced(covered, error))
+                return
+            except (OSError, NotImplementedError) as exc:
+                self._without_process(f"cannot use the fsync helper process ({exc!r})")
+        self._sync_on_thread(loop, covered)
 
-    def _synced(self, covered: list[tuple[list[Append], list[AppendResult | Exception]]],
-                done: Future[None]) -> None:
+    def _sync_on_thread(self, loop: asyncio.AbstractEventLoop, covered: list[Unsynced]) -> None:
+        synced: Future[None] = self._syncer.submit(self._fsync_wal)
+        synced.add_done_callback(lambda done: loop.call_soon_threadsafe(self._synced, covered, done.exception()))
+
+    def _without_process(self, why: str) -> None:
+        """From now on fsync on the thread: the helper process could not be used."""
+        logger.warning("%s: %s; the WAL is fsynced from a thread from now on", self.path, why)
+        if self._sync_process is not None:
+            self._sync_process.close()
+            self._sync_process = None
+
+    def _synced(self, covered: list[Unsynced], error: BaseException | None) -> None:
+        if isinstance(error, HelperLost):  # its fsync may not have happened: the thread does it again
+            self._without_process(str(error))
+            assert self._loop is not None
+            self._sync_on_thread(self._loop, covered)
+            return
         self._syncing = False
-        error = done.exception()
+        if error is None:
+            self.fsyncs += 1
         if error is not None and self._fsync_failed is None:
             # committed, but maybe not on disk: say so, and take no more appends (like PostgreSQL after a
             # failed fsync) rather than acknowledge writes that a power cut could take back
@@ -556,7 +596,6 @@ class SQLiteEventStore:
         if self._wal_fd is None:  # the WAL exists from the first commit, and lives as long as our connections
             self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
         _datasync(self._wal_fd)
-        self.fsyncs += 1
 
     def _checkpoint(self) -> None:
         """Copy the WAL into the database where no reader needs it (never blocks the loop's writes)."""

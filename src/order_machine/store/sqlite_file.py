@@ -21,7 +21,9 @@ T = TypeVar("T")
 
 #: durability name -> PRAGMA synchronous. "fast" may lose the last commits on power loss (not on a crash).
 DURABILITY = {"full": "FULL", "fast": "NORMAL"}
-OPTIONS = ("durability", "busy_timeout", "readers", "max_batch")
+OPTIONS = ("durability", "busy_timeout", "readers", "max_batch", "fsync")
+#: where the WAL's fsyncs run with durability "full" (store/sqlite_sync.py says why a process)
+FSYNC = ("process", "thread")
 URL_HINT = "use sqlite:///relative/orders.db or sqlite:////absolute/orders.db"
 SQLITE_HEADER = b"SQLite format 3\x00"
 

@@ -1,0 +1,144 @@
+"""The SQLite store's fsync helper: a small process that fdatasyncs the WAL when the event loop asks.
+
+The loop commits a batch, then needs one fsync of the WAL covering it before it answers the callers.
+Done on a thread of the server's own process, every fsync cost the loop the GIL several times: the
+thread takes it back when woken, when fdatasync returns and after signalling the loop, and each time
+the loop stops to hand it over (on the HTTP bench, a thread whose fsync did nothing cost 15% of the
+requests/s against handing the answers over on the loop itself). A helper process has a GIL of its
+own: the loop writes one byte to a pipe and, once the WAL is on disk, reads one byte back. fdatasync
+syncs a file's data whoever wrote it, so the helper's fsync covers every commit made before the
+request. Imports nothing of the project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+#: the helper's script (run as a file, not imported: see its docstring for the one-byte protocol)
+HELPER = Path(__file__).with_name("sqlite_fsync_helper.py")
+
+Done = Callable[[BaseException | None], None]
+
+
+class HelperLost(Exception):
+    """The helper process ended (killed?) with an fsync asked of it: whether that fsync happened is unknown."""
+
+
+class SyncProcess:
+    """fdatasync of one file by a helper process, one at a time; `sync` reports the end on the loop.
+
+    `sync` raises OSError (the process cannot be started or written to, or has ended before) or
+    NotImplementedError (the loop cannot watch a pipe, e.g. Windows' proactor loop): the caller then
+    fsyncs from a thread. A helper that ended is not started again: one that keeps failing to start
+    would otherwise cost every fsync a new process.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._process: subprocess.Popen[bytes] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._done: Done | None = None
+        self._ended: str | None = None  # why the helper is gone, once it ended unasked
+        self._owner = 0  # the process that started the helper: a forked child must not share its pipes
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def sync(self, loop: asyncio.AbstractEventLoop, done: Done) -> None:
+        """Ask for an fsync of the file; `done(None)`, or `done(error)`, runs on `loop` once it is over."""
+        if self._done is not None:
+            raise RuntimeError("an fsync is already running")
+        if self._ended is not None:
+            raise OSError(self._ended)
+        if self._process is not None and self._owner != os.getpid():
+            self._disown()
+            raise OSError("the fsync helper belongs to the process this one was forked from")
+        process = self._process or self._start()
+        assert process.stdin is not None and process.stdout is not None
+        if loop is not self._loop:
+            self._unwatch()
+            loop.add_reader(process.stdout.fileno(), self._ready)
+            self._loop = loop
+        try:
+            os.write(process.stdin.fileno(), b"s")
+        except OSError as exc:  # a broken pipe: the helper has ended since the last fsync
+            self._ended = f"the fsync helper process of {self.path} ended (exit status {self._stop()}): {exc}"
+            raise OSError(self._ended) from exc
+        self._done = done
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        if not sys.executable or not HELPER.is_file():  # an embedded interpreter, a zipped install
+            raise OSError(f"no Python executable or no {HELPER.name} to run the fsync helper with")
+        process = subprocess.Popen([sys.executable, "-I", "-S", str(HELPER), str(self.path)], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, bufsize=0)
+        assert process.stdout is not None
+        os.set_blocking(process.stdout.fileno(), False)
+        self._process, self._owner = process, os.getpid()
+        return process
+
+    def _ready(self) -> None:
+        process = self._process
+        assert process is not None and process.stdout is not None
+        try:
+            reply = os.read(process.stdout.fileno(), 16)
+        except BlockingIOError:
+            return
+        done, self._done = self._done, None
+        error: BaseException | None = None
+        if not reply:  # the helper is gone: stop watching its pipe (at its end, it is always readable)
+            self._ended = f"the fsync helper process of {self.path} ended (exit status {self._stop()})"
+            error = HelperLost(self._ended)
+        elif reply[-1]:
+            error = OSError(reply[-1], os.strerror(reply[-1]) if reply[-1] != 255 else "fsync failed")
+        if done is not None:
+            done(error)
+        elif error is not None:
+            logger.warning("%s", error)
+
+    def _disown(self) -> None:
+        """In a forked child: let go of the parent's helper (its replies would answer the parent's fsyncs)."""
+        process, self._process, self._loop = self._process, None, None
+        assert process is not None and process.stdin is not None and process.stdout is not None
+        process.stdin.close()  # our copies: the helper still ends when the parent closes its own
+        process.stdout.close()
+        process.returncode = 0  # not this process's child: never wait for it, nor warn that it runs on
+
+    def _unwatch(self) -> None:
+        if self._loop is not None and self._process is not None and self._process.stdout is not None \
+                and not self._loop.is_closed():
+            self._loop.remove_reader(self._process.stdout.fileno())
+        self._loop = None
+
+    def _stop(self) -> int | None:
+        """End the helper (it exits at the end of its input); its exit status."""
+        process = self._process
+        if process is None:
+            return None
+        self._unwatch()
+        self._process = None
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            process.stdin.close()
+        except OSError:  # a broken pipe: it has exited already
+            pass
+        try:
+            status = process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            status = process.wait()
+        process.stdout.close()
+        return status
+
+    def close(self) -> None:
+        """Stop the helper once its fsync (if any) is over; a `done` still waiting is never called."""
+        self._done = None
+        self._stop()

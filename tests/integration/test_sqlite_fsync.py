@@ -1,0 +1,206 @@
+"""With durability "full", the SQLite store answers an append only once an fsync of the WAL covers it.
+
+The fsyncs run in a helper process (store/sqlite_sync.py says why), or on a thread (`fsync=thread`, and
+whenever the helper cannot be used): both are proven here, with the helper stopped, killed and failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+import sqlite3
+import threading
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from order_machine.errors import StoreError
+from order_machine.events import NewEvent
+from order_machine.store.sqlite import SQLiteEventStore
+from order_machine.store.sqlite_sync import SyncProcess
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="stops and kills the helper with POSIX signals")
+
+
+def event() -> NewEvent:
+    return NewEvent("Happened", {})
+
+
+def helper_pid(store: SQLiteEventStore) -> int:
+    process = store._sync_process
+    assert process is not None and process.pid is not None, "no fsync helper process is running"
+    return process.pid
+
+
+def is_running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+def rows(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+async def test_the_helper_process_fsyncs_and_an_append_waits_for_it(sqlite_url: str) -> None:
+    async with SQLiteEventStore.from_url(sqlite_url) as store:
+        await store.append("o-0", [event()], 0)  # starts the helper
+        pid = helper_pid(store)
+        os.kill(pid, signal.SIGSTOP)  # an fsync that takes as long as we like
+        try:
+            pending = asyncio.create_task(store.append("o-1", [event()], 0))
+            await asyncio.sleep(0.2)
+            assert not pending.done()  # committed on the loop, but the caller waits for its fsync
+            appended_meanwhile = asyncio.create_task(store.append("o-2", [event()], 0))  # the next batch goes on
+            await asyncio.sleep(0.1)
+            assert rows(store.path) == 3 and not appended_meanwhile.done()
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert (await pending).position == 2 and (await appended_meanwhile).position == 3
+        assert (store.commits, store.fsyncs) == (3, 3)  # the second batch's own fsync (counted for /metrics)
+        assert helper_pid(store) == pid and store.fsync_helper == 1  # one helper for the store's life
+
+
+async def test_on_a_thread_an_append_waits_for_its_fsync_too(sqlite_url: str) -> None:
+    async with SQLiteEventStore.from_url(f"{sqlite_url}?fsync=thread") as store:
+        released = threading.Event()
+        fsync = store._fsync_wal
+        store._fsync_wal = lambda: (released.wait(10), fsync())[1]  # type: ignore[method-assign]
+        pending = asyncio.create_task(store.append("o-1", [event()], 0))
+        await asyncio.sleep(0.2)
+        assert not pending.done()
+        appended_meanwhile = asyncio.create_task(store.append("o-2", [event()], 0))
+        await asyncio.sleep(0.1)
+        assert rows(store.path) == 2
+        released.set()
+        assert (await pending).position == 1 and (await appended_meanwhile).position == 2
+        assert (store.commits, store.fsyncs) == (2, 2)
+        assert store._sync_process is None
+
+
+async def test_a_helper_killed_while_idle_is_replaced_by_the_thread(sqlite_url: str,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    async with SQLiteEventStore.from_url(sqlite_url) as store:
+        await store.append("o-1", [event()], 0)
+        pid = helper_pid(store)
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.1)  # the loop sees its pipe end; nothing was waiting on it
+        with caplog.at_level(logging.WARNING):
+            assert (await store.append("o-2", [event()], 0)).position == 2
+            assert (await store.append("o-3", [event()], 0)).position == 3
+        assert store._sync_process is None and store.fsyncs == 3 and store.fsync_helper == 0  # for /metrics
+        assert "fsynced from a thread" in caplog.text
+        assert not is_running(pid)  # reaped, not left a zombie
+
+
+async def test_a_helper_killed_during_an_fsync_has_that_fsync_done_again_on_the_thread(
+        sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    async with SQLiteEventStore.from_url(sqlite_url) as store:
+        await store.append("o-0", [event()], 0)
+        pid = helper_pid(store)
+        os.kill(pid, signal.SIGSTOP)
+        pending = asyncio.create_task(store.append("o-1", [event()], 0))
+        await asyncio.sleep(0.1)
+        assert not pending.done()
+        with caplog.at_level(logging.WARNING):
+            os.kill(pid, signal.SIGKILL)  # whether it synced is unknown: the append is answered after another fsync
+            assert (await pending).position == 2
+        assert "ended (exit status -9)" in caplog.text and store._sync_process is None
+        assert store.fsyncs == 2
+
+
+@pytest.mark.parametrize("fsync", ["process", "thread"])
+async def test_a_failed_fsync_fails_its_appends_and_the_store_takes_no_more(sqlite_url: str, fsync: str,
+                                                                           tmp_path: Path) -> None:
+    async with SQLiteEventStore.from_url(f"{sqlite_url}?fsync={fsync}") as store:
+        if fsync == "process":  # a helper whose file cannot be opened reports the errno
+            store._sync_process = SyncProcess(tmp_path / "no-such-wal")
+            says = "No such file"
+        else:
+            def broken_disk() -> None:
+                raise OSError(errno.EIO, "Input/output error")
+
+            store._fsync_wal = broken_disk  # type: ignore[method-assign]
+            says = "Input/output error"
+        with pytest.raises(StoreError, match=f"fsync failed.*{says}.*restart"):
+            await store.append("o-1", [event()], 0)
+        with pytest.raises(StoreError, match="fsync failed"):
+            await store.append("o-2", [event()], 0)
+        assert store.fsyncs == 0
+
+
+async def test_ctrl_c_at_the_terminal_does_not_stop_the_helper(sqlite_url: str) -> None:
+    async with SQLiteEventStore.from_url(sqlite_url) as store:
+        await store.append("o-1", [event()], 0)
+        pid = helper_pid(store)
+        os.kill(pid, signal.SIGINT)  # the terminal sends it to the whole process group
+        await asyncio.sleep(0.1)
+        assert (await store.append("o-2", [event()], 0)).position == 2
+        assert helper_pid(store) == pid and store.fsyncs == 2
+
+
+async def test_closing_the_store_ends_its_helper(sqlite_url: str) -> None:
+    store = SQLiteEventStore.from_url(sqlite_url)
+    await store.append("o-1", [event()], 0)
+    pid = helper_pid(store)
+    await store.close()
+    assert not is_running(pid)
+
+
+async def test_fast_durability_starts_no_helper(sqlite_url: str) -> None:
+    async with SQLiteEventStore.from_url(sqlite_url, durability="fast") as store:
+        def no_fsync() -> None:
+            raise AssertionError("fsync called")
+
+        store._fsync_wal = no_fsync  # type: ignore[method-assign]
+        assert (await store.append("o-1", [event()], 0)).position == 1
+        assert store._sync_process is not None and store._sync_process.pid is None and store.fsyncs == 0
+        assert store.fsync_helper == 0
+
+
+async def test_a_loop_that_cannot_watch_a_pipe_fsyncs_on_the_thread(sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    def unsupported(*_: object) -> None:
+        raise NotImplementedError  # as on Windows' proactor loop
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "add_reader", unsupported)
+    async with SQLiteEventStore.from_url(sqlite_url) as store:
+        with caplog.at_level(logging.WARNING):
+            assert (await store.append("o-1", [event()], 0)).position == 1
+        assert store._sync_process is None and store.fsyncs == 1
+        assert "cannot use the fsync helper process" in caplog.text
+
+
+async def test_the_helper_follows_the_store_to_another_event_loop(sqlite_url: str) -> None:
+    store = SQLiteEventStore.from_url(sqlite_url)
+    await store.append("o-1", [event()], 0)
+
+    def in_another_loop() -> int:
+        return asyncio.run(store.append("o-2", [event()], 0)).position
+
+    assert await asyncio.to_thread(in_another_loop) == 2  # this loop is idle meanwhile, as the store requires
+    assert (await store.append("o-3", [event()], 0)).position == 3
+    assert store.fsyncs == 3 and store._sync_process is not None
+    await store.close()
+
+
+async def test_a_forked_child_never_shares_its_parents_helper(sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    async with SQLiteEventStore.from_url(sqlite_url) as store:
+        await store.append("o-1", [event()], 0)
+        parent = helper_pid(store)
+        real_pid = os.getpid()
+        monkeypatch.setattr(os, "getpid", lambda: real_pid + 1)  # as the store's code sees it after a fork
+        with caplog.at_level(logging.WARNING):
+            assert (await store.append("o-2", [event()], 0)).position == 2
+        assert "forked from" in caplog.text and store._sync_process is None
+        assert is_running(parent)  # the parent's helper is the parent's to stop
+        monkeypatch.undo()
+        os.kill(parent, signal.SIGTERM)
