@@ -31,7 +31,7 @@ def command() -> list[str]:
 
 
 class Server:
-    def __init__(self, db: Path, workdir: Path) -> None:
+    def __init__(self, db: Path, workdir: Path, *, own_group: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "ORDER_MACHINE_DEFINITIONS": str(DEFINITIONS), "PYTHONUNBUFFERED": "1"}
@@ -40,7 +40,7 @@ class Server:
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
                 [*command(), "serve", "--db", f"sqlite:///{db}", "--port", str(self.port), "--log-level", "warning"],
-                cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+                cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=own_group)
         self.wait_until_up()
 
     def wait_until_up(self, timeout: float = 20.0) -> None:
@@ -148,3 +148,18 @@ def test_a_killed_server_leaves_no_fsync_helper_behind(server: Server) -> None:
     server.process.kill()  # SIGKILL: no shutdown code runs; the helper sees its input end and exits
     server.process.wait()
     assert ended(helpers[0])
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the helper process through /proc")
+def test_ctrl_c_stops_the_server_and_its_helper_cleanly(tmp_path: Path) -> None:
+    server = Server(tmp_path / "orders.db", tmp_path, own_group=True)  # a terminal's foreground group, alone
+    try:
+        with httpx.Client(base_url=server.url, timeout=10.0) as http:
+            assert http.post("/orders", json={"customer_id": "cust-7", "amount": "5.00"}).status_code == 201
+        helpers = children(server.process.pid)
+        os.killpg(server.process.pid, signal.SIGINT)  # Ctrl-C: every process of the group gets it
+        assert server.process.wait(15) == 0
+        assert all(ended(pid) for pid in helpers)
+        assert "Traceback" not in server.log.read_text()
+    finally:
+        server.stop()

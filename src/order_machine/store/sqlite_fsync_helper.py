@@ -14,7 +14,11 @@ import sys
 
 
 def main(path: str) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, and the server stops this helper
+    # Ctrl-C at a terminal, or a service manager's SIGTERM, reaches the server's whole process group: the
+    # server then finishes its appends, whose fsyncs are still ours to do. The end of input stops us (the
+    # server closing, or dying).
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
     sync = getattr(os, "fdatasync", os.fsync)
     fd: int | None = None
     while os.read(0, 1) == b"s":
