@@ -76,6 +76,8 @@ class SyncProcess:
         self._done = done
 
     def _start(self) -> subprocess.Popen[bytes]:
+        if os.name != "posix":  # non-blocking pipes watched by the loop
+            raise NotImplementedError("the fsync helper process needs a POSIX system")
         if not sys.executable or not HELPER.is_file():  # an embedded interpreter, a zipped install
             raise OSError(f"no Python executable or no {HELPER.name} to run the fsync helper with")
         process = subprocess.Popen([sys.executable, "-I", "-S", str(HELPER), str(self.path)], stdin=subprocess.PIPE,
