@@ -207,3 +207,13 @@ async def test_a_forked_child_never_shares_its_parents_helper(sqlite_url: str, m
         # here the "parent" is this same process: letting go of the helper ended it (a real parent keeps
         # its own end of the pipe); it is reaped rather than left a zombie
         assert os.waitpid(parent, 0)[0] == parent
+
+
+async def test_without_a_python_executable_to_run_the_helper_the_thread_fsyncs(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr("sys.executable", "")  # an embedded interpreter
+    async with SQLiteEventStore.from_url(sqlite_url) as store:
+        with caplog.at_level(logging.WARNING):
+            assert (await store.append("o-1", [event()], 0)).position == 1
+        assert store._sync_process is None and store.fsyncs == 1
+        assert "no Python executable" in caplog.text
