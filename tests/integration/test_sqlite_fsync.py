@@ -37,11 +37,15 @@ def helper_pid(store: SQLiteEventStore) -> int:
 
 
 def is_running(pid: int) -> bool:
+    """Whether `pid` is alive; an exited child not yet reaped (a zombie) counts as gone where /proc says so."""
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
-    except FileNotFoundError:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:  # no /proc: a zombie counts as running, so an unreaped helper still fails
+        return True
 
 
 def rows(path: Path) -> int:
