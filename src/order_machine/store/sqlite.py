@@ -581,7 +581,8 @@ class SQLiteEventStore:
 
     def _connect_loop_writer(self) -> sqlite3.Connection:
         """The loop's writing connection: busy_timeout 0 (a locked file sends the batch to the writer
-        thread), synchronous=NORMAL (the helper process or the sync thread fsyncs the WAL), no automatic checkpoints (they fsync)."""
+        thread), synchronous=NORMAL (the helper process or the sync thread fsyncs the WAL), no automatic
+        checkpoints (they fsync)."""
         conn = connect(self.path, 0.0)
         try:
             for pragma in ("synchronous = NORMAL", "wal_autocheckpoint = 0", "foreign_keys = ON"):
