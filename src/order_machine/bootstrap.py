@@ -117,7 +117,7 @@ class Runtime:
         extra: dict[str, Any] = {}
         if self.worker is not None:
             extra["oldest_transaction_seconds"] = (await self.database())["oldest_transaction_seconds"]
-        store = {k: v for k in ("commits", "fsyncs", "checkpoints", "fsync_helper")
+        store = {k: v for k in ("commits", "fsyncs", "checkpoints", "fsync_process")
                  if isinstance(v := getattr(self.store, k, None), int)}
         if store:  # SQLite: how appends were grouped into transactions and fsyncs
             extra["store"] = store

@@ -89,10 +89,10 @@ async def test_metrics_count_commands_by_outcome_events_projections_and_bus(
     if runtime_of(app).store.url.startswith("sqlite"):
         # two accepted commands, awaited one after the other: a transaction each; durability "fast" here
         assert store == {"commits": 2, "fsyncs": 0, "checkpoints": 0}
-        assert m["order_machine_store_fsync_helper"] == 0  # no fsyncs to do
+        assert m["order_machine_store_fsync_process"] == 0  # no fsyncs to do
     else:
         assert store == {"commits": None, "fsyncs": None, "checkpoints": None}
-        assert "order_machine_store_fsync_helper" not in m
+        assert "order_machine_store_fsync_process" not in m
 
 
 async def test_every_route_documents_an_example_answer_and_every_body_an_example(client: httpx.AsyncClient) -> None:

@@ -120,7 +120,7 @@ def test_the_server_takes_an_order_to_delivery_over_loopback_and_keeps_it_after_
         metrics = http.get("/metrics").text
         assert "order_machine_commands_total" in metrics
         # durability "full" by default: a helper process fsyncs the write-ahead log before each answer
-        assert "order_machine_store_fsync_helper 1" in metrics and "order_machine_store_fsyncs_total 0" not in metrics
+        assert "order_machine_store_fsync_process 1" in metrics and "order_machine_store_fsyncs_total 0" not in metrics
         assert http.get("/docs").status_code == 200
     helpers = children(server.process.pid)
     assert server.stop() == 0  # SIGTERM: a clean shutdown
@@ -140,7 +140,7 @@ def test_the_server_takes_an_order_to_delivery_over_loopback_and_keeps_it_after_
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the helper process through /proc")
-def test_a_killed_server_leaves_no_fsync_helper_behind(server: Server) -> None:
+def test_a_killed_server_leaves_no_fsync_process_behind(server: Server) -> None:
     with httpx.Client(base_url=server.url, timeout=10.0) as http:
         assert http.post("/orders", json={"customer_id": "cust-7", "amount": "5.00"}).status_code == 201
     helpers = children(server.process.pid)

@@ -30,7 +30,7 @@ def event() -> NewEvent:
     return NewEvent("Happened", {})
 
 
-def helper_pid(store: SQLiteEventStore) -> int:
+def sync_pid(store: SQLiteEventStore) -> int:
     process = store._sync_process
     assert process is not None and process.pid is not None, "no fsync helper process is running"
     return process.pid
@@ -56,7 +56,7 @@ def rows(path: Path) -> int:
 async def test_the_helper_process_fsyncs_and_an_append_waits_for_it(sqlite_url: str) -> None:
     async with SQLiteEventStore.from_url(sqlite_url) as store:
         await store.append("o-0", [event()], 0)  # starts the helper
-        pid = helper_pid(store)
+        pid = sync_pid(store)
         os.kill(pid, signal.SIGSTOP)  # an fsync that takes as long as we like
         try:
             pending = asyncio.create_task(store.append("o-1", [event()], 0))
@@ -69,7 +69,7 @@ async def test_the_helper_process_fsyncs_and_an_append_waits_for_it(sqlite_url: 
             os.kill(pid, signal.SIGCONT)
         assert (await pending).position == 2 and (await appended_meanwhile).position == 3
         assert (store.commits, store.fsyncs) == (3, 3)  # the second batch's own fsync (counted for /metrics)
-        assert helper_pid(store) == pid and store.fsync_helper == 1  # one helper for the store's life
+        assert sync_pid(store) == pid and store.fsync_process == 1  # one helper for the store's life
 
 
 async def test_on_a_thread_an_append_waits_for_its_fsync_too(sqlite_url: str) -> None:
@@ -93,13 +93,13 @@ async def test_a_helper_killed_while_idle_is_replaced_by_the_thread(sqlite_url: 
                                                                     caplog: pytest.LogCaptureFixture) -> None:
     async with SQLiteEventStore.from_url(sqlite_url) as store:
         await store.append("o-1", [event()], 0)
-        pid = helper_pid(store)
+        pid = sync_pid(store)
         os.kill(pid, signal.SIGKILL)
         await asyncio.sleep(0.1)  # the loop sees its pipe end; nothing was waiting on it
         with caplog.at_level(logging.WARNING):
             assert (await store.append("o-2", [event()], 0)).position == 2
             assert (await store.append("o-3", [event()], 0)).position == 3
-        assert store._sync_process is None and store.fsyncs == 3 and store.fsync_helper == 0  # for /metrics
+        assert store._sync_process is None and store.fsyncs == 3 and store.fsync_process == 0  # for /metrics
         assert "fsynced from a thread" in caplog.text
         assert not is_running(pid)  # reaped, not left a zombie
 
@@ -108,7 +108,7 @@ async def test_a_helper_killed_during_an_fsync_has_that_fsync_done_again_on_the_
         sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
     async with SQLiteEventStore.from_url(sqlite_url) as store:
         await store.append("o-0", [event()], 0)
-        pid = helper_pid(store)
+        pid = sync_pid(store)
         os.kill(pid, signal.SIGSTOP)
         pending = asyncio.create_task(store.append("o-1", [event()], 0))
         await asyncio.sleep(0.1)
@@ -145,17 +145,17 @@ async def test_a_stop_signal_sent_to_the_process_group_leaves_the_helper_to_the_
                                                                                       stop: int) -> None:
     async with SQLiteEventStore.from_url(sqlite_url) as store:
         await store.append("o-1", [event()], 0)
-        pid = helper_pid(store)
+        pid = sync_pid(store)
         os.kill(pid, stop)  # a terminal's Ctrl-C, a service manager's stop: the whole group gets it
         await asyncio.sleep(0.1)
         assert (await store.append("o-2", [event()], 0)).position == 2
-        assert helper_pid(store) == pid and store.fsyncs == 2
+        assert sync_pid(store) == pid and store.fsyncs == 2
 
 
 async def test_closing_the_store_ends_its_helper(sqlite_url: str) -> None:
     store = SQLiteEventStore.from_url(sqlite_url)
     await store.append("o-1", [event()], 0)
-    pid = helper_pid(store)
+    pid = sync_pid(store)
     await store.close()
     assert not is_running(pid)
 
@@ -168,7 +168,7 @@ async def test_fast_durability_starts_no_helper(sqlite_url: str) -> None:
         store._fsync_wal = no_fsync  # type: ignore[method-assign]
         assert (await store.append("o-1", [event()], 0)).position == 1
         assert store._sync_process is not None and store._sync_process.pid is None and store.fsyncs == 0
-        assert store.fsync_helper == 0
+        assert store.fsync_process == 0
 
 
 async def test_a_loop_that_cannot_watch_a_pipe_fsyncs_on_the_thread(sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
@@ -201,7 +201,7 @@ async def test_a_forked_child_never_shares_its_parents_helper(sqlite_url: str, m
                                                               caplog: pytest.LogCaptureFixture) -> None:
     async with SQLiteEventStore.from_url(sqlite_url) as store:
         await store.append("o-1", [event()], 0)
-        parent = helper_pid(store)
+        parent = sync_pid(store)
         real_pid = os.getpid()
         monkeypatch.setattr(os, "getpid", lambda: real_pid + 1)  # as the store's code sees it after a fork
         with caplog.at_level(logging.WARNING):

@@ -143,10 +143,10 @@ def prometheus_text(m: Mapping[str, Any]) -> str:
                       ("checkpoints", "Checkpoints of the write-ahead log into the database file.")):
         if key in store:  # SQLite
             lines += _family(f"{p}_store_{key}_total", "counter", what, [({}, store[key])])
-    if "fsync_helper" in store:
-        lines += _family(f"{p}_store_fsync_helper", "gauge", "1 while a helper process fsyncs the write-ahead log; "
+    if "fsync_process" in store:
+        lines += _family(f"{p}_store_fsync_process", "gauge", "1 while a helper process fsyncs the write-ahead log; "
                          "0 when a thread of this process does (durability fast, or the helper failed: see the log).",
-                         [({}, store["fsync_helper"])])
+                         [({}, store["fsync_process"])])
     if "oldest_transaction_seconds" in m:  # PostgreSQL
         lines += _family(f"{p}_db_oldest_transaction_seconds", "gauge",
                          "Age of the oldest in-flight transaction holding an id (projections wait for it).",

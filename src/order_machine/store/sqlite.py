@@ -35,7 +35,7 @@ from .sqlite_file import (
 from .sqlite_append import Append, BatchRefused, TransactionLost, append_all, append_one
 from .sqlite_reads import COLUMNS as _COLUMNS
 from .sqlite_reads import LoopReader, ReaderThreads, RecentEvents, to_events
-from .sqlite_sync import HelperLost, SyncProcess
+from .sqlite_sync import SyncProcessLost, SyncProcess
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class SQLiteEventStore:
         await self.close()
 
     @property
-    def fsync_helper(self) -> int:
+    def fsync_process(self) -> int:
         """1 while durability "full" has its fsyncs done by the helper process, else 0 (for /metrics)."""
         return int(self.durability == "full" and self._sync_process is not None)
 
@@ -308,7 +308,7 @@ class SQLiteEventStore:
             self._sync_process = None
 
     def _synced(self, covered: list[Unsynced], error: BaseException | None) -> None:
-        if isinstance(error, HelperLost):  # its fsync may not have happened: the thread does it again
+        if isinstance(error, SyncProcessLost):  # its fsync may not have happened: the thread does it again
             self._without_process(str(error))
             assert self._loop is not None
             self._sync_on_thread(self._loop, covered)

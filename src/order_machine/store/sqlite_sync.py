@@ -23,12 +23,12 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 #: the helper's script (run as a file, not imported: see its docstring for the one-byte protocol)
-HELPER = Path(__file__).with_name("sqlite_fsync_helper.py")
+SCRIPT = Path(__file__).with_name("sqlite_fsync_process.py")
 
 Done = Callable[[BaseException | None], None]
 
 
-class HelperLost(Exception):
+class SyncProcessLost(Exception):
     """The helper process ended (killed?) with an fsync asked of it: whether that fsync happened is unknown."""
 
 
@@ -78,9 +78,9 @@ class SyncProcess:
     def _start(self) -> subprocess.Popen[bytes]:
         if os.name != "posix":  # non-blocking pipes watched by the loop
             raise NotImplementedError("the fsync helper process needs a POSIX system")
-        if not sys.executable or not HELPER.is_file():  # an embedded interpreter, a zipped install
-            raise OSError(f"no Python executable or no {HELPER.name} to run the fsync helper with")
-        process = subprocess.Popen([sys.executable, "-I", "-S", str(HELPER), str(self.path)], stdin=subprocess.PIPE,
+        if not sys.executable or not SCRIPT.is_file():  # an embedded interpreter, a zipped install
+            raise OSError(f"no Python executable or no {SCRIPT.name} to run the fsync helper with")
+        process = subprocess.Popen([sys.executable, "-I", "-S", str(SCRIPT), str(self.path)], stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, bufsize=0)
         assert process.stdout is not None
         os.set_blocking(process.stdout.fileno(), False)
@@ -98,7 +98,7 @@ class SyncProcess:
         error: BaseException | None = None
         if not reply:  # the helper is gone: stop watching its pipe (at its end, it is always readable)
             self._ended = f"the fsync helper process of {self.path} ended (exit status {self._stop()})"
-            error = HelperLost(self._ended)
+            error = SyncProcessLost(self._ended)
         elif reply[-1]:
             error = OSError(reply[-1], os.strerror(reply[-1]) if reply[-1] != 255 else "fsync failed")
         if done is not None:

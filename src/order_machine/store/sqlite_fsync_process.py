@@ -1,4 +1,4 @@
-"""The SQLite store's fsync helper process: `python -I -S sqlite_fsync_helper.py WAL-PATH`.
+"""The SQLite store's fsync helper process: `python -I -S sqlite_fsync_process.py WAL-PATH`.
 
 Reads one byte at a time from standard input: "s" asks for an fdatasync of WAL-PATH, the end of input
 stops it. Answers each "s" with one byte on standard output: 0 once the file is on disk, else the
