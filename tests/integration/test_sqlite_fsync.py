@@ -22,6 +22,7 @@ from order_machine.errors import StoreError
 from order_machine.events import NewEvent
 from order_machine.store.sqlite import SQLiteEventStore
 from order_machine.store.sqlite_sync import SyncProcess
+from processes import is_running
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="stops and kills the helper with POSIX signals")
 
@@ -34,18 +35,6 @@ def sync_pid(store: SQLiteEventStore) -> int:
     process = store._sync_process
     assert process is not None and process.pid is not None, "no fsync helper process is running"
     return process.pid
-
-
-def is_running(pid: int) -> bool:
-    """Whether `pid` is alive; an exited child not yet reaped (a zombie) counts as gone where /proc says so."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:  # no /proc: a zombie counts as running, so an unreaped helper still fails
-        return True
 
 
 def rows(path: Path) -> int:

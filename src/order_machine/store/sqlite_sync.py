@@ -71,8 +71,7 @@ class SyncProcess:
         try:
             os.write(process.stdin.fileno(), b"s")
         except OSError as exc:  # a broken pipe: the helper has ended since the last fsync
-            self._ended = f"the fsync helper process of {self.path} ended (exit status {self._stop()}): {exc}"
-            raise OSError(self._ended) from exc
+            raise OSError(self._lost(f": {exc}")) from exc
         self._done = done
 
     def _start(self) -> subprocess.Popen[bytes]:
@@ -97,14 +96,18 @@ class SyncProcess:
         done, self._done = self._done, None
         error: BaseException | None = None
         if not reply:  # the helper is gone: stop watching its pipe (at its end, it is always readable)
-            self._ended = f"the fsync helper process of {self.path} ended (exit status {self._stop()})"
-            error = SyncProcessLost(self._ended)
+            error = SyncProcessLost(self._lost())
         elif reply[-1]:
             error = OSError(reply[-1], os.strerror(reply[-1]) if reply[-1] != 255 else "fsync failed")
         if done is not None:
             done(error)
         elif error is not None:
             logger.warning("%s", error)
+
+    def _lost(self, detail: str = "") -> str:
+        """Reap the helper that ended unasked; why it is gone (every later `sync` raises it)."""
+        self._ended = f"the fsync helper process of {self.path} ended (exit status {self._stop()}){detail}"
+        return self._ended
 
     def _disown(self) -> None:
         """In a forked child: let go of the parent's helper (its replies would answer the parent's fsyncs)."""
