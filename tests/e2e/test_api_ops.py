@@ -45,7 +45,7 @@ async def test_health_reports_the_store_and_projection_lag(client: httpx.AsyncCl
     assert health.status_code == 200
     body = health.json()
     assert (body["status"], body["store"], body["last_position"]) == ("ok", "ok", 1)
-    assert {name: p["lag"] for name, p in body["projections"].items()} == {"orders": 0, "order_history": 0}
+    assert {name: p["lag"] for name, p in body["projections"].items()} == {"orders": 0, "order_history": 0, "workflows": 0}
 
 
 async def test_health_is_503_when_the_store_cannot_be_read(tmp_path: Path) -> None:

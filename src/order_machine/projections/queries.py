@@ -14,7 +14,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import InvalidCommandError
-from .projectors import Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector
+from .projectors import Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow
 
 MAX_LIMIT = 1000
 
@@ -77,6 +77,34 @@ class OrderHistoryEntry(BaseModel):
     to_state: str | None
     at: datetime
     data: dict[str, Any]
+
+
+class WorkflowReadModel(BaseModel):
+    """One instance of a definition: its state, version, data and the definition version it runs on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    definition: str
+    definition_version: int
+    state: str
+    version: int
+    data: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+def workflow_model(row: WorkflowRow) -> WorkflowReadModel:
+    return WorkflowReadModel(id=row.id, definition=row.definition, definition_version=row.definition_version,
+                             state=row.state, version=row.version, data=dict(row.data), created_at=row.created_at,
+                             updated_at=row.updated_at)
+
+
+def workflow_page(rows: Sequence[WorkflowRow], limit: int) -> Page[WorkflowReadModel]:
+    """A page of instances in creation order, from up to limit + 1 rows."""
+    shown = rows[:limit]
+    return Page[WorkflowReadModel](items=[workflow_model(r) for r in shown],
+                                   next_cursor=encode_cursor(shown[-1].created_position) if len(rows) > limit else None)
 
 
 T = TypeVar("T")
@@ -255,5 +283,10 @@ class ReadModels(Protocol):
 
     async def order_history(self, order_id: str, *, after_version: int = 0,
                             limit: int = 100) -> list[OrderHistoryEntry]: ...
+
+    async def get_workflow(self, stream_id: str) -> WorkflowReadModel | None: ...
+
+    async def workflows(self, definition: str, *, state: str | None = None, limit: int = 50,
+                        cursor: str | None = None) -> Page[WorkflowReadModel]: ...
 
     async def close(self) -> None: ...
