@@ -56,7 +56,7 @@ def test_db_status_lists_pending_migrations_and_upgrade_applies_them_once(cli: C
     after = cli("db", "status", "--json", "--check", "--db", schema_url)
     assert after.code == 0, after
     assert {k: after.json()[k] for k in ("database", "version", "latest", "pending")} == {
-        "database": "postgresql", "version": 3, "latest": 3, "pending": []}
+        "database": "postgresql", "version": 4, "latest": 4, "pending": []}
     for run in (before, upgraded, again, after):
         assert password not in run.out + run.err and "***" in run.out
 
