@@ -17,7 +17,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ORDER_MACHINE_", extra="ignore")
 
     db_url: str = Field(default="sqlite:///orders.db", description="memory://, sqlite:///path.db or postgresql://...")
-    definitions_dir: Path = Field(default_factory=default_definitions_dir)
+    definitions_dir: Path = Field(
+        default_factory=default_definitions_dir,
+        description="ORDER_MACHINE_DEFINITIONS_DIR, else the rule of order.default_definitions_dir() "
+                    "($ORDER_MACHINE_DEFINITIONS, ./definitions, the packaged definitions)",
+    )
     durability: Literal["full", "fast"] = Field(
         default="full", description="SQLite: full = fsync every commit; fast may lose the last commits on power loss"
     )
