@@ -99,7 +99,7 @@ class WorkflowEngine:
     def machine(self, definition: str, version: int | None = None) -> Machine:
         """The machine of a served definition (raises UnknownDefinitionError, naming the ones served)."""
         if definition == ORDER_DEFINITION:
-            from .errors import UnknownDefinitionError
+            from .errors import UnknownDefinitionError  # noqa: PLC0415
 
             raise UnknownDefinitionError(definition, self.definitions, "orders are served at /orders and by "
                                          "`order-machine orders`, not as a generic workflow")
@@ -263,4 +263,46 @@ class WorkflowEngine:
         return WorkflowResult(**body, position=appended.position)  # type: ignore[arg-type]
 
 
-__all__ = ["WorkflowEngine", "WorkflowResult", "resolve_action"]
+
+class WorkflowQueries:
+    """The read side of workflows: the `workflows` view, with read-your-writes like the orders' queries.
+
+    A read of one instance waits (at most `wait_seconds`) until the view shows every event its stream
+    held when the read began; a list waits for everything this process appended before it.
+    """
+
+    def __init__(self, engine: WorkflowEngine, read_models: Any, follower: Follower | None = None, *,
+                 wait_seconds: float = 2.0) -> None:
+        self.engine, self.read_models, self.follower, self.wait_seconds = engine, read_models, follower, wait_seconds
+
+    async def _show(self, position: int) -> None:
+        if position and self.follower is not None:
+            if not await self.follower.wait_for(position, self.wait_seconds):
+                logger.warning("the workflows view did not reach position %d within %.1fs", position,
+                               self.wait_seconds)
+
+    async def get(self, definition: str, workflow_id: str) -> Any:
+        """The instance as the view shows it (a WorkflowReadModel); WorkflowNotFoundError if it has no events."""
+        self.engine.machine(definition)
+        stream = workflow_stream(definition, workflow_id)
+        _version, position = await self.engine.store.stream_head(stream)
+        if not position:
+            raise WorkflowNotFoundError(definition, workflow_id)
+        await self._show(position)
+        found = await self.read_models.get_workflow(stream)
+        if found is None:
+            raise WorkflowNotFoundError(definition, workflow_id)
+        return found
+
+    async def list(self, definition: str, *, state: str | None = None, limit: int = 50,
+                   cursor: str | None = None) -> Any:
+        """A page of a definition's instances in creation order, optionally in one state."""
+        machine = self.engine.machine(definition)
+        if state is not None and state not in machine.states:
+            raise InvalidCommandError(f"unknown state {state!r} of {definition}; states: {', '.join(machine.states)}",
+                                      "state")
+        await self._show(await self.engine.store.last_position())
+        return await self.read_models.workflows(definition, state=state, limit=limit, cursor=cursor)
+
+
+__all__ = ["WorkflowEngine", "WorkflowQueries", "WorkflowResult", "resolve_action"]
