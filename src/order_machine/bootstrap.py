@@ -17,7 +17,7 @@ from .config import Settings
 from .definition import Definition, load_definitions
 from .engine import WorkflowEngine, WorkflowQueries
 from .machine import Guard, Hook, Machine
-from .order import order_machine
+from .order import order_machine, packaged_definitions_dir
 from .projections import ProjectionRunner, ProjectionStatus, ReadModels, open_read_models
 from .service import OrderApplicationService, OrderCommandService
 from .store import EventStore, open_store
@@ -179,7 +179,9 @@ async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Gu
     settings = settings or Settings()
     definitions = load_definitions(settings.definitions_dir)
     catalog = Catalog.load(settings.definitions_dir, guards, hooks)
-    machine = order_machine(settings.definitions_dir / "order.yaml")
+    # a folder of one's own workflows needs no order.yaml: orders then run on the packaged one
+    order_file = settings.definitions_dir / "order.yaml"
+    machine = order_machine(order_file if order_file.exists() else packaged_definitions_dir() / "order.yaml")
     scheme = settings.db_url.split(":", 1)[0].lower()
     store = open_store(settings.db_url, **store_options(settings))
     bus = EventBus()

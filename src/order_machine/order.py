@@ -68,6 +68,11 @@ def default_definitions_dir() -> Path:
     if (here / "order.yaml").exists():
         return here
     # installed as plain files (pip never installs zipped), so the resource is a real folder
+    return packaged_definitions_dir()
+
+
+def packaged_definitions_dir() -> Path:
+    """The definitions shipped inside the package (order, payment, document, onboarding, simple)."""
     return Path(str(resources.files("order_machine") / "definitions"))
 
 
