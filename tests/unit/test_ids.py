@@ -102,3 +102,12 @@ def test_the_issues_overflowing_cursor_is_refused() -> None:
     with pytest.raises(InvalidCommandError):
         decode_cursor(_cursor([2**63, "a"]), (int, str))
     assert decode_cursor(_cursor([2**63 - 1, "a"]), (int, str)) == (2**63 - 1, "a")
+
+
+def test_an_unsupported_store_url_is_refused_without_its_password() -> None:
+    from order_machine.errors import StoreError
+    from order_machine.store import open_store
+
+    with pytest.raises(StoreError) as refused:
+        open_store("mysql://root:hunter2@db.internal:3306/shop")
+    assert "hunter2" not in str(refused.value) and "root:***@" in str(refused.value)
