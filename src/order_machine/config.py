@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         description="serve only: freeze what startup allocated and run the young GC every N allocations "
                     "(Python's default is 700; 0 leaves the GC as it is)",
     )
+    base_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="the public URL clients reach the API at (e.g. https://shop.example/api); `Location` "
+                    "headers start with it. Unset: they are relative (/orders/ord-1), never built from `Host`",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     # PostgreSQL operational settings

@@ -77,9 +77,29 @@ def _invalid(exc: InvalidCommandError, request: Request) -> tuple[int, Body]:
 
 
 def _unavailable(exc: OrderMachineError, request: Request) -> tuple[int, Body]:
+    # the full text (database host, port, name, schema, driver message) goes to the log only
     logger.warning("%s %s: %s", request.method, request.url.path, exc)
-    kind = {DiagramError: "diagram_unavailable", ProjectionError: "projection_stopped"}.get(type(exc), "store_unavailable")
-    return 503, {"error": kind, "message": str(exc).splitlines()[0]}
+    if isinstance(exc, DiagramError):
+        return 503, {"error": "diagram_unavailable", "message": str(exc).splitlines()[0]}
+    if isinstance(exc, ProjectionError):
+        return 503, {"error": "projection_stopped", "projection": exc.projection, "position": exc.position,
+                     "message": public_message(exc)}
+    return 503, {"error": "store_unavailable",
+                 "message": "the store cannot answer right now; retry later (the server log has the details)"}
+
+
+def public_message(exc: BaseException) -> str:
+    """What a client may read about a server-side failure: never a database's host, port, name, schema or
+    a driver's text (those go to the log). Domain errors keep their first line; store and driver errors
+    are named by their class only."""
+    if isinstance(exc, ProjectionError):
+        return f"projection {exc.projection!r} stopped at position {exc.position}: {public_message(exc.cause)}"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, OrderMachineError) and not isinstance(exc, StoreError):
+        lines = str(exc).strip().splitlines()
+        return lines[0] if lines else type(exc).__name__
+    return f"{type(exc).__name__} (the server log has the details)"
 
 
 def _definition(exc: DefinitionError, request: Request) -> tuple[int, Body]:

@@ -88,7 +88,7 @@ async def running(settings: Settings, *, start: bool = True) -> AsyncIterator[Ru
     except DefinitionError as exc:
         raise Failed(one_line(exc)) from None
     except OSError as exc:
-        raise StoreError(f"cannot open {settings.db_url!r}: {exc}") from exc
+        raise StoreError(f"cannot open {shown_url(settings.db_url)!r}: {exc}") from exc
     try:
         # open the store now: a bad or corrupt database fails here, in one line, before any task starts
         await runtime.store.last_position()
