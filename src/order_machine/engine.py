@@ -25,6 +25,7 @@ from .errors import (
     ConcurrencyError, InvalidCommandError, TransitionNotAllowedError, WorkflowExistsError, WorkflowNotFoundError,
 )
 from .events import WorkflowEvent, decode_workflow, encode_workflow, utcnow, workflow_stream
+from .ids import check_id, check_stored, key_problem
 from .instance import WorkflowInstance
 from .machine import Machine
 from .store import EventStore
@@ -96,6 +97,15 @@ class WorkflowEngine:
 
     # ----------------------------------------------------------------- definitions
 
+    @staticmethod
+    def _check_input(workflow_id: str | None, command_id: str | None, data: Mapping[str, Any]) -> None:
+        """Ids, keys and data from outside, refused (naming the field) before anything is read or stored."""
+        if workflow_id is not None:
+            check_id(workflow_id, "id")
+        if command_id is not None and (problem := key_problem(command_id)) is not None:
+            raise InvalidCommandError(f"command_id {problem}", "command_id")
+        check_stored(data, "data")
+
     def machine(self, definition: str, version: int | None = None) -> Machine:
         """The machine of a served definition (raises UnknownDefinitionError, naming the ones served)."""
         if definition == ORDER_DEFINITION:
@@ -116,6 +126,7 @@ class WorkflowEngine:
         """A new instance on the latest version of `definition`; WorkflowExistsError if the id is taken."""
         machine = self.machine(definition)
         data = dict(data or {})
+        self._check_input(workflow_id, command_id, data)
         fingerprint = _fingerprint("start", definition, workflow_id, data)
         if (seen := await self._seen(command_id, fingerprint)) is not None:
             return seen
@@ -130,6 +141,7 @@ class WorkflowEngine:
         """Take an action on an instance; refusals raise TransitionNotAllowedError with the reasons."""
         machine = self.machine(definition)
         data = dict(data or {})
+        self._check_input(workflow_id, command_id, data)
         name = resolve_action(machine, action)
         fingerprint = _fingerprint("act", definition, workflow_id, name, data, expected_version)
 
@@ -141,6 +153,7 @@ class WorkflowEngine:
                       command_id: str | None = None) -> WorkflowResult:
         """Move one instance to another version of its definition (an event); refuses a state with no place."""
         target = self.machine(definition, to_version)
+        self._check_input(workflow_id, command_id, {})
         fingerprint = _fingerprint("migrate", definition, workflow_id, to_version, dict(state_map))
 
         async def decide(instance: WorkflowInstance) -> None:
@@ -154,6 +167,7 @@ class WorkflowEngine:
     async def load(self, definition: str, workflow_id: str) -> WorkflowInstance:
         """The instance rebuilt from its events; raises WorkflowNotFoundError."""
         self.machine(definition)  # an unknown definition is a 404 of its own
+        check_id(workflow_id, "id")
         stored = await self.store.load(workflow_stream(definition, workflow_id))
         if not stored:
             raise WorkflowNotFoundError(definition, workflow_id)
@@ -163,6 +177,7 @@ class WorkflowEngine:
     async def history(self, definition: str, workflow_id: str) -> list[dict[str, Any]]:
         """Every event of an instance: version, type, action, from, to, data and time (from the store)."""
         self.machine(definition)
+        check_id(workflow_id, "id")
         stored = await self.store.load(workflow_stream(definition, workflow_id))
         if not stored:
             raise WorkflowNotFoundError(definition, workflow_id)
@@ -284,6 +299,7 @@ class WorkflowQueries:
     async def get(self, definition: str, workflow_id: str) -> Any:
         """The instance as the view shows it (a WorkflowReadModel); WorkflowNotFoundError if it has no events."""
         self.engine.machine(definition)
+        check_id(workflow_id, "id")
         stream = workflow_stream(definition, workflow_id)
         _version, position = await self.engine.store.stream_head(stream)
         if not position:

@@ -79,12 +79,13 @@ async def create_order(
                                                result.order_id))
 
 
-def order_location(base_url: str | None, root_path: str, order_id: str) -> str:
-    """The `Location` of an order: under the configured base URL (ORDER_MACHINE_BASE_URL) when set, else
-    relative to this server (RFC 9110 allows it) under the app's own root path; never from the `Host`
-    header, which any client can set. The id is percent-encoded as one path segment."""
+def order_location(base_url: str | None, root_path: str, order_id: str, collection: str = "orders") -> str:
+    """The `Location` of an order (or of what `collection` names, e.g. `workflows/payment`): under the
+    configured base URL (ORDER_MACHINE_BASE_URL) when set, else relative to this server (RFC 9110 allows
+    it) under the app's own root path; never from the `Host` header, which any client can set. The id is
+    percent-encoded as one path segment."""
     prefix = base_url.rstrip("/") if base_url else quote(root_path.rstrip("/"), safe="/" + ID_MARKS)
-    return f"{prefix}/orders/{quote_id(order_id)}"
+    return f"{prefix}/{collection}/{quote_id(order_id)}"
 
 
 @router.get(

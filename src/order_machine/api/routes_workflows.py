@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..commands import Id, PerformAction
+from ..commands import PerformAction
+from ..ids import Id
 from ..diagrams import MEDIA_TYPES, render_diagram
 from ..engine import WorkflowResult, resolve_action
+from .routes_orders import order_location
 from .deps import RuntimeDep, command_headers, etag, idempotency_key, if_match, runtime_of
 from .schemas import error_responses, ok
 
@@ -90,9 +91,8 @@ async def start_workflow(
 ) -> Response:
     rt = runtime_of(request)
     result = await rt.engine.start(definition, body.data, workflow_id=body.id, command_id=idempotency_key(request))
-    # relative to this app's root, percent-encoded: never built from the Host header
-    root = request.scope.get("root_path", "")
-    location = f"{root}/workflows/{quote(definition, safe='')}/{quote(result.id, safe='')}"
+    location = order_location(rt.settings.base_url, request.scope.get("root_path", ""), result.id,
+                              f"workflows/{definition}")
     return _answer(result, result.body(), 201, location)
 
 
