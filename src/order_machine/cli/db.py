@@ -51,8 +51,7 @@ def register(subparsers: Any) -> None:
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
+    parser.error("an action is required: upgrade or status")
 
 
 def _kind(settings: Settings) -> str:
