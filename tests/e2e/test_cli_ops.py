@@ -92,7 +92,7 @@ def test_serve_with_several_workers_needs_a_shared_database(cli: CLI) -> None:
     assert_one_line_error(cli("serve", "--db", "memory://", "--workers", "2"), "--workers", "memory://")
 
 
-@pytest.mark.parametrize("command", ["serve", "orders", "rebuild", "check"])
+@pytest.mark.parametrize("command", ["serve", "orders", "rebuild", "check", "validate", "diagram", "demo", "db"])
 def test_every_command_has_help_with_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main([command, "--help"])

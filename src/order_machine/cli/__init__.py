@@ -21,6 +21,10 @@ COMMAND_MODULES = ("validate", "diagram", "demo", "serve", "orders", "ops", "db"
 COMMANDS = ("validate", "diagram", "demo", "serve", "orders", "rebuild", "check", "db")
 
 
+#: where every command finds its definitions when not told (order.default_definitions_dir)
+DEFINITIONS_RULE = ("$ORDER_MACHINE_DEFINITIONS, else ./definitions when it holds order.yaml, "
+                    "else the definitions shipped with order-machine")
+
 EXIT_CODES = """exit codes: 0 ok; 1 an error, a failed check or a refused action (one line, "error: ...");
 2 a usage error (one line naming the --help to read); 130 interrupted."""
 
@@ -49,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
   order-machine db upgrade --db postgresql://app@db/orders
 
 Every command takes --help. Commands that use a database take --db URL (default: $ORDER_MACHINE_DB_URL,
-else sqlite:///orders.db).
+else sqlite:///orders.db). Definitions: $ORDER_MACHINE_DEFINITIONS, else ./definitions when it holds
+order.yaml, else the definitions shipped with order-machine.
 
 """ + EXIT_CODES,
     )
