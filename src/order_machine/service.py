@@ -234,9 +234,11 @@ class OrderCommandService:
                 outcome = act(order)
                 if hasattr(outcome, "__await__"):
                     await outcome
-            except (TransitionNotAllowedError, InvalidCommandError):
+            except (TransitionNotAllowedError, InvalidCommandError) as refused:
                 if cached:
                     continue  # a refusal must be decided on the stored order, never on a copy
+                if isinstance(refused, TransitionNotAllowedError):
+                    refused.note_blocked(await blocked_actions(self.machine, order))
                 raise
             try:
                 result = await self._save(command, order, loaded_version)
@@ -418,12 +420,26 @@ class OrderApplicationService:
         return history
 
     async def allowed_actions(self, order_id: str) -> list[dict[str, Any]]:
-        """The actions the order's state allows now (from its events), with their data fields."""
+        """The actions the order's state allows (from its events), with their data fields, and for each the
+        guard that would refuse it right now (`blocked_by`, None when none would)."""
         order = await self.commands.load(order_id)
         out = []
         for action in order.allowed_actions:
             spec = self.machine.action_spec(action)
             fields = {n: f.model_dump(include={"type", "required", "description"}) for n, f in spec.fields.items()} \
                 if spec is not None else {}
-            out.append({"action": action, "description": spec.description if spec else "", "fields": fields})
+            guard = await self.machine.blocked_by(order.state, action, order)
+            blocked = None if guard is None else {"guard": guard, "description": self.machine.guard_description(guard)}
+            out.append({"action": action, "description": spec.description if spec else "", "fields": fields,
+                        "blocked_by": blocked})
         return out
+
+
+async def blocked_actions(machine: Machine, order: Order) -> list[tuple[str, str, str]]:
+    """The order's allowed actions that a guard refuses right now: (action, guard, its description)."""
+    found = []
+    for action in order.allowed_actions:
+        guard = await machine.blocked_by(order.state, action, order)
+        if guard is not None:
+            found.append((action, guard, machine.guard_description(guard)))
+    return found

@@ -183,21 +183,32 @@ class FieldInfo(BaseModel):
     description: str = ""
 
 
+class BlockedBy(BaseModel):
+    """The guard that would refuse an allowed action right now, and what it checks."""
+
+    guard: str
+    description: str = ""
+
+
 class ActionInfo(BaseModel):
     action: str
     description: str = ""
     fields: dict[str, FieldInfo] = Field(default_factory=dict)
+    blocked_by: BlockedBy | None = Field(
+        default=None, description="the guard that would refuse this action on the order as it is now (checked "
+                                  "without the action's data); null when none would")
 
 
 class ActionsResponse(BaseModel):
-    """The actions allowed now (guards are checked when an action is taken) and the data each one takes."""
+    """The actions the order's state allows, the data each one takes, and which of them a guard blocks now."""
 
-    model_config = _out({"order_id": "ord-1001", "state": "Processing", "version": 3, "actions": [
-        {"action": "Ship", "description": "Hand the order to the carrier", "fields": {
-            "tracking_number": {"type": "str", "required": True, "description": "Carrier tracking number"},
-            "shipping_address": {"type": "str", "required": True, "description": "Where the parcel goes"}}},
+    model_config = _out({"order_id": "ord-1001", "state": "Pending", "version": 1, "actions": [
+        {"action": "Confirm", "description": "Accept the order", "fields": {},
+         "blocked_by": {"guard": "has_value",
+                        "description": "The order has at least one item or a positive amount"}},
         {"action": "Cancel", "description": "Stop the order before it ships", "fields": {
-            "reason": {"type": "str", "required": True, "description": "Why it was cancelled"}}},
+            "reason": {"type": "str", "required": True, "description": "Why it was cancelled"}},
+         "blocked_by": None},
     ]})
 
     order_id: str
@@ -245,7 +256,8 @@ class ErrorResponse(BaseModel):
 ERROR_EXAMPLES: dict[int, dict[str, Any]] = {
     404: {"error": "order_not_found", "order_id": "ord-404", "message": "order 'ord-404' does not exist"},
     409: {"error": "transition_not_allowed", "order_id": "ord-1001", "state": "Pending", "action": "Ship",
-          "allowed_actions": ["Confirm", "Cancel"], "guard": None, "reason": "not allowed while 'Pending'",
+          "allowed_actions": ["Confirm", "Cancel"], "blocked_actions": [], "guard": None,
+          "reason": "not allowed while 'Pending'",
           "message": "ord-1001: cannot 'Ship' while 'Pending': not allowed while 'Pending'; "
                      "allowed now: Confirm, Cancel"},
     412: {"error": "version_conflict", "order_id": "ord-1001", "expected_version": 2, "actual_version": 3,
