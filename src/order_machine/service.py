@@ -318,7 +318,7 @@ class ProjectionFollower(Protocol):
 
 
 class OrderApplicationService:
-    """The seed's application service: commands through the write side, queries on the read models.
+    """The application service: commands through the write side, queries on the read models.
 
     Read-your-writes (on by default) is kept where it is needed, at read time: a command returns as soon
     as its events are durable, and a query waits (at most `wait_seconds`) until the read models show
@@ -360,10 +360,10 @@ class OrderApplicationService:
             _version, position = await self.commands.store.stream_head(order_id)
             await self._show(position)
 
-    # ----------------------------------------------------------------- queries (the seed's names)
+    # ----------------------------------------------------------------- queries
 
     async def ask(self, query: Query) -> Any:
-        """Answer one of the seed's query objects (GetOrder, GetOrdersByCustomer, ...)."""
+        """Answer a query object (GetOrder, GetOrdersByCustomer, ...)."""
         if isinstance(query, GetOrder):
             return await self.get_order(query.order_id)
         if isinstance(query, GetOrderSummary):

@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API, in the seed's snake_case names, with OpenAPI examples.
+"""Request and response bodies of the HTTP API, in snake_case names, with OpenAPI examples.
 
 Money is a decimal string, times are UTC ISO 8601. Imports `commands` for the shared field types only;
 the read models are converted into these models so the HTTP contract does not drift with storage.
@@ -26,7 +26,7 @@ def _out(*examples: dict[str, Any]) -> ConfigDict:
 # --------------------------------------------------------------------------- requests
 
 class CreateOrderRequest(BaseModel):
-    """The seed's CreateOrderRequest, with optional items and a caller-chosen id."""
+    """A new order: its customer, and optionally a description, items, an amount and an id of your choice."""
 
     model_config = _examples(
         {"customer_id": "cust-7", "description": "Birthday gift",
@@ -63,7 +63,7 @@ class ReasonRequest(BaseModel):
 
 
 class StatusRequest(BaseModel):
-    """The seed's UpdateOrderStatusCommand: the target state, and the data its action needs."""
+    """Move an order to a state: the target state, and the data the action leading there needs."""
 
     model_config = _examples(
         {"status": "Confirmed"},
@@ -106,7 +106,7 @@ _ORDER_EXAMPLE: dict[str, Any] = {
 
 
 class OrderResponse(BaseModel):
-    """The seed's OrderReadModel, plus version, shipping data and reasons."""
+    """An order as it is now: customer, amount, items, status and times, version, shipping data and reasons."""
 
     model_config = _out(_ORDER_EXAMPLE)
 
@@ -126,7 +126,7 @@ class OrderResponse(BaseModel):
 
 
 class OrderSummaryResponse(BaseModel):
-    """The seed's OrderSummaryReadModel, with its times."""
+    """An order in brief: customer, status, amount, item count and times."""
 
     model_config = _out({"id": "ord-1001", "customer_id": "cust-7", "amount": "39.98", "status": "Shipped",
                          "item_count": 1, "created_at": "2025-03-01T09:30:00Z", "updated_at": "2025-03-02T14:05:12Z"})
