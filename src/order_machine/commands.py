@@ -1,4 +1,4 @@
-"""Commands and queries of the order service, as pydantic models named after the seed.
+"""Commands and queries of the order service, as pydantic models (CreateOrder, ConfirmOrder, GetOrder, ...).
 
 Validation of the data a caller sends lives here (one place for the API, the CLI and Python callers).
 Imports `ids` (the rule for ids and stored text) and pydantic; the service turns these into aggregate calls.

@@ -56,10 +56,24 @@ class TransitionNotAllowedError(OrderMachineError):
         if reason is None:
             reason = f"guard {guard!r} refused it" if guard else f"not allowed while {state!r}"
         self.reason = reason
-        allowed_text = ", ".join(self.allowed) or "none"
-        super().__init__(
-            f"{entity_id}: cannot {action!r} while {state!r}: {reason}; allowed now: {allowed_text}"
-        )
+        #: allowed actions a guard refuses right now: (action, guard, the guard's description); see note_blocked()
+        self.blocked: tuple[tuple[str, str, str], ...] = ()
+        super().__init__(self._message())
+
+    def note_blocked(self, blocked: Sequence[tuple[str, str, str]]) -> None:
+        """Record which allowed actions a guard refuses right now, so the message does not offer them."""
+        self.blocked = tuple(blocked)
+        self.args = (self._message(),)
+
+    def _message(self) -> str:
+        blocked = {action for action, _, _ in self.blocked}
+        allowed_text = ", ".join(a for a in self.allowed if a not in blocked) or "none"
+        text = f"{self.entity_id}: cannot {self.action!r} while {self.state!r}: {self.reason}; allowed now: {allowed_text}"
+        if self.blocked:
+            text += "; blocked by a guard: " + ", ".join(
+                f"{action} ({guard}{': ' + description if description else ''})"
+                for action, guard, description in self.blocked)
+        return text
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -67,6 +81,8 @@ class TransitionNotAllowedError(OrderMachineError):
             "state": self.state,
             "action": self.action,
             "allowed_actions": list(self.allowed),
+            "blocked_actions": [{"action": action, "guard": guard, "description": description}
+                                for action, guard, description in self.blocked],
             "guard": self.guard,
             "reason": self.reason,
         }

@@ -175,6 +175,31 @@ class Machine:
                 return option
         raise TransitionNotAllowedError(entity_id, action, state, self.allowed_actions(state), guard=refused_by)
 
+    async def blocked_by(self, state: str, action: str, subject: Any = None,
+                         data: Mapping[str, Any] = _NO_DATA) -> str | None:
+        """The guard that would refuse `action` from `state` now (read-only), None when one transition passes.
+
+        For telling a caller why an allowed action would be refused; dispatch goes through select().
+        Guards are asked about `subject` as it is, with `data` (none by default: the action's fields are
+        not known yet). An action with no transition from `state` is not "blocked": it is not allowed.
+        """
+        refused_by = None
+        for option in self._table.get((state, action), ()):
+            for name in option.guards:
+                verdict = self._guards[name](subject, data)
+                if inspect.isawaitable(verdict):
+                    verdict = await verdict
+                if not verdict:
+                    refused_by = name
+                    break
+            else:
+                return None
+        return refused_by
+
+    def guard_description(self, name: str) -> str:
+        """What a guard checks, from the definition (empty when it says nothing)."""
+        return next((g.description for g in self.definition.guards if g.name == name), "")
+
     async def run_hooks(self, transition: Transition, subject: Any, data: Mapping[str, Any]) -> None:
         for name in transition.hooks:
             result = self._hooks[name](subject, transition, data)

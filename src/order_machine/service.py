@@ -235,9 +235,11 @@ class OrderCommandService:
                 outcome = act(order)
                 if hasattr(outcome, "__await__"):
                     await outcome
-            except (TransitionNotAllowedError, InvalidCommandError):
+            except (TransitionNotAllowedError, InvalidCommandError) as refused:
                 if cached:
                     continue  # a refusal must be decided on the stored order, never on a copy
+                if isinstance(refused, TransitionNotAllowedError):
+                    refused.note_blocked(await blocked_actions(self.machine, order))
                 raise
             try:
                 result = await self._save(command, order, loaded_version)
@@ -317,7 +319,7 @@ class ProjectionFollower(Protocol):
 
 
 class OrderApplicationService:
-    """The seed's application service: commands through the write side, queries on the read models.
+    """The application service: commands through the write side, queries on the read models.
 
     Read-your-writes (on by default) is kept where it is needed, at read time: a command returns as soon
     as its events are durable, and a query waits (at most `wait_seconds`) until the read models show
@@ -359,10 +361,10 @@ class OrderApplicationService:
             _version, position = await self.commands.store.stream_head(order_id)
             await self._show(position)
 
-    # ----------------------------------------------------------------- queries (the seed's names)
+    # ----------------------------------------------------------------- queries
 
     async def ask(self, query: Query) -> Any:
-        """Answer one of the seed's query objects (GetOrder, GetOrdersByCustomer, ...)."""
+        """Answer a query object (GetOrder, GetOrdersByCustomer, ...)."""
         if isinstance(query, GetOrder):
             return await self.get_order(query.order_id)
         if isinstance(query, GetOrderSummary):
@@ -423,7 +425,8 @@ class OrderApplicationService:
         return history
 
     async def allowed_actions(self, order_id: str) -> list[dict[str, Any]]:
-        """The actions the order's state allows now (from its events), with their data fields."""
+        """The actions the order's state allows (from its events), with their data fields, and for each the
+        guard that would refuse it right now (`blocked_by`, None when none would)."""
         check_id(order_id, "order_id")
         order = await self.commands.load(order_id)
         out = []
@@ -431,5 +434,18 @@ class OrderApplicationService:
             spec = self.machine.action_spec(action)
             fields = {n: f.model_dump(include={"type", "required", "description"}) for n, f in spec.fields.items()} \
                 if spec is not None else {}
-            out.append({"action": action, "description": spec.description if spec else "", "fields": fields})
+            guard = await self.machine.blocked_by(order.state, action, order)
+            blocked = None if guard is None else {"guard": guard, "description": self.machine.guard_description(guard)}
+            out.append({"action": action, "description": spec.description if spec else "", "fields": fields,
+                        "blocked_by": blocked})
         return out
+
+
+async def blocked_actions(machine: Machine, order: Order) -> list[tuple[str, str, str]]:
+    """The order's allowed actions that a guard refuses right now: (action, guard, its description)."""
+    found = []
+    for action in order.allowed_actions:
+        guard = await machine.blocked_by(order.state, action, order)
+        if guard is not None:
+            found.append((action, guard, machine.guard_description(guard)))
+    return found

@@ -41,6 +41,27 @@ async def test_a_guard_refusal_names_the_guard(client: httpx.AsyncClient) -> Non
     assert (refused.json()["guard"], refused.json()["state"]) == ("has_value", "Pending")
 
 
+HAS_VALUE = {"guard": "has_value", "description": "The order has at least one item or a positive amount"}
+
+
+async def test_an_action_a_guard_refuses_is_listed_as_blocked_with_the_guards_reason(client: httpx.AsyncClient) -> None:
+    await client.post("/orders", json={"order_id": "empty", "customer_id": "c"})
+    refused = await client.post("/orders/empty/confirm")
+    body = refused.json()
+    assert body["allowed_actions"] == ["Confirm", "Cancel"]  # declared from Pending
+    assert body["blocked_actions"] == [{"action": "Confirm", **HAS_VALUE}]
+    assert body["message"] == ("empty: cannot 'Confirm' while 'Pending': guard 'has_value' refused it; allowed now: "
+                               "Cancel; blocked by a guard: Confirm (has_value: The order has at least one item "
+                               "or a positive amount)")
+    actions = (await client.get("/orders/empty/actions")).json()["actions"]
+    assert [(a["action"], a["blocked_by"]) for a in actions] == [("Confirm", HAS_VALUE), ("Cancel", None)]
+    await client.post("/orders/empty/items", json={"product_id": "p", "quantity": 1, "unit_price": "2.50"})
+    actions = (await client.get("/orders/empty/actions")).json()["actions"]
+    assert [(a["action"], a["blocked_by"]) for a in actions] == [("Confirm", None), ("Cancel", None)]
+    shipped = (await client.post("/orders/empty/ship", json={"tracking_number": "T", "shipping_address": "A"})).json()
+    assert shipped["blocked_actions"] == [] and shipped["message"].endswith("allowed now: Confirm, Cancel")
+
+
 async def test_if_match_with_a_stale_version_is_412_and_changes_nothing(client: httpx.AsyncClient) -> None:
     await create_order(client, "v-1")
     await advance(client, "v-1", "confirm")

@@ -111,6 +111,12 @@ async def test_every_route_documents_an_example_answer_and_every_body_an_example
     assert headers == {"Idempotency-Key", "If-Match"}
 
 
+async def test_the_public_api_text_speaks_of_orders_not_of_where_the_code_came_from(client: httpx.AsyncClient) -> None:
+    """The API docs once said "the seed's OrderController": a user has no seed."""
+    spec = (await client.get("/openapi.json")).text
+    assert "seed" not in spec.lower()
+
+
 async def test_the_api_mounts_inside_another_app_and_its_lifespan_runs_from_the_host(tmp_path: Path) -> None:
     orders = create_app(settings_for(f"sqlite:///{tmp_path}/orders.db"))
 

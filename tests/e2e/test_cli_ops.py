@@ -92,7 +92,7 @@ def test_serve_with_several_workers_needs_a_shared_database(cli: CLI) -> None:
     assert_one_line_error(cli("serve", "--db", "memory://", "--workers", "2"), "--workers", "memory://")
 
 
-@pytest.mark.parametrize("command", ["serve", "orders", "rebuild", "check"])
+@pytest.mark.parametrize("command", ["serve", "orders", "rebuild", "check", "validate", "diagram", "demo", "db"])
 def test_every_command_has_help_with_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main([command, "--help"])
@@ -118,3 +118,21 @@ def test_rebuild_draws_a_progress_bar_on_a_terminal(cli: CLI, monkeypatch: pytes
     monkeypatch.setattr("sys.stderr", screen)
     assert cli("rebuild").code == 0
     assert screen.getvalue().endswith("\r[##############################] 100% 4/4 events\n")
+
+
+@pytest.mark.parametrize(("argv", "prog", "words"), [
+    ([], "order-machine", "a command is required"),
+    (["orders"], "order-machine orders", "SUBCOMMAND"),
+    (["orders", "create"], "order-machine orders create", "--customer"),
+    (["orders", "do", "x", "confirm", "--field", "novalue"], "order-machine orders do", "NAME=VALUE"),
+    (["db"], "order-machine db", "upgrade or status"),
+    (["serve", "--port", "99999"], "order-machine serve", "--port"),
+    (["nonsense"], "order-machine", "invalid choice"),
+])
+def test_a_usage_error_is_one_line_naming_the_help_to_read_and_exit_2(
+        cli: CLI, argv: list[str], prog: str, words: str) -> None:
+    run = cli(*argv)
+    assert run.code == 2 and run.out == ""
+    assert len(run.err.splitlines()) == 1, run.err
+    assert run.err.startswith(f"{prog}: error: ") and words in run.err
+    assert run.err.endswith(f"(see `{prog} --help`)\n")

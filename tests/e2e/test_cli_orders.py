@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
+
+import pytest
 
 from cli_support import CLI, DEFINITIONS, assert_one_line_error, cli  # noqa: F401 (fixture)
 
@@ -132,6 +137,38 @@ def test_a_corrupt_database_file_is_one_line_and_left_untouched(cli: CLI) -> Non
                  ("rebuild",), ("check",)):
         assert_one_line_error(cli(*argv, "--db", f"sqlite:///{notes}"), "notes.db", "not")
     assert notes.read_text() == text
+
+
+def test_a_sqlite_file_of_another_application_is_refused_in_one_line_and_left_untouched(cli: CLI) -> None:
+    other = cli.workdir / "other.db"
+    with closing(sqlite3.connect(other)) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        conn.commit()
+    before = other.read_bytes()
+    for argv in (("orders", "create", "--customer", "c"), ("orders", "list"), ("rebuild",), ("db", "status"),
+                 ("serve", "--port", "1"), ("serve", "--port", "1", "--workers", "2")):
+        assert_one_line_error(cli(*argv, "--db", "sqlite:///other.db"), "other.db",
+                              "not an order-machine database", "other tables: t")
+    assert other.read_bytes() == before
+    assert sorted(p.name for p in cli.workdir.iterdir()) == ["other.db"]
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1) to mount a read-only folder")
+def test_a_read_only_folder_is_named_as_the_reason_a_read_fails(cli: CLI) -> None:
+    make_order(cli, "ord-1")
+    script = (f"mount --bind {cli.workdir} {cli.workdir} && mount -o remount,ro,bind {cli.workdir} {cli.workdir} "
+              f"&& exec {sys.executable} -m order_machine orders show ord-1 --db sqlite:///orders.db")
+    (cli.workdir / "orders.db-shm").unlink(missing_ok=True)
+    (cli.workdir / "orders.db-wal").unlink(missing_ok=True)
+    done = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+                          cwd=cli.workdir, capture_output=True, text=True, timeout=60)
+    if "mount" in done.stderr and "order-machine" not in done.stderr and "error:" not in done.stderr:
+        pytest.skip(f"cannot mount a read-only folder here: {done.stderr.strip()}")
+    assert done.returncode == 1, done
+    assert done.stderr.strip() == (f"error: cannot open sqlite:///{cli.workdir}/orders.db: the folder "
+                                   f"{cli.workdir} is on a read-only file system (SQLite must create "
+                                   "orders.db-wal and orders.db-shm beside the file, even to read it)")
 
 
 def test_a_definitions_folder_with_errors_is_one_line(cli: CLI, tmp_path: Path) -> None:

@@ -50,13 +50,46 @@ def test_a_folder_with_broken_files_reports_every_file(capsys: pytest.CaptureFix
     assert reported == {str(p) for p in BROKEN.glob("*.yaml")}
 
 
+def test_every_command_finds_the_same_definitions_in_a_folder_without_definitions(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One rule: $ORDER_MACHINE_DEFINITIONS, else ./definitions, else the definitions shipped with the package."""
+    from order_machine.order import default_definitions_dir
+
+    monkeypatch.delenv("ORDER_MACHINE_DEFINITIONS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    shipped = default_definitions_dir()
+    assert (shipped / "order.yaml").is_file() and shipped != tmp_path / "definitions"
+    capsys.readouterr()
+    assert main(["validate"]) == 0
+    assert f"{shipped / 'order.yaml'}: OK" in capsys.readouterr().out
+    assert main(["demo"]) == 0
+    assert f"from {shipped / 'order.yaml'}" in capsys.readouterr().out
+    assert main(["diagram", "order", "-f", "mmd", "-o", "out"]) == 0
+    assert (tmp_path / "out" / "order.mmd").is_file()
+    capsys.readouterr()
+    assert main(["diagram", "--check"]) == 1  # no diagrams/ here: said in one line, not 15 missing files
+    assert capsys.readouterr().err == ("error: no diagrams/ folder to check: run `order-machine diagram` to "
+                                       "write the diagrams (or give --out DIR)\n")
+    (tmp_path / "definitions").mkdir()
+    (tmp_path / "definitions" / "order.yaml").write_text((DEFINITIONS / "order.yaml").read_text())
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{tmp_path}/definitions/order.yaml: OK (order v1: 7 states, 6 actions, 8 transitions)"]
+
+
 def test_a_missing_path_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
-    assert "no such file or folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["validate", str(tmp_path / "nope.yaml")])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (f"order-machine validate: error: no such file or folder: {tmp_path}/nope.yaml "
+                                       "(see `order-machine validate --help`)\n")
 
 
 def test_a_folder_without_definitions_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["validate", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit) as exited:
+        main(["validate", str(tmp_path)])
+    assert exited.value.code == 2
     assert "no *.yaml or *.yml files" in capsys.readouterr().err
 
 

@@ -141,3 +141,38 @@ def test_ctrl_c_stops_the_server_and_its_helper_cleanly(tmp_path: Path) -> None:
         assert "Traceback" not in server.log.read_text()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_busy_port_is_one_error_line_and_exit_1_with_no_banner(tmp_path: Path, workers: int) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "ORDER_MACHINE_DEFINITIONS": str(DEFINITIONS)}
+        env.pop("ORDER_MACHINE_DB_URL", None)
+        done = subprocess.run([*command(), "serve", "--db", "sqlite:///orders.db", "--port", str(port),
+                               "--workers", str(workers)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=60)
+    assert done.returncode == 1, done
+    assert done.stdout == ""
+    assert done.stderr == (f"error: cannot listen on 127.0.0.1:{port}: the port is already in use (another "
+                           "server?); choose another with --port\n")
+
+
+def test_the_banner_comes_once_the_server_answers(tmp_path: Path) -> None:
+    """The banner's port is the one listening (here chosen by the system for --port 0), and it is printed
+    after the app has started: a request sent as soon as it appears is answered."""
+    env = {**os.environ, "ORDER_MACHINE_DEFINITIONS": str(DEFINITIONS), "PYTHONUNBUFFERED": "1"}
+    env.pop("ORDER_MACHINE_DB_URL", None)
+    process = subprocess.Popen([*command(), "serve", "--db", "sqlite:///orders.db", "--port", "0",
+                                "--log-level", "warning"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        assert banner.startswith("order-machine: serving sqlite:///orders.db on http://127.0.0.1:"), banner
+        url = banner.split(" on ", 1)[1].split(" ", 1)[0]
+        assert httpx.get(f"{url}/health", timeout=5.0).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=15)

@@ -1,4 +1,4 @@
-"""The application service answers the seed's query objects and records why each event was written."""
+"""The application service answers its query objects (GetOrder, GetOrdersByCustomer, ...) and records why each event was written."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from order_machine.config import Settings
 from order_machine.errors import OrderNotFoundError
 
 
-async def test_the_seeds_queries_answer_from_the_read_models() -> None:
+async def test_the_query_objects_are_answered_from_the_read_models() -> None:
     async with await bootstrap(Settings(db_url="memory://")) as runtime:
         service = runtime.service
         for n, customer in enumerate(["c-1", "c-1", "c-2"]):

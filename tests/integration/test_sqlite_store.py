@@ -187,6 +187,48 @@ async def test_a_file_that_is_not_a_database_is_refused_and_left_untouched(tmp_p
     assert path.read_bytes() == b"customer,amount\nc-1,19.99\n" * 100
 
 
+def another_application_file(path: Path) -> bytes:
+    """A SQLite file of another application: one table `t` with a row; its bytes, to compare later."""
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        conn.commit()
+    return path.read_bytes()
+
+
+async def test_a_sqlite_file_of_another_application_is_refused_and_left_byte_identical(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    before = another_application_file(path)
+    with pytest.raises(StoreError, match=r"other.db is not an order-machine database \(it has other tables: t\)"):
+        await SQLiteEventStore.from_url(f"sqlite:///{path}").open()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]  # no -wal or -shm left beside it
+
+
+@pytest.mark.parametrize("content", ["zero bytes", "no tables"])
+async def test_an_empty_file_is_adopted(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "orders.db"
+    if content == "zero bytes":
+        path.touch()
+    else:
+        with closing(sqlite3.connect(path)) as conn:
+            conn.execute("PRAGMA user_version = 7")  # a SQLite header, but no table
+    async with SQLiteEventStore.from_url(f"sqlite:///{path}") as store:
+        assert (await store.append("o-1", [event()], 0)).version == 1
+
+
+async def test_a_file_that_cannot_be_opened_says_why_in_a_users_words(tmp_path: Path) -> None:
+    missing = tmp_path / "gone" / "orders.db"
+    store = SQLiteEventStore.from_url(f"sqlite:///{missing}")
+    (tmp_path / "gone").write_text("a file where the folder should be")
+    with pytest.raises(StoreError, match="cannot create the directory"):
+        await store.open()
+    from order_machine.store.sqlite_file import why_cannot_open
+
+    assert why_cannot_open(missing) == f"the folder {missing.parent} does not exist"
+    assert why_cannot_open(tmp_path / "absent.db") == "the file does not exist"
+
+
 async def test_a_damaged_database_gives_a_store_error_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "orders.db"
     async with SQLiteEventStore.from_url(f"sqlite:///{path}") as store:

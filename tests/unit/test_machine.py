@@ -82,8 +82,21 @@ async def test_a_refusal_names_the_entity_state_action_and_allowed_actions(order
         await order.fire("Ship", tracking_number="T", shipping_address="A")
     assert raised.value.to_dict() == {
         "entity_id": "ord-9", "state": "Pending", "action": "Ship",
-        "allowed_actions": ["Confirm", "Cancel"], "guard": None, "reason": "not allowed while 'Pending'",
+        "allowed_actions": ["Confirm", "Cancel"], "blocked_actions": [], "guard": None,
+        "reason": "not allowed while 'Pending'",
     }
+
+
+async def test_blocked_by_names_the_guard_that_would_refuse_an_allowed_action_now(order_machine: Machine) -> None:
+    empty = Order(order_machine, "ord-0", "customer-0")
+    await empty.initialise()
+    assert await order_machine.blocked_by("Pending", "Confirm", empty) == "has_value"
+    assert await order_machine.blocked_by("Pending", "Cancel", empty) is None
+    assert await order_machine.blocked_by("Pending", "Ship", empty) is None  # not allowed at all: not "blocked"
+    assert order_machine.guard_description("has_value") == "The order has at least one item or a positive amount"
+    full = Order(order_machine, "ord-1", "customer-1", items=["Watch"], amount=Decimal("299.99"))
+    await full.initialise()
+    assert await order_machine.blocked_by("Pending", "Confirm", full) is None
 
 
 async def test_an_undeclared_action_is_refused_as_undeclared(order_machine: Machine) -> None:

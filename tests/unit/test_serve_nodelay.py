@@ -40,3 +40,17 @@ def test_a_connection_accepted_on_a_worker_socket_gets_tcp_nodelay() -> None:
 
 def test_a_transport_without_a_socket_is_left_alone() -> None:
     set_nodelay(Transport(None))  # type: ignore[arg-type]  # an in-memory or already closed transport
+
+
+def test_a_connection_on_a_listener_passed_as_a_file_descriptor_gets_tcp_nodelay() -> None:
+    """`serve --workers N` hands uvicorn its socket as --fd, which uvicorn labels AF_UNIX."""
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with closing(socket.fromfd(listener.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)) as labelled:
+            with closing(socket.create_connection(listener.getsockname())):
+                accepted, _ = labelled.accept()
+                with closing(accepted):
+                    assert accepted.family == socket.AF_UNIX  # what asyncio looks at, and skips
+                    set_nodelay(Transport(accepted))  # type: ignore[arg-type]
+                    assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -31,7 +31,7 @@ Orders as explicit, event-sourced state machines.
 """
 
 TAGS = [
-    {"name": "orders", "description": "Commands and queries on orders (the seed's OrderController and more)"},
+    {"name": "orders", "description": "Create orders, take them through their actions, and read them"},
     {"name": "workflows", "description": "Every other definition as a durable workflow: start, act, read, list"},
     {"name": "definitions", "description": "Workflow definitions and their transition diagrams"},
     {"name": "operations", "description": "Health and Prometheus metrics"},

@@ -1,4 +1,4 @@
-"""Order routes: the seed's OrderController (create, read, by customer, items, cancel), one route per
+"""Order routes: create, read, list, by customer, items, and one route per
 other action, and the queries (list, summary, history, allowed actions).
 
 Every command goes through `OrderCommandService.handle`; every read through the Runtime's query side.
@@ -127,7 +127,7 @@ async def list_orders(
 
 @router.get(
     "/customers/{customer_id}/orders", response_model=OrderPage, name="customer_orders",
-    summary="A customer's orders in full, oldest first (the seed's GetOrdersByCustomer)",
+    summary="A customer's orders in full, oldest first",
     responses={**ok(OrderPage), **error_responses(422)},
 )
 async def customer_orders(rt: RuntimeDep, customer_id: CustomerId, limit: Limit = 50, cursor: Cursor = None) -> Response:
@@ -137,7 +137,7 @@ async def customer_orders(rt: RuntimeDep, customer_id: CustomerId, limit: Limit 
 
 @router.get(
     "/orders/{order_id}/summary", response_model=OrderSummaryResponse, name="order_summary",
-    summary="The seed's order summary (with item count)",
+    summary="An order in brief: customer, status, amount, item count and times",
     responses={**ok(OrderSummaryResponse), **error_responses(404)},
 )
 async def order_summary(rt: RuntimeDep, order_id: OrderId) -> Response:

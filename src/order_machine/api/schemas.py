@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API, in the seed's snake_case names, with OpenAPI examples.
+"""Request and response bodies of the HTTP API, in snake_case names, with OpenAPI examples.
 
 Money is a decimal string, times are UTC ISO 8601. Imports `commands` for the shared field types only;
 the read models are converted into these models so the HTTP contract does not drift with storage.
@@ -27,7 +27,7 @@ def _out(*examples: dict[str, Any]) -> ConfigDict:
 # --------------------------------------------------------------------------- requests
 
 class CreateOrderRequest(BaseModel):
-    """The seed's CreateOrderRequest, with optional items and a caller-chosen id."""
+    """A new order: its customer, and optionally a description, items, an amount and an id of your choice."""
 
     model_config = _examples(
         {"customer_id": "cust-7", "description": "Birthday gift",
@@ -64,7 +64,7 @@ class ReasonRequest(BaseModel):
 
 
 class StatusRequest(BaseModel):
-    """The seed's UpdateOrderStatusCommand: the target state, and the data its action needs."""
+    """Move an order to a state: the target state, and the data the action leading there needs."""
 
     model_config = _examples(
         {"status": "Confirmed"},
@@ -107,7 +107,7 @@ _ORDER_EXAMPLE: dict[str, Any] = {
 
 
 class OrderResponse(BaseModel):
-    """The seed's OrderReadModel, plus version, shipping data and reasons."""
+    """An order as it is now: customer, amount, items, status and times, version, shipping data and reasons."""
 
     model_config = _out(_ORDER_EXAMPLE)
 
@@ -127,7 +127,7 @@ class OrderResponse(BaseModel):
 
 
 class OrderSummaryResponse(BaseModel):
-    """The seed's OrderSummaryReadModel, with its times."""
+    """An order in brief: customer, status, amount, item count and times."""
 
     model_config = _out({"id": "ord-1001", "customer_id": "cust-7", "amount": "39.98", "status": "Shipped",
                          "item_count": 1, "created_at": "2025-03-01T09:30:00Z", "updated_at": "2025-03-02T14:05:12Z"})
@@ -184,21 +184,32 @@ class FieldInfo(BaseModel):
     description: str = ""
 
 
+class BlockedBy(BaseModel):
+    """The guard that would refuse an allowed action right now, and what it checks."""
+
+    guard: str
+    description: str = ""
+
+
 class ActionInfo(BaseModel):
     action: str
     description: str = ""
     fields: dict[str, FieldInfo] = Field(default_factory=dict)
+    blocked_by: BlockedBy | None = Field(
+        default=None, description="the guard that would refuse this action on the order as it is now (checked "
+                                  "without the action's data); null when none would")
 
 
 class ActionsResponse(BaseModel):
-    """The actions allowed now (guards are checked when an action is taken) and the data each one takes."""
+    """The actions the order's state allows, the data each one takes, and which of them a guard blocks now."""
 
-    model_config = _out({"order_id": "ord-1001", "state": "Processing", "version": 3, "actions": [
-        {"action": "Ship", "description": "Hand the order to the carrier", "fields": {
-            "tracking_number": {"type": "str", "required": True, "description": "Carrier tracking number"},
-            "shipping_address": {"type": "str", "required": True, "description": "Where the parcel goes"}}},
+    model_config = _out({"order_id": "ord-1001", "state": "Pending", "version": 1, "actions": [
+        {"action": "Confirm", "description": "Accept the order", "fields": {},
+         "blocked_by": {"guard": "has_value",
+                        "description": "The order has at least one item or a positive amount"}},
         {"action": "Cancel", "description": "Stop the order before it ships", "fields": {
-            "reason": {"type": "str", "required": True, "description": "Why it was cancelled"}}},
+            "reason": {"type": "str", "required": True, "description": "Why it was cancelled"}},
+         "blocked_by": None},
     ]})
 
     order_id: str
@@ -246,7 +257,8 @@ class ErrorResponse(BaseModel):
 ERROR_EXAMPLES: dict[int, dict[str, Any]] = {
     404: {"error": "order_not_found", "order_id": "ord-404", "message": "order 'ord-404' does not exist"},
     409: {"error": "transition_not_allowed", "order_id": "ord-1001", "state": "Pending", "action": "Ship",
-          "allowed_actions": ["Confirm", "Cancel"], "guard": None, "reason": "not allowed while 'Pending'",
+          "allowed_actions": ["Confirm", "Cancel"], "blocked_actions": [], "guard": None,
+          "reason": "not allowed while 'Pending'",
           "message": "ord-1001: cannot 'Ship' while 'Pending': not allowed while 'Pending'; "
                      "allowed now: Confirm, Cancel"},
     412: {"error": "version_conflict", "order_id": "ord-1001", "expected_version": 2, "actual_version": 3,

@@ -1,7 +1,9 @@
 """The `order-machine` command line: one module per command group, registered here.
 
 Each command module exposes `register(subparsers)`; handlers return an exit code. Errors print one
-line, never a traceback: 0 ok, 1 failed check or refused action, 2 usage error.
+line, never a traceback. Exit codes: 0 ok; 1 an error, a failed check or a refused action
+(`error: ...`); 2 a usage error (`order-machine X: error: ... (see `order-machine X --help`)`);
+130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -11,14 +13,32 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..errors import OrderMachineError
 
 COMMAND_MODULES = ("validate", "diagram", "demo", "serve", "orders", "ops", "db")
+COMMANDS = ("validate", "diagram", "demo", "serve", "orders", "rebuild", "check", "db")
+
+
+#: where every command finds its definitions when not told (order.default_definitions_dir)
+DEFINITIONS_RULE = ("$ORDER_MACHINE_DEFINITIONS, else ./definitions when it holds order.yaml, "
+                    "else the definitions shipped with order-machine")
+
+EXIT_CODES = """exit codes: 0 ok; 1 an error, a failed check or a refused action (one line, "error: ...");
+2 a usage error (one line naming the --help to read); 130 interrupted."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that says where the help is, not the whole usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {text} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="order-machine",
         description="Order workflows as explicit, event-sourced state machines.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -32,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
   order-machine rebuild && order-machine check      replay the read models, compare them with the events
   order-machine db upgrade --db postgresql://app@db/orders
 
-Every command takes --help. The database is --db URL, else $ORDER_MACHINE_DB_URL, else sqlite:///orders.db.""",
+Every command takes --help. Commands that use a database take --db URL (default: $ORDER_MACHINE_DB_URL,
+else sqlite:///orders.db). Definitions: $ORDER_MACHINE_DEFINITIONS, else ./definitions when it holds
+order.yaml, else the definitions shipped with order-machine.
+
+""" + EXIT_CODES,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     import importlib
@@ -47,15 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
-        parser.print_help()
-        return 2
+        parser.error(f"a command is required: {', '.join(COMMANDS)}")
     try:
         result = args.handler(args)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
         return int(result or 0)
     except OrderMachineError as exc:
-        print(f"error: {str(exc).splitlines()[0] if not getattr(exc, 'problems', None) else exc}", file=sys.stderr)
+        from ._session import one_line
+
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -51,8 +51,7 @@ def register(subparsers: Any) -> None:
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
+    parser.error("an action is required: upgrade or status")
 
 
 def _kind(settings: Settings) -> str:
@@ -162,11 +161,13 @@ async def run_status(args: argparse.Namespace) -> int:
 
 def _sqlite_status(settings: Settings) -> tuple[dict[str, Any], list[str]]:
     from ..projections.sqlite import SCHEMA_VERSION as READ_MODELS_VERSION
-    from ..store.sqlite_file import MIGRATIONS, SCHEMA_VERSION
+    from ..store.sqlite_file import MIGRATIONS, SCHEMA_VERSION, check_header, check_not_foreign
 
     require_existing_database(settings.db_url)
     path = sqlite_path(settings.db_url)
     assert path is not None
+    check_header(path)
+    check_not_foreign(path)  # another application's file would never be migrated: say so, not "pending"
     versions = _sqlite_versions(path)
     pending = [{"version": v, "name": name} for v, name, _ in MIGRATIONS if v > versions["store"]]
     report = {"database": "sqlite", "path": str(path), "version": versions["store"], "latest": SCHEMA_VERSION,

@@ -24,10 +24,18 @@ def register(subparsers: Any) -> None:
         "demo",
         help="run the four reference order scenarios in memory and print each order's path",
         description="Complete workflow, cancellation from three states, return, and a refused transition, "
-                    "on in-memory orders driven by definitions/order.yaml.",
+                    "on in-memory orders driven by the order definition. Touches no database.",
+        epilog="""\
+examples:
+  order-machine demo                                  # the order definition found as below
+  order-machine demo --definition my/order.yaml       # an order definition of your own
+
+Without --definition: order.yaml in $ORDER_MACHINE_DEFINITIONS, else in ./definitions when it is there,
+else the one shipped with order-machine.
+""", formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--definition", metavar="FILE", default=None,
-                        help="the order definition (default: definitions/order.yaml)")
+                        help="the order definition (default: order.yaml of the definitions folder, below)")
     parser.set_defaults(handler=run)
 
 

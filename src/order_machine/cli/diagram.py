@@ -18,6 +18,19 @@ from ..errors import DiagramError
 
 DEFAULT_OUT = "diagrams"
 
+EPILOG = """\
+examples:
+  order-machine diagram                          # diagrams/<name>.svg, .png and .mmd for every definition
+  order-machine diagram order -f dot             # one definition, one format (svg, png, dot or mmd)
+  order-machine diagram my-flow.yaml -o out/     # a file of your own, into another folder
+  order-machine diagram --check                  # exit 1 naming the files that no longer match (CI runs it)
+  order-machine diagram --order ORDER_ID --db sqlite:///orders.db > order.svg   # one order's path
+
+Definitions: --definitions DIR, else $ORDER_MACHINE_DEFINITIONS, else ./definitions when it holds
+order.yaml, else the definitions shipped with order-machine. SVG and PNG need Graphviz; DOT, Mermaid
+and --check do not.
+"""
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -28,14 +41,14 @@ def register(subparsers: Any) -> None:
             "the definitions folder); --check names the files that no longer match their definition; "
             "--order draws one order's path, current state and allowed actions."
         ),
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("targets", nargs="*", metavar="NAME_OR_PATH",
                         help="definition names, files or folders (default: every definition)")
     parser.add_argument("--format", "-f", dest="formats", action="append", choices=diagrams.FORMATS,
                         help="repeat for several (default: svg, png and mmd; svg for --order)")
     parser.add_argument("--out", "-o", metavar="DIR", help=f"output folder (default: {DEFAULT_OUT}/; for --order: stdout)")
-    parser.add_argument("--definitions", metavar="DIR", help="definitions folder (default: $ORDER_MACHINE_DEFINITIONS, "
-                        "else ./definitions, else the packaged ones)")
+    parser.add_argument("--definitions", metavar="DIR", help="definitions folder (default: below)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 naming every stale or missing diagram file")
     parser.add_argument("--order", metavar="ORDER_ID", help="draw this order's diagram from its events")
@@ -56,6 +69,9 @@ async def run(args: argparse.Namespace) -> int:
     formats = tuple(dict.fromkeys(args.formats or diagrams.DEFAULT_FORMATS))
     out = Path(args.out or DEFAULT_OUT)
     if args.check:
+        if not out.is_dir():
+            raise DiagramError(f"no {out}/ folder to check: run `order-machine diagram` to write the diagrams "
+                               "(or give --out DIR)")
         return _check(chosen, out, formats, orphans=not args.targets)
     out.mkdir(parents=True, exist_ok=True)
     for name, definition in sorted(chosen.items()):

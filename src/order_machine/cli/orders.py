@@ -154,7 +154,8 @@ async def show(args: argparse.Namespace) -> int:
         order = await rt.service.get_order(args.order_id)
         actions = await rt.service.allowed_actions(args.order_id)
     if args.json:
-        print_json({**order.model_dump(mode="json"), "allowed_actions": [a["action"] for a in actions]})
+        print_json({**order.model_dump(mode="json"), "allowed_actions": [a["action"] for a in actions],
+                    "blocked_actions": [{"action": a["action"], **a["blocked_by"]} for a in actions if a["blocked_by"]]})
         return 0
     rows = [("order", order.id), ("customer", order.customer_id), ("status", order.status),
             ("amount", order.amount), ("description", order.description), ("version", order.version),
@@ -167,8 +168,13 @@ async def show(args: argparse.Namespace) -> int:
         print()
         print(table([(i.product_id, i.quantity, i.unit_price, i.total_price) for i in order.items],
                     ("product", "quantity", "unit_price", "total_price")))
-    allowed = ", ".join(_action_usage(a) for a in actions) or "none (terminal state)"
+    allowed = ", ".join(_action_usage(a) for a in actions if not a["blocked_by"]) or (
+        "none" if actions else "none (terminal state)")
     print(f"\nactions allowed now: {allowed}")
+    for a in actions:
+        if a["blocked_by"]:
+            why = a["blocked_by"]["description"] or "it says no"
+            print(f"blocked by guard {a['blocked_by']['guard']}: {a['action']} ({why})")
     return 0
 
 

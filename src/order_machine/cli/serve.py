@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import os
 import signal
+import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..config import Settings
@@ -77,24 +79,61 @@ async def _serve(settings: Settings, log_level: str) -> int:
     from ..bootstrap import tune_gc
 
     async with running(settings) as runtime:
+        listener = listen(settings.host, settings.port)
         config = uvicorn.Config(create_app(settings, runtime=runtime), host=settings.host, port=settings.port,
                                 log_level=log_level, lifespan="on", server_header=False)
-        server = _server_class()(config)
+        server = _server_class(lambda: _announce(settings, listener))(config)
         tune_gc(settings.gc_threshold)
-        _announce(settings)
         try:
-            await server.serve()
-        except SystemExit:  # uvicorn exits when it cannot start (the port is taken): it logged why
-            raise Failed(f"could not listen on {settings.host}:{settings.port} (see the message above)") from None
+            await server.serve(sockets=[listener])
+        except SystemExit:  # uvicorn exits when the app cannot start: it logged why
+            raise Failed(f"the server on {settings.host}:{settings.port} could not start "
+                         "(see the message above)") from None
+        finally:
+            listener.close()
     return 0
 
 
-def _server_class() -> type[Any]:
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port, or Failed with the reason in one line (before any banner)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise Failed(f"cannot listen on {_shown_host(host)}:{port}: {_why_not(exc, host, port)}") from None
+    sock.set_inheritable(True)  # the workers of --workers N serve on it
+    return sock
+
+
+def _why_not(exc: OSError, host: str, port: int) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host {host!r}"
+    if exc.errno == errno.EADDRINUSE:
+        return "the port is already in use (another server?); choose another with --port"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges); choose another with --port" \
+            if port < 1024 else "permission denied"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"this machine has no address {host}"
+    return exc.strerror or str(exc)
+
+
+def _server_class(announce: Callable[[], None]) -> type[Any]:
     import uvicorn
 
     class Server(uvicorn.Server):
         """uvicorn's server, but a stop signal ends serve() normally so the Runtime is stopped in order
-        (uvicorn re-raises the signal after shutdown, which would kill the process before that)."""
+        (uvicorn re-raises the signal after shutdown, which would kill the process before that), and the
+        banner is printed once the app has started on the listening socket."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                announce()
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -117,16 +156,25 @@ def _serve_workers(settings: Settings, workers: int, log_level: str) -> int:
     # each worker process builds its own app from the environment (uvicorn --factory)
     os.environ["ORDER_MACHINE_DB_URL"] = settings.db_url
     os.environ["ORDER_MACHINE_DEFINITIONS_DIR"] = str(settings.definitions_dir)
-    _announce(settings, workers)
     from ._uvicorn import NoDelayH11Protocol
 
-    uvicorn.run("order_machine.api.app:app_from_environment", factory=True, host=settings.host, port=settings.port,
-                workers=workers, log_level=log_level, server_header=False, http=NoDelayH11Protocol)
+    listener = listen(settings.host, settings.port)
+    # connections queue on the listening socket from here; each worker accepts once its app has started
+    _announce(settings, listener, workers)
+    try:
+        uvicorn.run("order_machine.api.app:app_from_environment", factory=True, fd=listener.fileno(),
+                    workers=workers, log_level=log_level, server_header=False, http=NoDelayH11Protocol)
+    finally:
+        listener.close()
     return 0
 
 
-def _announce(settings: Settings, workers: int = 1) -> None:
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+def _shown_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _announce(settings: Settings, listener: socket.socket, workers: int = 1) -> None:
+    port = listener.getsockname()[1]  # the one the system chose for --port 0
     extra = f", {workers} workers" if workers > 1 else ""
-    print(f"order-machine: serving {shown_url(settings.db_url)} on http://{host}:{settings.port} "
+    print(f"order-machine: serving {shown_url(settings.db_url)} on http://{_shown_host(settings.host)}:{port} "
           f"(API docs at /docs{extra}); Ctrl-C stops", file=sys.stderr, flush=True)

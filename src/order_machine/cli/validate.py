@@ -1,7 +1,7 @@
 """`order-machine validate [PATH ...]`: check definition files; `--write-schema` regenerates schema.json.
 
 Prints `path:line: message (hint: ...)` per problem. Exit 0 all valid, 1 problems found, 2 usage error.
-Imports `definition` only (and `order` to find the default folder): validating needs no store or bus.
+Imports `definition` (and `order` for the default folder): validating needs no machine, store or bus.
 """
 
 from __future__ import annotations
@@ -13,9 +13,21 @@ from typing import Any
 
 from ..definition import Definition, definition_files, json_schema, load_definition
 from ..errors import DefinitionError, Problem
+from ..order import default_definitions_dir
 
-DEFAULT_PATH = "definitions"
 SCHEMA_FILE = "schema.json"
+
+EPILOG = """\
+examples:
+  order-machine validate                          # the definitions folder (see below)
+  order-machine validate definitions/order.yaml   # one file
+  order-machine validate my-flows/ other.yaml     # folders of *.yaml and files
+  order-machine validate -q --check-schema        # problems only; also fail if schema.json is stale
+  order-machine validate --write-schema           # regenerate schema.json beside the definitions
+
+Without PATH: $ORDER_MACHINE_DEFINITIONS, else ./definitions when it holds order.yaml, else the definitions
+shipped with order-machine. Exit 0 when all are valid, 1 when any has a problem, 2 on a usage error.
+"""
 
 
 def register(subparsers: Any) -> None:
@@ -24,36 +36,34 @@ def register(subparsers: Any) -> None:
         help="check definition files (YAML syntax, schema, references, reachability, ambiguity)",
         description="Check workflow definitions and print every problem as path:line: message. "
                     "Exit 0 when all are valid, 1 when any has a problem, 2 on a usage error.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="*", metavar="PATH",
-                        help=f"definition files or folders of *.yaml (default: {DEFAULT_PATH}/, else the "
-                             "folder $ORDER_MACHINE_DEFINITIONS names, else the definitions shipped in the package)")
+                        help="definition files or folders of *.yaml (default: the definitions folder, below)")
     parser.add_argument("--write-schema", action="store_true",
-                        help=f"write the JSON Schema of the format to {DEFAULT_PATH}/{SCHEMA_FILE} "
+                        help=f"write the JSON Schema of the format to {SCHEMA_FILE} in the definitions folder "
                              "(or to --schema) instead of validating")
     parser.add_argument("--check-schema", action="store_true",
                         help="also fail when the schema file is missing or stale")
     parser.add_argument("--schema", metavar="FILE", default=None,
-                        help=f"schema file for --write-schema/--check-schema (default: {DEFAULT_PATH}/{SCHEMA_FILE})")
+                        help=f"schema file for --write-schema/--check-schema (default: {SCHEMA_FILE} in the "
+                             "definitions folder)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print problems only, no OK lines")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.write_schema:  # into ./definitions, never into the installed package
-        return write_schema(Path(args.schema) if args.schema else Path(DEFAULT_PATH) / SCHEMA_FILE)
-    folder = _default_folder()
+    folder = default_definitions_dir()
     schema_file = Path(args.schema) if args.schema else folder / SCHEMA_FILE
+    if args.write_schema:
+        return write_schema(schema_file, args.parser)
     paths = args.paths or [str(folder)]
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
-        for p in missing:
-            print(f"order-machine validate: no such file or folder: {p}", file=sys.stderr)
-        return 2
+        args.parser.error(f"no such file or folder: {', '.join(missing)}")
     files = list(dict.fromkeys(definition_files(paths)))
     if not files:
-        print(f"order-machine validate: no *.yaml or *.yml files in {', '.join(paths)}", file=sys.stderr)
-        return 2
+        args.parser.error(f"no *.yaml or *.yml files in {', '.join(paths)}")
     problems = validate_files(files, quiet=args.quiet)
     if args.check_schema:
         problems += _schema_staleness(schema_file)
@@ -64,15 +74,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(problems)} problem(s) in {bad_files} file(s); {len(files)} file(s) checked", file=sys.stderr)
         return 1
     return 0
-
-
-def _default_folder() -> Path:
-    """./definitions when it exists (whatever it holds), else the folder the other commands would use."""
-    if Path(DEFAULT_PATH).exists():
-        return Path(DEFAULT_PATH)
-    from ..order import default_definitions_dir
-
-    return default_definitions_dir()
 
 
 def validate_files(files: list[Path], quiet: bool = False) -> list[Problem]:
@@ -101,10 +102,9 @@ def summary(definition: Definition) -> str:
             f"{len(definition.actions)} actions, {sum(1 for _ in definition.edges())} transitions")
 
 
-def write_schema(target: Path) -> int:
+def write_schema(target: Path, parser: argparse.ArgumentParser) -> int:
     if not target.parent.is_dir():
-        print(f"order-machine validate: folder {target.parent} does not exist", file=sys.stderr)
-        return 2
+        parser.error(f"folder {target.parent} does not exist")
     target.write_text(json_schema(), encoding="utf-8")
     print(f"wrote {target}")
     return 0

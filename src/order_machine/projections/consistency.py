@@ -1,4 +1,4 @@
-"""The seed's ConsistencyChecker, implemented: rebuild an order's read model from its events, compare
+"""The consistency checker: rebuild an order's read model from its events, compare
 it with the stored one, report the differences and repair on request. Knows the store and read models.
 """
 

@@ -30,7 +30,7 @@ class OrderItemReadModel(BaseModel):
 
 
 class OrderReadModel(BaseModel):
-    """An order's detail: the seed's OrderReadModel plus version and the data its actions recorded."""
+    """An order's detail: customer, amount, items, status and times, its version and the data its actions recorded."""
 
     model_config = ConfigDict(frozen=True)
 

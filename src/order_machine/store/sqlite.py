@@ -29,8 +29,8 @@ from ..events import NewEvent, StoredEvent
 from . import AppendResult, read_in_batches
 from .codec import encode_append
 from .sqlite_file import (
-    DURABILITY, FSYNC, OPTIONS, URL_HINT, check_header, connect, copy_error, is_busy, number, parse_sqlite_url,
-    prepare_writer, rollback, translate,
+    DURABILITY, FSYNC, OPTIONS, URL_HINT, check_header, check_not_foreign, connect, copy_error, is_busy, number,
+    parse_sqlite_url, prepare_writer, rollback, translate,
 )
 from .sqlite_append import Append, BatchRefused, TransactionLost, append_all, append_one
 from .sqlite_reads import COLUMNS as _COLUMNS
@@ -568,6 +568,7 @@ class SQLiteEventStore:
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a directory, not a database file; {URL_HINT}")
         check_header(self.path)
+        check_not_foreign(self.path)
         conn = connect(self.path, self.busy_timeout)
         try:
             self.synchronous = prepare_writer(conn, self.path, DURABILITY[self.durability])

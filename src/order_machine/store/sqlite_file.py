@@ -6,6 +6,7 @@ Imports sqlite3 and `errors` only; sqlite.py owns the connections and threads.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -87,6 +88,42 @@ def check_header(path: Path) -> None:
         raise StoreError(f"{path} is not an order-machine database (not a SQLite file); "
                          "it was left untouched: point the store url at another file")
 
+#: every table order-machine creates in its file (the read models' come from projections/sqlite.py); a file
+#: with tables, none of them one of these, belongs to another application
+OWN_TABLES = frozenset({"store_migrations", "events", "commands", "read_model_schema", "projection_checkpoints",
+                        "read_orders", "read_order_items", "read_order_history"})
+
+
+def check_not_foreign(path: Path) -> None:
+    """Refuse, without writing a byte, a SQLite file of another application (tables, none of them ours).
+
+    An empty file, or a SQLite database with no tables, is adopted. The check reads the file through a
+    read-only connection, before anything switches the journal mode or creates a table.
+    """
+    try:
+        if path.stat().st_size == 0:
+            return
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from exc
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise translate(path, "opening", exc, 0) from exc
+    try:
+        tables = {row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")}
+    except sqlite3.Error as exc:
+        raise translate(path, "opening", exc, 0) from exc
+    finally:
+        conn.close()
+    if tables and not tables & OWN_TABLES:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StoreError(f"{path} is not an order-machine database (it has other tables: {shown}); "
+                         "it was left untouched: point the store url at another file")
+
+
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
     """Bring the store schema up to SCHEMA_VERSION; refuse tables it did not create and newer schemas."""
     conn.execute("BEGIN IMMEDIATE")
@@ -94,6 +131,9 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "store_migrations" in tables:
             current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM store_migrations").fetchone()[0]
+        elif tables - {"sqlite_sequence"} and not tables & OWN_TABLES:  # created since check_not_foreign
+            raise StoreError(f"{path} is not an order-machine database (it has other tables: "
+                             f"{', '.join(sorted(tables))}); point the store url at another file")
         elif tables & {"events", "commands"}:
             raise StoreError(f"{path} is not an order-machine database: it has table(s) "
                              f"{', '.join(sorted(tables & {'events', 'commands'}))} that order-machine did not create")
@@ -171,12 +211,38 @@ def is_busy(exc: sqlite3.Error) -> bool:
 def translate(path: Path, doing: str, exc: sqlite3.Error, busy_timeout: float) -> StoreError:
     """The StoreError for a driver error: names the file and says what to do when it can."""
     text = str(exc)
+    if "unable to open database file" in text:  # SQLITE_CANTOPEN says nothing of why: find out
+        return StoreError(f"cannot open sqlite:///{path}: {why_cannot_open(path)}")
     if "not a database" in text:
         return StoreError(f"{path} is not an order-machine database ({text}); it was left untouched")
     if "locked" in text or "busy" in text:
         return StoreError(f"{path}: {doing} failed: the database stayed locked by another "
                           f"connection for more than {busy_timeout:g}s ({text})")
     return StoreError(f"{path}: {doing} failed: {text}")
+
+
+def why_cannot_open(path: Path) -> str:
+    """Why SQLite could not open `path`, in a user's words (SQLite only says "unable to open database file")."""
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        return f"the folder {folder} does not exist"
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        return (f"the folder {folder} is on a read-only file system (SQLite must create "
+                f"{path.name}-wal and {path.name}-shm beside the file, even to read it)")
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"permission denied: this user cannot read and write {path.name}"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (f"permission denied: this user cannot create files in {folder} (SQLite must create "
+                f"{path.name}-wal and {path.name}-shm beside the file)")
+    if path.is_dir():
+        return "it is a directory, not a database file"
+    if not path.exists():
+        return "the file does not exist"
+    return "SQLite could not open the file (unable to open database file)"
 
 
 def copy_error(error: StoreError) -> StoreError:
