@@ -44,6 +44,10 @@ CASES = [
     ("schema_and_semantic.yaml", 5, "unknown key 'final' in states[1]"),
     ("schema_and_semantic.yaml", 10, "transition 2 goes to unknown state 'Shipped'"),
     ("from_wrong_type.yaml", 9, "transitions[0].from must be a list, got dict"),
+    ("guard_when_syntax.yaml", 12, "guard 'has_value': `when` is not valid CEL: Syntax error"),
+    ("guard_when_unknown_name.yaml", 14, "guard 'has_value' reads 'amout', which the instance never has"),
+    ("guard_when_unknown_input.yaml", 12, "guard 'has_reason' reads input.reasn, but action 'Cancel'"),
+    ("guard_when_reserved_name.yaml", 12, "the instance records 'state', which a condition reads as the current"),
 ]
 
 
@@ -140,3 +144,19 @@ def test_an_unreadable_file_is_one_problem_not_a_traceback(tmp_path: Path) -> No
     binary.write_bytes(b"\xff\xfe\x00name: x")
     with pytest.raises(DefinitionError, match="not UTF-8"):
         load_definition(binary)
+
+
+def test_a_guard_condition_may_read_data_recorded_names_state_and_the_input_of_its_actions() -> None:
+    text = (BROKEN / "guard_when_unknown_input.yaml").read_text().replace(
+        '"size(input.reasn) > 0"', '"size(input.reason) > 0 && state == \'Failed\' && retries < 3"').replace(
+        "      reason: {type: str, required: true}\n",
+        "      reason: {type: str, required: true}\n    increments: [retries]\n")
+    (guard,) = parse_definition(text, "ok.yaml").guards
+    assert guard.when == "size(input.reason) > 0 && state == 'Failed' && retries < 3"
+
+
+def test_a_name_bound_by_a_macro_is_not_taken_for_a_name_of_the_instance() -> None:
+    messages = [p.message for p in problems_of("guard_when_unknown_name.yaml")]
+    assert len(messages) == 1 and "'amout'" in messages[0]  # `i` in items.exists(i, ...) is not reported
+    (problem,) = problems_of("guard_when_unknown_name.yaml")
+    assert problem.hint.startswith("did you mean 'amount'?")
