@@ -58,19 +58,39 @@ class Expression:
     def evaluate(self, context: Mapping[str, Any]) -> bool:
         """True or False for this context; raises EvaluationError for anything else.
 
-        Only the names the expression reads are converted (see `to_cel`); a name the context lacks
-        reads as null.
+        A value is converted (see `to_cel`) only when the evaluation reaches it, so `amount > 0 ||
+        size(items) > 0` never converts the items of an order with an amount. A name the context lacks,
+        or holds as None, reads as null.
         """
+        converted: dict[str, Any] = {}
+        failed: list[EvaluationError] = []
+
+        def resolve(name: str) -> Any:
+            # the library swallows a resolver's exception (as "undefined variable"): keep ours aside
+            if name not in converted:
+                try:
+                    converted[name] = to_cel(context.get(name))
+                except EvaluationError as exc:
+                    failed.append(exc)
+                    converted[name] = None
+            return converted[name]
+
+        variables = cel.Context()
+        for name in self.reads:
+            if context.get(name) is None:  # the resolver's None means "not mine": nulls are declared
+                variables.add_variable(name, None)
+        variables.set_variable_resolver(resolve)
         try:
-            variables = {name: to_cel(context.get(name)) for name in self.reads}
             result = self._program.execute(variables)
-        except EvaluationError:
-            raise
         except KeyError as exc:  # the library says only the key
-            raise EvaluationError(f"no such key: {exc.args[0]!r}" if exc.args else "no such key") from None
+            raise failed[0] if failed else EvaluationError(
+                f"no such key: {exc.args[0]!r}" if exc.args else "no such key") from None
         except Exception as exc:  # the library's errors have no common base: any of them is a failed evaluation
             # its messages go on with general advice after the first sentence; the first says what went wrong
-            raise EvaluationError(str(exc).split(". ", 1)[0].rstrip(".") or type(exc).__name__) from None
+            raise failed[0] if failed else EvaluationError(
+                str(exc).split(". ", 1)[0].rstrip(".") or type(exc).__name__) from None
+        if failed:
+            raise failed[0]
         if result is not True and result is not False:
             raise EvaluationError(f"the condition must be true or false, got {result!r}")
         return result

@@ -89,3 +89,16 @@ def test_an_evaluation_that_fails_raises_evaluation_error_with_a_short_reason(
 
 def test_a_name_not_recorded_yet_reads_as_null() -> None:
     assert compile_expression("transaction_id == null").evaluate({}) is True
+
+
+def test_a_value_is_converted_only_when_the_evaluation_reaches_it() -> None:
+    expression = compile_expression(HAS_VALUE)
+    unconvertible = [{"unit_price": Decimal("0.1000000000000000000001")}]
+    assert expression.evaluate({"amount": Decimal("1"), "items": unconvertible}) is True  # `||` stopped early
+    with pytest.raises(EvaluationError, match="cannot be compared exactly"):  # not "undefined variable"
+        expression.evaluate({"amount": Decimal("0"), "items": unconvertible})
+
+
+def test_falsy_values_are_values_not_missing_names() -> None:
+    expression = compile_expression("count == 0 && flag == false && name == '' && size(tags) == 0")
+    assert expression.evaluate({"count": 0, "flag": False, "name": "", "tags": []}) is True
