@@ -2,7 +2,9 @@
 
 Standalone, not one of `python -m bench`'s benches: cel-python is not a dependency of the project.
     pip install cel-python common-expression-language
-    python bench/cel_libraries.py [N]
+    PYTHONPATH=src python bench/cel_libraries.py [N]
+The last rows time the order's has_value guard through Machine.select, as a Python function and as
+its YAML condition (needs order_machine importable).
 """
 
 from __future__ import annotations
@@ -65,5 +67,42 @@ def main(n: int) -> None:
               lambda: prg.evaluate(celpy.json_to_cel(as_cel(raw))))
 
 
+def order_guard(n: int) -> None:
+    """has_value through Machine.select: a Python function, then the YAML condition of order.yaml."""
+    import asyncio
+    from pathlib import Path
+
+    from order_machine.definition import load_definition
+    from order_machine.machine import Machine
+    from order_machine.order import Order
+
+    definition = load_definition(Path(__file__).resolve().parents[1] / "definitions" / "order.yaml")
+    stripped = definition.model_copy(update={"guards": [g.model_copy(update={"when": None})
+                                                        for g in definition.guards]})
+    machines = {"Python function": Machine(stripped, guards={"has_value": lambda o, d: bool(o.items) or o.amount > 0}),
+                "YAML condition": Machine(definition)}
+
+    async def run() -> None:
+        for amount, case in (("1299.99", "amount decides"), ("0", "3 items read")):
+            for label, machine in machines.items():
+                order = Order(machine, "o-1", "c-1", items=["Laptop", "Mouse", "Keyboard"], amount=Decimal(amount))
+                await order.initialise()
+                start = time.perf_counter()
+                for _ in range(n):
+                    await machine.select(order.id, order.state, "Confirm", order, {})
+                took = time.perf_counter() - start
+                print(f"| has_value, {label}, {case} | {n:,} | {took:.3f} s | {n / took:,.0f}/s | "
+                      f"{took / n * 1e6:.2f} µs |")
+
+    asyncio.run(run())
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    size = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    main(size)
+    try:
+        import order_machine  # noqa: F401
+    except ImportError:
+        print("| order_machine not importable: set PYTHONPATH=src | | | | |")
+    else:
+        order_guard(size // 2)
