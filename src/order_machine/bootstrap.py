@@ -8,13 +8,16 @@ from __future__ import annotations
 import gc
 import logging
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .bus import EventBus
+from .catalog import Catalog
 from .config import Settings
 from .definition import Definition, load_definitions
-from .machine import Machine
-from .order import order_machine
+from .engine import WorkflowEngine, WorkflowQueries
+from .machine import Guard, Hook, Machine
+from .order import order_machine, packaged_definitions_dir
 from .projections import ProjectionRunner, ProjectionStatus, ReadModels, open_read_models
 from .service import OrderApplicationService, OrderCommandService
 from .store import EventStore, open_store
@@ -40,6 +43,8 @@ class Runtime:
     runner: ProjectionRunner
     commands: OrderCommandService
     service: OrderApplicationService
+    engine: WorkflowEngine
+    workflows: WorkflowQueries
     # PostgreSQL: the projectors run under leases shared with every other process on the database (the
     # runner above then only serves rebuild and check); it follows their progress for read-your-writes
     worker: LeasedProjectionWorker | None = None
@@ -164,11 +169,19 @@ def store_options(settings: Settings) -> dict[str, Any]:
     return {}
 
 
-async def bootstrap(settings: Settings | None = None) -> Runtime:
-    """Open the store named by settings.db_url and wire every part; the caller starts the Runtime."""
+async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Guard] | None = None,
+                    hooks: Mapping[str, Hook] | None = None) -> Runtime:
+    """Open the store named by settings.db_url and wire every part; the caller starts the Runtime.
+
+    `guards` and `hooks` register Python callables by name for the definitions that declare them
+    (`"name"` for any definition, `"definition.name"` for one); YAML guards (`when:`) need none.
+    """
     settings = settings or Settings()
     definitions = load_definitions(settings.definitions_dir)
-    machine = order_machine(settings.definitions_dir / "order.yaml")
+    catalog = Catalog.load(settings.definitions_dir, guards, hooks)
+    # a folder of one's own workflows needs no order.yaml: orders then run on the packaged one
+    order_file = settings.definitions_dir / "order.yaml"
+    machine = order_machine(order_file if order_file.exists() else packaged_definitions_dir() / "order.yaml")
     scheme = settings.db_url.split(":", 1)[0].lower()
     store = open_store(settings.db_url, **store_options(settings))
     bus = EventBus()
@@ -201,4 +214,8 @@ async def bootstrap(settings: Settings | None = None) -> Runtime:
                                    cache_size=settings.order_cache_size)
     service = OrderApplicationService(commands, read_models, follower, read_your_writes=settings.read_your_writes,
                                       wait_seconds=settings.read_wait_seconds)
-    return Runtime(settings, store, bus, machine, definitions, read_models, runner, commands, service, worker)
+    engine = WorkflowEngine(store, catalog, bus, retries=settings.command_retries)
+    workflows = WorkflowQueries(engine, read_models, follower if settings.read_your_writes else None,
+                                wait_seconds=settings.read_wait_seconds)
+    return Runtime(settings, store, bus, machine, definitions, read_models, runner, commands, service, engine,
+                   workflows, worker)

@@ -1,7 +1,7 @@
 """Commands and queries of the order service, as pydantic models named after the seed.
 
 Validation of the data a caller sends lives here (one place for the API, the CLI and Python callers).
-Imports only `errors`-free pydantic; the service turns these into aggregate calls.
+Imports `ids` (the rule for ids and stored text) and pydantic; the service turns these into aggregate calls.
 """
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\s/]+$")]
+from .ids import Id, Key, StoredText, check_stored
+
+Text = Annotated[StoredText, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Description = Annotated[StoredText, Field(max_length=2000)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4, allow_inf_nan=False)]
 
 
@@ -21,7 +23,7 @@ class Command(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
-    command_id: str | None = Field(default=None, max_length=200, description="idempotency key")
+    command_id: Key | None = Field(default=None, description="idempotency key")
 
 
 class ItemLine(BaseModel):
@@ -38,7 +40,7 @@ class ItemLine(BaseModel):
 class CreateOrder(Command):
     order_id: Id | None = Field(default=None, description="chosen by the caller, or generated")
     customer_id: Id
-    description: str = Field(default="", max_length=2000)
+    description: Description = ""
     amount: Money | None = Field(default=None, description="initial amount before items")
     items: list[ItemLine] = Field(default_factory=list, max_length=1000)
 
@@ -58,6 +60,12 @@ class PerformAction(Command):
     action: str
     data: dict[str, object] = Field(default_factory=dict)
     expected_version: int | None = Field(default=None, ge=0, description="refuse unless the order is at it")
+
+    @field_validator("data")
+    @classmethod
+    def _storable(cls, data: dict[str, object]) -> dict[str, object]:
+        check_stored(data, "data")  # InvalidCommandError naming the inner field: 422 on every backend
+        return data
 
 
 class ConfirmOrder(Command):
@@ -95,6 +103,12 @@ class UpdateOrderStatus(Command):
     status: str
     data: dict[str, object] = Field(default_factory=dict)
     expected_version: int | None = Field(default=None, ge=0, description="refuse unless the order is at it")
+
+    @field_validator("data")
+    @classmethod
+    def _storable(cls, data: dict[str, object]) -> dict[str, object]:
+        check_stored(data, "data")
+        return data
 
 
 ACTION_COMMANDS: dict[type[Command], str] = {

@@ -17,7 +17,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ORDER_MACHINE_", extra="ignore")
 
     db_url: str = Field(default="sqlite:///orders.db", description="memory://, sqlite:///path.db or postgresql://...")
-    definitions_dir: Path = Field(default_factory=default_definitions_dir)
+    definitions_dir: Path = Field(
+        default_factory=default_definitions_dir,
+        description="ORDER_MACHINE_DEFINITIONS_DIR, else the rule of order.default_definitions_dir() "
+                    "($ORDER_MACHINE_DEFINITIONS, ./definitions, the packaged definitions)",
+    )
     durability: Literal["full", "fast"] = Field(
         default="full", description="SQLite: full = fsync every commit; fast may lose the last commits on power loss"
     )
@@ -40,6 +44,11 @@ class Settings(BaseSettings):
         default=10_000, ge=0,
         description="serve only: freeze what startup allocated and run the young GC every N allocations "
                     "(Python's default is 700; 0 leaves the GC as it is)",
+    )
+    base_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="the public URL clients reach the API at (e.g. https://shop.example/api); `Location` "
+                    "headers start with it. Unset: they are relative (/orders/ord-1), never built from `Host`",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

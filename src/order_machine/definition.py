@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .checks import Loc, LineOf, check_data
 from .errors import DefinitionError, Problem
-from .yaml_lines import YAML11_BOOLEANS, LocatedData, read_yaml
+from .yaml_lines import YAML11_BOOLEANS, LocatedData, read_yaml, size_problem
 
 __all__ = [
     "ActionSpec", "Definition", "FieldSpec", "GuardSpec", "HookSpec", "StateSpec",
@@ -39,10 +39,10 @@ class FieldSpec(_Model):
     """One piece of data an action carries (or an entity is created with)."""
 
     type: FieldType = Field(default="str", description="how the value is checked and converted")
-    required: bool = False
+    required: bool = Field(default=False, strict=True)
     description: str = ""
     into: str | None = Field(default=None, description="record under this name (default: the field's own)")
-    append: bool = Field(default=False, description="append to a list instead of replacing")
+    append: bool = Field(default=False, strict=True, description="append to a list instead of replacing")
 
     @property
     def target(self) -> str | None:
@@ -52,7 +52,7 @@ class FieldSpec(_Model):
 class StateSpec(_Model):
     name: str = Field(pattern=NAME_PATTERN, description="e.g. Pending")
     description: str = ""
-    terminal: bool = Field(default=False, description="no transition may leave it")
+    terminal: bool = Field(default=False, strict=True, description="no transition may leave it")
 
 
 class ActionSpec(_Model):
@@ -104,7 +104,7 @@ class Definition(_Model):
     """A whole workflow: states, actions, guards, hooks and the transitions between them."""
 
     name: str = Field(pattern=DEFINITION_NAME_PATTERN, description="lowercase, e.g. order")
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1, strict=True)  # schema.json says integer: "2" is refused
     description: str = ""
     initial: str = Field(description="the state every entity starts in")
     data: dict[str, FieldSpec] = Field(default_factory=dict, description="data an entity is created with")
@@ -176,6 +176,9 @@ def load_definition(path: str | Path) -> Definition:
     """Load, validate and check one YAML definition file."""
     p = Path(path)
     try:
+        too_big = size_problem(p.stat().st_size, str(p))  # before reading: a huge file is never loaded
+        if too_big is not None:
+            raise DefinitionError([too_big], str(p))
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise DefinitionError([Problem(f"not UTF-8 text: {exc.reason}", str(p), None,
@@ -293,7 +296,9 @@ def _schema_problems(exc: ValidationError, located: LocatedData, path: str) -> t
             msg = f"{where} must be {shape}, got {type(got).__name__}"
             hint = "a state name or a list of them" if loc[-1] == "from" else ""
         elif kind.startswith("bool"):
-            msg, hint = f"{where} must be true or false, got {got!r}", ""
+            msg, hint = f"{where} must be true or false, got {got!r}", "write true or false, unquoted"
+        elif kind.startswith("int"):
+            msg, hint = f"{where} must be a whole number, got {got!r}", "write it unquoted, e.g. 2"
         else:
             msg = f"{where}: {err['msg']}"
         out.append(Problem(msg, path, line, hint))

@@ -104,6 +104,30 @@ class OrderExistsError(OrderMachineError):
         super().__init__(f"order {order_id!r} already exists")
 
 
+class UnknownDefinitionError(OrderMachineError):
+    """No served definition has that name (or that version)."""
+
+    def __init__(self, name: str, known: Sequence[str], reason: str = "") -> None:
+        self.name, self.known = name, list(known)
+        super().__init__(reason or f"no definition named {name!r}; known: {', '.join(self.known) or 'none'}")
+
+
+class WorkflowNotFoundError(OrderMachineError):
+    """No instance of that definition has that id."""
+
+    def __init__(self, definition: str, workflow_id: str) -> None:
+        self.definition, self.workflow_id = definition, workflow_id
+        super().__init__(f"{definition} {workflow_id!r} does not exist")
+
+
+class WorkflowExistsError(OrderMachineError):
+    """A start command named an instance id that already has events."""
+
+    def __init__(self, definition: str, workflow_id: str) -> None:
+        self.definition, self.workflow_id = definition, workflow_id
+        super().__init__(f"{definition} {workflow_id!r} already exists")
+
+
 class ConcurrencyError(OrderMachineError):
     """An append's expected version did not match the stream: someone else wrote first."""
 

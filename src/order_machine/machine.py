@@ -351,3 +351,9 @@ def _convert(value: Any, spec: FieldSpec, name: str, what: str) -> Any:
     if not isinstance(value, Mapping):
         raise bad("a mapping")
     return dict(value)
+
+
+def convert_value(value: Any, spec: FieldSpec, name: str, what: str) -> Any:
+    """One value converted to its declared field type (JSON forms accepted: decimal and time strings);
+    raises InvalidCommandError naming the field."""
+    return _convert(value, spec, name, what)

@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,25 @@ class OrderAction(StrEnum):
 
 
 def default_definitions_dir() -> Path:
-    """ORDER_MACHINE_DEFINITIONS, else ./definitions, else the definitions/ of this source tree."""
+    """The definitions folder to use when none is given; the one rule every command and Settings follow.
+
+    $ORDER_MACHINE_DEFINITIONS when set, else ./definitions when it holds order.yaml, else the definitions
+    shipped in the package (order_machine/definitions: in a checkout a symlink to the top-level
+    definitions/, in a wheel a copy of them), so an installed package starts from any folder.
+    """
     configured = os.environ.get("ORDER_MACHINE_DEFINITIONS")
     if configured:
         return Path(configured)
     here = Path.cwd() / "definitions"
     if (here / "order.yaml").exists():
         return here
-    return Path(__file__).resolve().parents[2] / "definitions"
+    # installed as plain files (pip never installs zipped), so the resource is a real folder
+    return packaged_definitions_dir()
+
+
+def packaged_definitions_dir() -> Path:
+    """The definitions shipped inside the package (order, payment, document, onboarding, simple)."""
+    return Path(str(resources.files("order_machine") / "definitions"))
 
 
 @lru_cache(maxsize=8)

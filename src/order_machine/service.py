@@ -30,6 +30,7 @@ from .errors import (
     ConcurrencyError, InvalidCommandError, OrderExistsError, OrderNotFoundError, TransitionNotAllowedError,
 )
 from .events import OrderEvent, decode, encode
+from .ids import check_id
 from .machine import Machine
 from .order import Order
 from .projections import (
@@ -373,6 +374,7 @@ class OrderApplicationService:
         raise InvalidCommandError(f"unknown query {type(query).__name__}")
 
     async def get_order(self, order_id: str) -> OrderReadModel:
+        check_id(order_id, "order_id")  # Python callers too: a NUL must never reach a store's query
         await self._show_order(order_id)
         order = await self.read_models.get_order(order_id)
         if order is None:
@@ -380,6 +382,7 @@ class OrderApplicationService:
         return order
 
     async def get_order_summary(self, order_id: str) -> OrderSummaryReadModel:
+        check_id(order_id, "order_id")
         await self._show_order(order_id)
         summary = await self.read_models.get_summary(order_id)
         if summary is None:
@@ -388,6 +391,7 @@ class OrderApplicationService:
 
     async def get_orders_by_customer(self, customer_id: str, *, status: str | None = None, limit: int = 50,
                                      cursor: str | None = None) -> Page[OrderReadModel]:
+        check_id(customer_id, "customer_id")
         await self._show(self.written)
         return await self.read_models.orders_by_customer(customer_id, status=status, limit=limit, cursor=cursor)
 
@@ -410,6 +414,7 @@ class OrderApplicationService:
 
     async def get_order_history(self, order_id: str, *, after_version: int = 0,
                                 limit: int = 100) -> list[OrderHistoryEntry]:
+        check_id(order_id, "order_id")
         if after_version == 0:  # the first page; the next ones follow it
             await self._show_order(order_id)
         history = await self.read_models.order_history(order_id, after_version=after_version, limit=limit)
@@ -419,6 +424,7 @@ class OrderApplicationService:
 
     async def allowed_actions(self, order_id: str) -> list[dict[str, Any]]:
         """The actions the order's state allows now (from its events), with their data fields."""
+        check_id(order_id, "order_id")
         order = await self.commands.load(order_id)
         out = []
         for action in order.allowed_actions:

@@ -1,5 +1,7 @@
 """YAML read into plain Python data that remembers the line of every value, duplicate keys and the
-YAML 1.1 boolean traps (`on`, `no`, ...). Imports only `errors` and PyYAML.
+YAML 1.1 boolean traps (`on`, `no`, ...), within limits a hostile file cannot get past: its size, its
+nesting depth, its aliases and what they expand to, and no tags but the plain core ones.
+Imports only `errors` and PyYAML.
 """
 
 from __future__ import annotations
@@ -16,6 +18,56 @@ Loc = tuple[str | int, ...]
 # PyYAML follows YAML 1.1, where these plain scalars are booleans; in a definition they are usually names
 YAML11_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
 
+# Limits on a definition file (a real one is a few KB, 6 levels deep, with a handful of aliases at most)
+MAX_BYTES = 1_048_576      # 1 MiB
+MAX_DEPTH = 32             # nested mappings and lists
+MAX_ALIASES = 100          # `*name` references in one file
+MAX_VALUES = 100_000       # values built, aliases expanded (a "billion laughs" file would build 10**9)
+_CORE = "tag:yaml.org,2002:"
+_ALLOWED_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")}
+
+
+class _Refused(Exception):
+    """A limit or a tag refused while reading; becomes one Problem."""
+
+    def __init__(self, message: str, line: int | None, hint: str) -> None:
+        super().__init__(message)
+        self.message, self.line, self.hint = message, line, hint
+
+
+def _short(tag: str) -> str:
+    return "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
+
+
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]
+    """PyYAML's safe composer, counting depth and aliases as it goes and refusing tags it would ignore."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.aliases = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        line = event.start_mark.line + 1 if event.start_mark is not None else None
+        if isinstance(event, yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _Refused(f"more than {MAX_ALIASES} aliases (*name)", line,
+                               "write the values out; definitions allow a few aliases only")
+            return super().compose_node(parent, index)
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag != "!" and tag not in _ALLOWED_TAGS:
+            raise _Refused(f"tag {_short(tag)!r} is not allowed in a definition", line,
+                           "remove it: definitions hold plain text, numbers, booleans, lists and mappings")
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _Refused(f"nested more than {MAX_DEPTH} levels deep", line, "a definition needs about 6 levels")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
 
 class LocatedData:
     """Data built from a YAML node tree, with the line of every path and the problems seen on the way."""
@@ -26,8 +78,14 @@ class LocatedData:
         self.problems: list[Problem] = []
         self.booleans: dict[Loc, str] = {}  # where YAML 1.1 read a word as a boolean, and the word
         self._constructor = yaml.constructor.SafeConstructor()
+        self._built = 0
 
     def build(self, node: yaml.Node, loc: Loc = ()) -> Any:
+        self._built += 1
+        if self._built > MAX_VALUES or len(loc) > 2 * MAX_DEPTH:  # aliases can nest and expand what they name
+            raise _Refused(f"the definition expands to more than {MAX_VALUES} values or {MAX_DEPTH} levels "
+                           "(aliases referring to aliases?)", node.start_mark.line + 1,
+                           "write the values out instead of nesting aliases")
         self.lines.setdefault(loc, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
@@ -88,11 +146,35 @@ class LocatedData:
         return walk(data, ())
 
 
+def size_problem(size: int, path: str) -> Problem | None:
+    """A problem when a definition of `size` bytes is over MAX_BYTES."""
+    if size <= MAX_BYTES:
+        return None
+    return Problem(f"the file is {size:,} bytes; a definition may be at most {MAX_BYTES:,} bytes (1 MiB)", path,
+                   None, "split it into several definitions")
+
+
+def _compose(text: str) -> yaml.Node | None:
+    loader = _Loader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
 def read_yaml(text: str, path: str) -> tuple[Any, LocatedData]:
-    """Parse one YAML document; raises DefinitionError (with line) on a syntax error or an empty file."""
+    """Parse one YAML document within the limits above; raises DefinitionError (with line) on a syntax
+    error, an empty file, a limit passed or a tag."""
+    too_big = size_problem(len(text.encode("utf-8", "surrogatepass")), path)
+    if too_big is not None:
+        raise DefinitionError([too_big], path)
     located = LocatedData(path)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text)
+    except _Refused as exc:
+        raise DefinitionError([Problem(exc.message, path, exc.line, exc.hint)], path) from None
+    except RecursionError:  # a limit above should come first; never a traceback
+        raise DefinitionError([Problem("nested too deeply to read", path, None, "flatten the file")], path) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -108,6 +190,10 @@ def read_yaml(text: str, path: str) -> tuple[Any, LocatedData]:
                               path)
     try:
         data = located.build(node)
+    except _Refused as exc:
+        raise DefinitionError([Problem(exc.message, path, exc.line, exc.hint)], path) from None
+    except RecursionError:
+        raise DefinitionError([Problem("nested too deeply to read", path, None, "flatten the file")], path) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else node.start_mark.line + 1

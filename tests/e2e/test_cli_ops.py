@@ -32,7 +32,7 @@ def test_rebuild_replays_every_projection_and_reports_events_per_second(cli: CLI
     tamper(cli.workdir / "orders.db", "DELETE FROM read_orders")
     run = cli("rebuild")
     assert run.code == 0, run
-    found = re.fullmatch(r"rebuilt orders, order_history: 5 events in \d+\.\d\ds \(([\d,]+) events/s\)\n", run.out)
+    found = re.fullmatch(r"rebuilt orders, order_history, workflows: 5 events in \d+\.\d\ds \(([\d,]+) events/s\)\n", run.out)
     assert found, run.out
     assert int(found.group(1).replace(",", "")) > 0
     assert cli("orders", "show", "ord-3", "--json").json()["amount"] == "2.50"

@@ -99,6 +99,13 @@ def test_a_refused_action_is_one_line_naming_what_is_allowed(cli: CLI) -> None:
 def test_bad_data_is_one_line_naming_the_field(cli: CLI) -> None:
     assert_one_line_error(cli("orders", "create", "--customer", "has space"), "customer_id")
     assert_one_line_error(cli("orders", "create", "--customer", "c", "--item", "p:0:1.00"), "quantity")
+    # the id rule (ids.py) and stored text hold on the command line too
+    assert_one_line_error(cli("orders", "create", "--customer", "c", "--id", "a\u202eb"), "order_id", "U+202E")
+    assert_one_line_error(cli("orders", "create", "--customer", "c\x7f"), "customer_id")
+    assert_one_line_error(cli("orders", "create", "--customer", "c", "--key", "two words"), "command_id")
+    make_order(cli)
+    assert_one_line_error(cli("orders", "show", "a\x01b"), "order_id")
+    assert_one_line_error(cli("orders", "list", "--cursor", "WzkyMjMzNzIwMzY4NTQ3NzU4MDgsImEiXQ"), "cursor")
     usage = cli("orders", "create", "--customer", "c", "--item", "p:two:1.00")
     assert usage.code == 2 and "quantity 'two' is not a whole number" in usage.err and "Traceback" not in usage.err
     usage = cli("orders", "do", "x", "confirm", "--field", "novalue")

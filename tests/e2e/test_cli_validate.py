@@ -72,3 +72,27 @@ def test_check_schema_fails_on_a_stale_schema(capsys: pytest.CaptureFixture[str]
     stale.write_text("{}\n", encoding="utf-8")
     assert main(["validate", "-q", "--check-schema", "--schema", str(stale), str(DEFINITIONS)]) == 1
     assert "stale" in capsys.readouterr().out
+
+
+def test_a_billion_laughs_file_fails_fast_in_bounded_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    import resource
+    import time
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    assert main(["validate", str(BROKEN / "yaml_alias_bomb.yaml")]) == 1
+    assert time.monotonic() - started < 10  # loose: it takes well under a second; the bomb took minutes
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 200, grown_mb  # the unbounded expansion ate 3.6 GB
+    out = capsys.readouterr().out
+    assert "expands to more than" in out and "Traceback" not in out
+
+
+def test_a_file_over_1_mib_is_one_problem_line_naming_size_and_limit(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"name: big\n" + b"# padding\n" * 120_000)
+    assert main(["validate", str(big)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"{big}: the file is 1,200,010 bytes; a definition may be at most 1,048,576 bytes (1 MiB) "
+                   "(hint: split it into several definitions)"]

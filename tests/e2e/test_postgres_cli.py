@@ -42,21 +42,21 @@ def test_db_status_lists_pending_migrations_and_upgrade_applies_them_once(cli: C
     password = urlsplit(schema_url).password or ""
     before = cli("db", "status", "--db", schema_url)
     assert before.code == 0, before
-    assert "version 0 (latest 3)" in before.out and "apply with `order-machine db upgrade`" in before.out
-    assert [line.split(":")[0].strip() for line in before.out.splitlines()[2:]] == ["1", "2", "3"]
+    assert "version 0 (latest 4)" in before.out and "apply with `order-machine db upgrade`" in before.out
+    assert [line.split(":")[0].strip() for line in before.out.splitlines()[2:]] == ["1", "2", "3", "4"]
     assert cli("db", "status", "--check", "--db", schema_url).code == 1
 
     upgraded = cli("db", "upgrade", "--db", schema_url)
     assert upgraded.code == 0, upgraded
-    assert "upgraded from version 0 to 3" in upgraded.out
-    assert upgraded.out.count("  applied ") == 3
+    assert "upgraded from version 0 to 4" in upgraded.out
+    assert upgraded.out.count("  applied ") == 4
     again = cli("db", "upgrade", "--db", schema_url)
-    assert (again.code, "already at version 3" in again.out) == (0, True)
+    assert (again.code, "already at version 4" in again.out) == (0, True)
 
     after = cli("db", "status", "--json", "--check", "--db", schema_url)
     assert after.code == 0, after
     assert {k: after.json()[k] for k in ("database", "version", "latest", "pending")} == {
-        "database": "postgresql", "version": 3, "latest": 3, "pending": []}
+        "database": "postgresql", "version": 4, "latest": 4, "pending": []}
     for run in (before, upgraded, again, after):
         assert password not in run.out + run.err and "***" in run.out
 

@@ -116,7 +116,7 @@ async def test_health_on_postgres_reports_the_schema_version_and_the_oldest_tran
                       "latest_schema_version": LATEST_VERSION}
         assert database["oldest_transaction_seconds"] >= 0.4 and database["server_version"]
         assert {n: (p["lag"], p["lease_held_here"]) for n, p in body["projections"].items()} == {
-            "orders": (0, True), "order_history": (0, True)}  # the only process: it holds every lease
+            "orders": (0, True), "order_history": (0, True), "workflows": (0, True)}  # the only process: it holds every lease
         assert metrics["order_machine_db_oldest_transaction_seconds"] >= 0.4
         worker = runtime_of(app).worker
         assert worker is not None and worker.running

@@ -40,7 +40,7 @@ async def test_an_app_that_does_not_project_reads_its_own_writes_projected_by_th
             health = (await b.get("/health")).json()
         worker, follower = runtime_of(projecting).worker, runtime_of(following).worker
         assert worker is not None and follower is not None
-        assert (worker.owned, follower.owned) == (["orders", "order_history"], [])
+        assert (worker.owned, follower.owned) == (["orders", "order_history", "workflows"], [])
         assert {p["lease_held_here"] for p in health["projections"].values()} == {False}
 
 
@@ -59,4 +59,4 @@ async def test_only_one_of_two_projecting_apps_holds_each_lease_and_both_read_th
                 assert (await reader.get(f"/orders/t-{n}")).json()["status"] == "Confirmed"
         owners = [runtime_of(app).worker for app in (one, two)]
         assert owners[0] is not None and owners[1] is not None
-        assert sorted(owners[0].owned + owners[1].owned) == ["order_history", "orders"]
+        assert sorted(owners[0].owned + owners[1].owned) == ["order_history", "orders", "workflows"]

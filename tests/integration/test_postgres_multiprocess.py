@@ -261,7 +261,7 @@ async def test_concurrent_commands_on_the_same_orders_through_three_serve_proces
         assert server.stop() == 0, cluster.logs()
     assert "Traceback" not in cluster.logs(), cluster.logs()
     projected = await dump(cluster.schema)
-    assert {row[0]: row[1] for row in projected["projection_checkpoints"]} == {"orders": last, "order_history": last}
+    assert {row[0]: row[1] for row in projected["projection_checkpoints"]} == {"orders": last, "order_history": last, "workflows": last}
     assert len(projected["read_order_history"]) == sum(len(e) for e in streams.values())
     async with postgres_store(schema=cluster.schema) as store:
         report = await ProjectionRunner(store, PostgresReadModels(store)).rebuild()
@@ -277,8 +277,8 @@ async def test_when_the_projecting_serve_process_is_killed_another_takes_over_an
     await survivor.up(http)
     leases = {s.url: {n: p["lease_held_here"] for n, p in (await s.health(http))["projections"].items()}
               for s in (holder, survivor)}
-    assert leases == {holder.url: {"orders": True, "order_history": True},
-                      survivor.url: {"orders": False, "order_history": False}}
+    assert leases == {holder.url: {"orders": True, "order_history": True, "workflows": True},
+                      survivor.url: {"orders": False, "order_history": False, "workflows": False}}
 
     await create(http, survivor, "k-1")  # projected by the other process, read here
     assert (await http.get(f"{survivor.url}/orders/k-1")).json()["version"] == 1

@@ -23,7 +23,7 @@ from order_machine.store.postgres import PostgresEventStore
 
 pytestmark = pytest.mark.postgres
 
-BOTH = {"orders", "order_history"}
+BOTH = {"orders", "order_history", "workflows"}  # every default projector
 TABLES = READ_MODEL_TABLES
 
 
@@ -133,7 +133,7 @@ async def test_a_killed_worker_is_taken_over_and_the_read_models_equal_a_rebuild
         workers.append(third)
         await second.kill()
         await third.expect_leases(BOTH)
-        assert await wait_for_checkpoints(schema, last) == {"orders": last, "order_history": last}
+        assert await wait_for_checkpoints(schema, last) == {"orders": last, "order_history": last, "workflows": last}
 
         projected = await dump(schema)
         assert sum(row[8] for row in projected["read_orders"]) == events  # versions add up: each event once
@@ -149,7 +149,7 @@ async def test_two_workers_in_one_process_split_nothing_twice_and_hand_over_on_r
         last, events = await fill(store, 60)
         one = LeasedProjectionWorker(store, batch_size=7, poll_interval=0.01, lease_interval=0.05)
         two = LeasedProjectionWorker(store, batch_size=7, poll_interval=0.01, lease_interval=0.05)
-        assert await one.acquire() == ["orders", "order_history"]
+        assert await one.acquire() == ["orders", "order_history", "workflows"]
         assert await two.acquire() == []
         await one.start()
         await two.start()
@@ -178,11 +178,11 @@ async def test_a_worker_can_own_one_projector_while_another_owns_the_rest() -> N
         everything = LeasedProjectionWorker(store, models)
         try:
             assert await orders_only.acquire() == ["orders"]
-            assert await everything.acquire() == ["order_history"]
+            assert await everything.acquire() == ["order_history", "workflows"]
             for worker in (orders_only, everything):
                 assert worker.runner is not None
                 await worker.runner.catch_up()
-            assert await checkpoints(schema) == {"orders": last, "order_history": last}
+            assert await checkpoints(schema) == {"orders": last, "order_history": last, "workflows": last}
         finally:
             await orders_only.release()
             await everything.release()

@@ -94,4 +94,4 @@ async def test_read_models_survive_repeated_kill_minus_9_and_equal_a_rebuild(tmp
         await models.close()
     assert report.events == last
     assert dump(path) == projected
-    assert dict(projected["projection_checkpoints"]) == {"orders": last, "order_history": last}
+    assert dict(projected["projection_checkpoints"]) == {"orders": last, "order_history": last, "workflows": last}

@@ -198,19 +198,19 @@ async def test_wait_for_a_position_not_written_yet_times_out_with_false(backend:
     runner = ProjectionRunner(backend.store, backend.models, poll_interval=0.01)
     await append(backend.store, created("o-1"))
     assert not await runner.wait_for(50, timeout=0.1)
-    assert await runner.checkpoints() == {"orders": 1, "order_history": 1}
+    assert await runner.checkpoints() == {"orders": 1, "order_history": 1, "workflows": 1}
 
 
 async def test_lag_is_the_last_position_minus_each_checkpoint(backend: Backend) -> None:
     runner = ProjectionRunner(backend.store, backend.models, batch_size=2)
     await append(backend.store, created("o-1"), confirmed("o-1"), created("o-2"), created("o-3"), created("o-4"))
-    assert await runner.lag() == {"orders": 5, "order_history": 5}
+    assert await runner.lag() == {"orders": 5, "order_history": 5, "workflows": 5}
     assert await runner.step() == 2
-    assert await runner.lag() == {"orders": 3, "order_history": 3}
+    assert await runner.lag() == {"orders": 3, "order_history": 3, "workflows": 3}
     assert await runner.catch_up() == 3
     statuses = await runner.status()
     assert [(s.name, s.checkpoint, s.last_position, s.lag, s.error) for s in statuses] == [
-        ("orders", 5, 5, 0, None), ("order_history", 5, 5, 0, None)]
+        ("orders", 5, 5, 0, None), ("order_history", 5, 5, 0, None), ("workflows", 5, 5, 0, None)]
 
 
 # --------------------------------------------------------------------------- failures
@@ -313,12 +313,12 @@ async def test_a_rebuild_equals_the_incremental_projection(backend: Backend) -> 
     await runner.catch_up()
     incremental = await snapshot(backend.models, backend.store)
     report = await runner.rebuild()
-    assert report.projections == ("orders", "order_history") and report.events == last
+    assert report.projections == ("orders", "order_history", "workflows") and report.events == last
     assert report.events_per_second > 0
     assert await snapshot(backend.models, backend.store) == incremental
     assert (await runner.rebuild("order_history")).events == last
     assert await snapshot(backend.models, backend.store) == incremental
-    assert await runner.checkpoints() == {"orders": last, "order_history": last}
+    assert await runner.checkpoints() == {"orders": last, "order_history": last, "workflows": last}
 
 
 async def test_rebuild_of_an_unknown_projection_names_the_known_ones(backend: Backend) -> None:

@@ -44,6 +44,21 @@ CASES = [
     ("schema_and_semantic.yaml", 5, "unknown key 'final' in states[1]"),
     ("schema_and_semantic.yaml", 10, "transition 2 goes to unknown state 'Shipped'"),
     ("from_wrong_type.yaml", 9, "transitions[0].from must be a list, got dict"),
+    # issue 13 item 3: definitions are hostile input too
+    ("yaml_alias_bomb.yaml", 3, "expands to more than 100000 values"),
+    ("yaml_recursive_alias.yaml", 3, "expands to more than 100000 values"),
+    ("yaml_deep_nesting.yaml", 3, "nested more than 32 levels deep"),
+    ("yaml_python_tag_collection.yaml", 3, "tag '!!python/object/apply:os.system' is not allowed"),
+    ("yaml_python_tag_scalar.yaml", 2, "tag '!!python/name:os.system' is not allowed"),
+    ("string_version.yaml", 2, "version must be a whole number, got '2'"),
+    ("string_terminal.yaml", 5, "states[1].terminal must be true or false, got 'yes'"),
+    ("string_required.yaml", 9, "actions[0].fields.note.required must be true or false, got 'true'"),
+    ("long_state_name.yaml", 5, "is 10001 characters long; names may have at most 100"),
+    ("long_field_name.yaml", 9, "is 150 characters long; names may have at most 100"),
+    ("append_into_counter.yaml", 10, "records 'switches' as an int, but action 'Switch' (field 'note', append)"),
+    ("into_collides_with_data_field.yaml", 11, "records 'customer_id' as a decimal, but data field 'customer_id'"),
+    ("increments_a_text_field.yaml", 10, "records 'label' as an int, but data field 'label' records it as text"),
+    ("sets_wrong_type.yaml", 10, "records 'brightness' as text (str), but data field 'brightness' records it as an int"),
     ("guard_when_syntax.yaml", 12, "guard 'has_value': `when` is not valid CEL: Syntax error"),
     ("guard_when_unknown_name.yaml", 14, "guard 'has_value' reads 'amout', which the instance never has"),
     ("guard_when_unknown_input.yaml", 12, "guard 'has_reason' reads input.reasn, but action 'Cancel'"),
@@ -144,6 +159,58 @@ def test_an_unreadable_file_is_one_problem_not_a_traceback(tmp_path: Path) -> No
     binary.write_bytes(b"\xff\xfe\x00name: x")
     with pytest.raises(DefinitionError, match="not UTF-8"):
         load_definition(binary)
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("name: big\ndescription: |\n" + ("  " + "x" * 100 + "\n") * 11_000, encoding="utf-8")
+    with pytest.raises(DefinitionError) as raised:
+        load_definition(big)
+    assert "a definition may be at most 1,048,576 bytes" in raised.value.problems[0].message
+    with pytest.raises(DefinitionError):
+        parse_definition(big.read_text(encoding="utf-8"))
+
+
+def test_a_few_aliases_and_core_tags_are_still_fine() -> None:
+    text = """name: lamp
+initial: !!str Dark
+states:
+  - &dark {name: Dark}
+  - {name: Lit, terminal: !!bool true}
+actions:
+  - {name: Switch, description: &words the one action}
+transitions:
+  - {action: Switch, from: Dark, to: Lit, description: *words}
+"""
+    assert parse_definition(text).transitions[0].description == "the one action"
+
+
+def test_consistent_types_pass_and_the_definition_runs() -> None:
+    text = """name: tally
+initial: Open
+data:
+  notes: {type: list}
+  total: {type: int}
+states:
+  - {name: Open}
+  - {name: Done, terminal: true}
+actions:
+  - name: Note
+    fields: {note: {type: str, append: true, into: notes}}
+    increments: [total]
+    sets: {total_label: many}
+  - {name: Close}
+transitions:
+  - {action: Note, from: Open, to: Open}
+  - {action: Close, from: Open, to: Done}
+"""
+    definition = parse_definition(text)
+    from order_machine.workflow import record
+
+    recorded: dict[str, object] = {"notes": [], "total": 0}
+    record(definition.action("Note"), {"note": "a"}, recorded)
+    record(definition.action("Note"), {"note": "b"}, recorded)
+    assert recorded == {"notes": ["a", "b"], "total": 2, "total_label": "many"}
 
 
 def test_a_guard_condition_may_read_data_recorded_names_state_and_the_input_of_its_actions() -> None:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, FastAPI
 
 from ..bootstrap import Runtime, bootstrap, tune_gc
 from ..config import Settings
-from . import routes_definitions, routes_ops, routes_orders
+from . import routes_definitions, routes_ops, routes_orders, routes_workflows
 from .errors import install_error_handlers
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ Orders as explicit, event-sourced state machines.
 
 TAGS = [
     {"name": "orders", "description": "Commands and queries on orders (the seed's OrderController and more)"},
+    {"name": "workflows", "description": "Every other definition as a durable workflow: start, act, read, list"},
     {"name": "definitions", "description": "Workflow definitions and their transition diagrams"},
     {"name": "operations", "description": "Health and Prometheus metrics"},
 ]
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = None
     app.state.diagram_cache = {}
     install_error_handlers(app)
-    for module in (routes_orders, routes_definitions, routes_ops):
+    for module in (routes_orders, routes_workflows, routes_definitions, routes_ops):
         _add_routes(app, module.router)
     _commands_first(app)
     return app

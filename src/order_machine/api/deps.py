@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 
 from ..bootstrap import Runtime
 from ..errors import InvalidCommandError, StoreError
+from ..ids import KEY_MAX_LENGTH, KEY_RULE, key_problem
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -35,12 +36,14 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 # The command headers are read from the request by the routes (`idempotency_key`, `if_match`), not
 # declared as Header() parameters: FastAPI's per-request solving of header parameters cost more than
 # the whole command does on the memory store. `command_headers` documents them in OpenAPI instead.
-_KEY_LIMIT, _IF_MATCH_LIMIT = 200, 100
+_KEY_LIMIT, _IF_MATCH_LIMIT = KEY_MAX_LENGTH, 100
 
 _IDEMPOTENCY_KEY_DOC = {
     "name": "Idempotency-Key", "in": "header", "required": False,
-    "description": "Any unique string per intended change; a repeat returns the first response and changes nothing.",
-    "schema": {"type": "string", "maxLength": _KEY_LIMIT, "title": "Idempotency-Key"},
+    "description": "Any unique string per intended change; a repeat returns the first response and changes nothing. "
+                   f"{KEY_RULE[0].upper()}{KEY_RULE[1:]}; an empty key is refused (422).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": _KEY_LIMIT, "pattern": "^[!-~]+$",
+               "title": "Idempotency-Key"},
     "example": "5f1c2a9e-create-ord-1001",
 }
 _IF_MATCH_DOC = {
@@ -64,8 +67,12 @@ def _header(request: Request, name: str, limit: int) -> str | None:
 
 
 def idempotency_key(request: Request) -> str | None:
-    """The request's Idempotency-Key header (None when absent); 422 naming it when too long."""
-    return _header(request, "Idempotency-Key", _KEY_LIMIT)
+    """The request's Idempotency-Key header (None when absent); 422 naming it when empty, too long or not
+    visible ASCII (an empty key would be one key shared by every client)."""
+    value = _header(request, "Idempotency-Key", _KEY_LIMIT)
+    if value is not None and (problem := key_problem(value)) is not None:
+        raise InvalidCommandError(f"Idempotency-Key {problem}", "Idempotency-Key")
+    return value
 
 
 def if_match(request: Request) -> int | None:

@@ -17,18 +17,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
     ConcurrencyError, DefinitionError, DiagramError, InvalidCommandError, OrderExistsError, OrderMachineError,
-    OrderNotFoundError, ProjectionError, StoreError, TransitionNotAllowedError,
+    OrderNotFoundError, ProjectionError, StoreError, TransitionNotAllowedError, UnknownDefinitionError,
+    WorkflowExistsError, WorkflowNotFoundError,
 )
 
 logger = logging.getLogger(__name__)
-
-
-class UnknownDefinitionError(OrderMachineError):
-    """No loaded definition has that name."""
-
-    def __init__(self, name: str, known: Sequence[str]) -> None:
-        self.name, self.known = name, list(known)
-        super().__init__(f"no definition named {name!r}; known: {', '.join(self.known) or 'none'}")
 
 
 Body = dict[str, Any]
@@ -37,10 +30,15 @@ Body = dict[str, Any]
 _FIELD_NAMES = {"command_id": "Idempotency-Key", "expected_version": "If-Match"}
 
 
+def _on_workflow(request: Request) -> bool:
+    return str(request.scope.get("path", "")).startswith(f"{request.scope.get('root_path', '')}/workflows/")
+
+
 def _refused(exc: TransitionNotAllowedError, request: Request) -> tuple[int, Body]:
     body = exc.to_dict()
-    order_id = body.pop("entity_id")
-    return 409, {"error": "transition_not_allowed", "order_id": order_id, **body, "message": str(exc)}
+    entity_id = body.pop("entity_id")
+    key = "id" if _on_workflow(request) else "order_id"
+    return 409, {"error": "transition_not_allowed", key: entity_id, **body, "message": str(exc)}
 
 
 def _not_found(exc: OrderNotFoundError, request: Request) -> tuple[int, Body]:
@@ -51,6 +49,16 @@ def _unknown_definition(exc: UnknownDefinitionError, request: Request) -> tuple[
     return 404, {"error": "definition_not_found", "name": exc.name, "known": exc.known, "message": str(exc)}
 
 
+def _workflow_not_found(exc: WorkflowNotFoundError, request: Request) -> tuple[int, Body]:
+    return 404, {"error": "workflow_not_found", "definition": exc.definition, "id": exc.workflow_id,
+                 "message": str(exc)}
+
+
+def _workflow_exists(exc: WorkflowExistsError, request: Request) -> tuple[int, Body]:
+    return 409, {"error": "workflow_exists", "definition": exc.definition, "id": exc.workflow_id,
+                 "message": str(exc)}
+
+
 def _exists(exc: OrderExistsError, request: Request) -> tuple[int, Body]:
     return 409, {"error": "order_exists", "order_id": exc.order_id, "message": str(exc)}
 
@@ -58,7 +66,8 @@ def _exists(exc: OrderExistsError, request: Request) -> tuple[int, Body]:
 def _conflict(exc: ConcurrencyError, request: Request) -> tuple[int, Body]:
     # with If-Match the client asked for a precondition: 412; otherwise retries ran out: 409
     status = 412 if "if-match" in request.headers else 409
-    return status, {"error": "version_conflict", "order_id": exc.stream_id, "expected_version": exc.expected,
+    key, stream = ("id", exc.stream_id.partition("/")[2]) if _on_workflow(request) else ("order_id", exc.stream_id)
+    return status, {"error": "version_conflict", key: stream, "expected_version": exc.expected,
                     "actual_version": exc.actual, "message": str(exc)}
 
 
@@ -68,9 +77,29 @@ def _invalid(exc: InvalidCommandError, request: Request) -> tuple[int, Body]:
 
 
 def _unavailable(exc: OrderMachineError, request: Request) -> tuple[int, Body]:
+    # the full text (database host, port, name, schema, driver message) goes to the log only
     logger.warning("%s %s: %s", request.method, request.url.path, exc)
-    kind = {DiagramError: "diagram_unavailable", ProjectionError: "projection_stopped"}.get(type(exc), "store_unavailable")
-    return 503, {"error": kind, "message": str(exc).splitlines()[0]}
+    if isinstance(exc, DiagramError):
+        return 503, {"error": "diagram_unavailable", "message": str(exc).splitlines()[0]}
+    if isinstance(exc, ProjectionError):
+        return 503, {"error": "projection_stopped", "projection": exc.projection, "position": exc.position,
+                     "message": public_message(exc)}
+    return 503, {"error": "store_unavailable",
+                 "message": "the store cannot answer right now; retry later (the server log has the details)"}
+
+
+def public_message(exc: BaseException) -> str:
+    """What a client may read about a server-side failure: never a database's host, port, name, schema or
+    a driver's text (those go to the log). Domain errors keep their first line; store and driver errors
+    are named by their class only."""
+    if isinstance(exc, ProjectionError):
+        return f"projection {exc.projection!r} stopped at position {exc.position}: {public_message(exc.cause)}"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, OrderMachineError) and not isinstance(exc, StoreError):
+        lines = str(exc).strip().splitlines()
+        return lines[0] if lines else type(exc).__name__
+    return f"{type(exc).__name__} (the server log has the details)"
 
 
 def _definition(exc: DefinitionError, request: Request) -> tuple[int, Body]:
@@ -86,6 +115,8 @@ ERROR_TABLE: dict[type[OrderMachineError], Mapper] = {
     UnknownDefinitionError: _unknown_definition,   # 404
     TransitionNotAllowedError: _refused,           # 409
     OrderExistsError: _exists,                     # 409
+    WorkflowNotFoundError: _workflow_not_found,    # 404
+    WorkflowExistsError: _workflow_exists,         # 409
     ConcurrencyError: _conflict,                   # 409, or 412 with If-Match
     InvalidCommandError: _invalid,                 # 422
     StoreError: _unavailable,                      # 503

@@ -16,7 +16,7 @@ from ..definition import Definition
 from ..diagrams import MEDIA_TYPES, order_path_from_events, render_diagram
 from ..errors import OrderNotFoundError
 from .deps import RuntimeDep, etag
-from .errors import UnknownDefinitionError
+from ..errors import UnknownDefinitionError
 from .schemas import DefinitionSummary, error_responses, examples_of, ok
 
 router = APIRouter(tags=["definitions"])

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ConfigDict, Field
 
 from .deps import RuntimeDep
+from .errors import public_message
 from .schemas import HealthResponse, ok
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class DatabaseHealthResponse(HealthResponse):
                        503: {"description": "the database cannot be reached", "content": {"application/json": {
                            "example": {"status": "unavailable", "store": "unreachable", "projections": {},
                                        "database": {"reachable": False},
-                                       "message": "cannot read orders.db: disk I/O error"}}}}})
+                                       "message": "the database cannot be reached: StoreError (the server log has the details)"}}}}})
 async def health(rt: RuntimeDep) -> Response:
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT):
@@ -52,16 +53,16 @@ async def health(rt: RuntimeDep) -> Response:
             last = await rt.store.last_position()
             statuses = await rt.projection_status()
     except Exception as exc:  # a health check reports any failure to reach the store; it must not raise
-        text = str(exc).strip().splitlines()
-        message = text[0] if text else (f"no answer within {HEALTH_TIMEOUT:g}s" if isinstance(exc, TimeoutError)
-                                        else type(exc).__name__)
-        logger.warning("health check: database unreachable: %s", message)
+        logger.warning("health check: database unreachable: %s", exc)
+        # /health answers anyone: the database's address and the driver's words stay in the log
+        message = (f"no answer within {HEALTH_TIMEOUT:g}s" if isinstance(exc, TimeoutError)
+                   else f"the database cannot be reached: {public_message(exc)}")
         body = DatabaseHealthResponse(status="unavailable", store="unreachable", message=message,
                                       database={"reachable": False})
         return JSONResponse(body.model_dump(mode="json"), status_code=503)
     running = rt.projections.running
     projections = {s.name: {"position": s.checkpoint, "lag": s.lag,
-                            "failed": str(s.error) if s.error is not None else None,
+                            "failed": public_message(s.error) if s.error is not None else None,
                             "running": running} for s in statuses}
     if rt.worker is not None:  # PostgreSQL: does this process hold the projection's lease (project it)?
         for name, projection in projections.items():

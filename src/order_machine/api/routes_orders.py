@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import msgspec
 from fastapi import APIRouter, Body, Path, Query, Request
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from ..commands import AddOrderItem, CommandResult, CreateOrder, PerformAction, UpdateOrderStatus, Command
+from ..ids import ID_MARKS, ID_MAX_LENGTH, Id, quote_id
 from ..projections import OrderReadModel
 from .deps import RuntimeDep, command_headers, etag, idempotency_key, if_match, runtime_of
 from .schemas import (
@@ -27,8 +29,9 @@ from .schemas import (
 router = APIRouter(tags=["orders"])
 _encode = msgspec.json.Encoder().encode
 
-OrderId = Annotated[str, Path(min_length=1, max_length=200, description="the order's id", examples=["ord-1001"])]
-CustomerId = Annotated[str, Path(min_length=1, max_length=200, examples=["cust-7"])]
+# the id rule (ids.py) on every id a path or query carries: 422 naming it, before any store sees it
+OrderId = Annotated[Id, Path(max_length=ID_MAX_LENGTH, description="the order's id", examples=["ord-1001"])]
+CustomerId = Annotated[Id, Path(max_length=ID_MAX_LENGTH, examples=["cust-7"])]
 Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
 Cursor = Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page")]
 
@@ -70,12 +73,19 @@ async def create_order(
     body: CreateOrderRequest = Body(openapi_examples=body_examples(CreateOrderRequest)),
 ) -> Response:
     command = CreateOrder(command_id=idempotency_key(request), **body.model_dump())
-    result = await _execute(request, command)
-    # what request.url_for("get_order", ...) answers (a mount's root path included), without its route
-    # search, and from the Host header as Starlette's URL takes it, without building the URL
-    scope, host = request.scope, request.headers.get("host")
-    origin = f"{scope.get('scheme', 'http')}://{host}" if host else f"{request.url.scheme}://{request.url.netloc}"
-    return _answer(result, 201, f"{origin}{scope.get('root_path', '')}/orders/{result.order_id}")
+    runtime = runtime_of(request)
+    result = await runtime.service.handle(command)
+    return _answer(result, 201, order_location(runtime.settings.base_url, request.scope.get("root_path", ""),
+                                               result.order_id))
+
+
+def order_location(base_url: str | None, root_path: str, order_id: str, collection: str = "orders") -> str:
+    """The `Location` of an order (or of what `collection` names, e.g. `workflows/payment`): under the
+    configured base URL (ORDER_MACHINE_BASE_URL) when set, else relative to this server (RFC 9110 allows
+    it) under the app's own root path; never from the `Host` header, which any client can set. The id is
+    percent-encoded as one path segment."""
+    prefix = base_url.rstrip("/") if base_url else quote(root_path.rstrip("/"), safe="/" + ID_MARKS)
+    return f"{prefix}/{collection}/{quote_id(order_id)}"
 
 
 @router.get(
@@ -107,7 +117,7 @@ def _summary(item: Any) -> OrderSummaryResponse:
 async def list_orders(
     rt: RuntimeDep,
     status: Annotated[str | None, Query(max_length=100, examples=["Pending"])] = None,
-    customer_id: Annotated[str | None, Query(max_length=200, examples=["cust-7"])] = None,
+    customer_id: Annotated[Id | None, Query(max_length=ID_MAX_LENGTH, examples=["cust-7"])] = None,
     limit: Limit = 50, cursor: Cursor = None,
 ) -> Response:
     page = await rt.service.list_orders(customer_id=customer_id, status=status, limit=limit, cursor=cursor)

@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..commands import Id, ItemLine, Money, Text
+from ..commands import ItemLine, Money, Text
+from ..ids import Id, StoredText
 
 
 def _examples(*examples: dict[str, Any]) -> ConfigDict:
@@ -36,7 +37,7 @@ class CreateOrderRequest(BaseModel):
 
     order_id: Id | None = Field(default=None, description="chosen by the caller; generated when absent")
     customer_id: Id
-    description: str = Field(default="", max_length=2000)
+    description: StoredText = Field(default="", max_length=2000)
     amount: Money | None = Field(default=None, description="initial amount before items (decimal string)")
     items: list[ItemLine] = Field(default_factory=list, max_length=1000)
 

@@ -29,7 +29,8 @@ class Failed(OrderMachineError):
 def add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="URL", help=DB_HELP)
     parser.add_argument("--definitions", metavar="DIR",
-                        help="definitions folder (default: $ORDER_MACHINE_DEFINITIONS, else ./definitions)")
+                        help="definitions folder (default: $ORDER_MACHINE_DEFINITIONS, else ./definitions, "
+                             "else the packaged ones)")
 
 
 def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -87,7 +88,7 @@ async def running(settings: Settings, *, start: bool = True) -> AsyncIterator[Ru
     except DefinitionError as exc:
         raise Failed(one_line(exc)) from None
     except OSError as exc:
-        raise StoreError(f"cannot open {settings.db_url!r}: {exc}") from exc
+        raise StoreError(f"cannot open {shown_url(settings.db_url)!r}: {exc}") from exc
     try:
         # open the store now: a bad or corrupt database fails here, in one line, before any task starts
         await runtime.store.last_position()

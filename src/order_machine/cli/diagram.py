@@ -34,7 +34,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--format", "-f", dest="formats", action="append", choices=diagrams.FORMATS,
                         help="repeat for several (default: svg, png and mmd; svg for --order)")
     parser.add_argument("--out", "-o", metavar="DIR", help=f"output folder (default: {DEFAULT_OUT}/; for --order: stdout)")
-    parser.add_argument("--definitions", metavar="DIR", help="definitions folder (default: $ORDER_MACHINE_DEFINITIONS, else ./definitions)")
+    parser.add_argument("--definitions", metavar="DIR", help="definitions folder (default: $ORDER_MACHINE_DEFINITIONS, "
+                        "else ./definitions, else the packaged ones)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 naming every stale or missing diagram file")
     parser.add_argument("--order", metavar="ORDER_ID", help="draw this order's diagram from its events")

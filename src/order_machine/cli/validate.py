@@ -1,7 +1,7 @@
 """`order-machine validate [PATH ...]`: check definition files; `--write-schema` regenerates schema.json.
 
 Prints `path:line: message (hint: ...)` per problem. Exit 0 all valid, 1 problems found, 2 usage error.
-Imports `definition` only: validating needs no machine, store or bus.
+Imports `definition` only (and `order` to find the default folder): validating needs no store or bus.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ def register(subparsers: Any) -> None:
                     "Exit 0 when all are valid, 1 when any has a problem, 2 on a usage error.",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH",
-                        help=f"definition files or folders of *.yaml (default: {DEFAULT_PATH}/)")
+                        help=f"definition files or folders of *.yaml (default: {DEFAULT_PATH}/, else the "
+                             "folder $ORDER_MACHINE_DEFINITIONS names, else the definitions shipped in the package)")
     parser.add_argument("--write-schema", action="store_true",
                         help=f"write the JSON Schema of the format to {DEFAULT_PATH}/{SCHEMA_FILE} "
                              "(or to --schema) instead of validating")
@@ -39,10 +40,11 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    schema_file = Path(args.schema) if args.schema else Path(DEFAULT_PATH) / SCHEMA_FILE
-    if args.write_schema:
-        return write_schema(schema_file)
-    paths = args.paths or [DEFAULT_PATH]
+    if args.write_schema:  # into ./definitions, never into the installed package
+        return write_schema(Path(args.schema) if args.schema else Path(DEFAULT_PATH) / SCHEMA_FILE)
+    folder = _default_folder()
+    schema_file = Path(args.schema) if args.schema else folder / SCHEMA_FILE
+    paths = args.paths or [str(folder)]
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
         for p in missing:
@@ -62,6 +64,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(problems)} problem(s) in {bad_files} file(s); {len(files)} file(s) checked", file=sys.stderr)
         return 1
     return 0
+
+
+def _default_folder() -> Path:
+    """./definitions when it exists (whatever it holds), else the folder the other commands would use."""
+    if Path(DEFAULT_PATH).exists():
+        return Path(DEFAULT_PATH)
+    from ..order import default_definitions_dir
+
+    return default_definitions_dir()
 
 
 def validate_files(files: list[Path], quiet: bool = False) -> list[Problem]:

@@ -5,16 +5,19 @@ A batch is applied between two awaits, so it is atomic on the event loop. Import
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from .projectors import (
-    Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, run_batch,
+    Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow,
+    run_batch,
 )
 from .queries import (
-    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, check_limit, created_after, created_page,
-    history_model, order_model, summary_model, to_micros, updated_before, updated_page,
+    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, WorkflowReadModel, check_limit, created_after,
+    created_page, history_model, order_model, summary_model, to_micros, updated_before, updated_page, workflow_model,
+    workflow_page,
 )
 
 
@@ -26,6 +29,7 @@ class InMemoryReadModels:
         self._items: dict[str, list[ItemRow]] = {}
         self._history: dict[str, list[HistoryRow]] = {}
         self._checkpoints: dict[str, int] = {}
+        self._workflows: dict[str, WorkflowRow] = {}
 
     # ----------------------------------------------------------------- projector side
 
@@ -36,15 +40,19 @@ class InMemoryReadModels:
         # copies: the projector mutates what it loads, and a failed batch must leave no trace
         return {i: replace(self._orders[i]) for i in order_ids if i in self._orders}
 
+    def _load_workflows(self, stream_ids: Collection[str]) -> dict[str, WorkflowRow]:
+        return {i: copy.deepcopy(self._workflows[i]) for i in stream_ids if i in self._workflows}
+
     async def apply(self, projector: Projector, events: Sequence[Decoded], after: int) -> int:
         current = self._checkpoints.get(projector.name, 0)
         if current != after:
             raise CheckpointMoved(projector.name, after, current)
         if not events:
             return after
-        changes = Changes(self._load)
+        changes = Changes(self._load, self._load_workflows)
         position = run_batch(projector, changes, events)
         self._orders.update(changes.dirty)
+        self._workflows.update(changes.dirty_workflows)
         for item in changes.items:
             self._items.setdefault(item.order_id, []).append(item)
         for entry in changes.history:
@@ -55,6 +63,7 @@ class InMemoryReadModels:
     async def reset(self, projector: Projector) -> None:
         views: dict[str, dict[str, Any]] = {
             "orders": self._orders, "order_items": self._items, "order_history": self._history,
+            "workflows": self._workflows,
         }
         for view in projector.views:
             views[view].clear()
@@ -105,6 +114,17 @@ class InMemoryReadModels:
         check_limit(limit)
         entries = [e for e in self._history.get(order_id, []) if e.version > after_version]
         return [history_model(e) for e in entries[:limit]]
+
+    async def get_workflow(self, stream_id: str) -> WorkflowReadModel | None:
+        row = self._workflows.get(stream_id)
+        return workflow_model(row) if row is not None else None
+
+    async def workflows(self, definition: str, *, state: str | None = None, limit: int = 50,
+                        cursor: str | None = None) -> Page[WorkflowReadModel]:
+        after = created_after(limit, cursor)
+        rows = sorted((r for r in self._workflows.values() if r.definition == definition and r.created_position > after
+                       and (state is None or r.state == state)), key=lambda r: r.created_position)
+        return workflow_page(rows[:limit + 1], limit)
 
     async def close(self) -> None:
         pass

@@ -19,15 +19,17 @@ from ..errors import StoreError
 from ..store import EventStore
 from ..store.postgres import Conn, PostgresEventStore
 from .projectors import (
-    Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, run_batch,
+    Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow,
+    run_batch,
 )
 from .queries import (
-    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, check_limit, created_after, created_page,
-    equal_filter, from_micros, history_model, items_by_order, order_model, summary_model, updated_before,
-    updated_page,
+    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, WorkflowReadModel, check_limit, created_after,
+    created_page, equal_filter, from_micros, history_model, items_by_order, order_model, summary_model,
+    updated_before, updated_page, workflow_model, workflow_page,
 )
 
-VIEW_TABLES = {"orders": "read_orders", "order_items": "read_order_items", "order_history": "read_order_history"}
+VIEW_TABLES = {"orders": "read_orders", "order_items": "read_order_items", "order_history": "read_order_history",
+               "workflows": "read_workflows"}
 
 _ORDER_COLUMNS = ("id", "customer_id", "description", "initial_amount", "amount", "status", "created_at",
                   "updated_at", "version", "item_count", "created_position", "position", "tracking_number",
@@ -38,6 +40,10 @@ _ITEM_COLUMNS = ("order_id", "line", "product_id", "quantity", "unit_price")
 _ITEM_TYPES = ("text", "int", "text", "int", "numeric")
 _HISTORY_COLUMNS = ("position", "order_id", "version", "type", "action", "from_state", "to_state", "at", "data")
 _HISTORY_TYPES = ("bigint", "text", "int", "text", "text", "text", "text", "timestamptz", "jsonb")
+_WORKFLOW_COLUMNS = ("stream_id", "definition", "id", "definition_version", "state", "version", "data", "created_at",
+                     "updated_at", "created_position", "position")
+_WORKFLOW_TYPES = ("text", "text", "text", "int", "text", "int", "jsonb", "timestamptz", "timestamptz", "bigint",
+                   "bigint")
 
 
 def _bulk_insert(table: str, columns: Sequence[str], types: Sequence[str], suffix: str = "") -> str:
@@ -74,6 +80,10 @@ class PostgresReadModels:
                                            f"ON CONFLICT (id) DO UPDATE SET {updates}")
         self._insert_items = _bulk_insert(f"{s}.read_order_items", _ITEM_COLUMNS, _ITEM_TYPES)
         self._insert_history = _bulk_insert(f"{s}.read_order_history", _HISTORY_COLUMNS, _HISTORY_TYPES)
+        self._select_workflow = f"SELECT {', '.join(_WORKFLOW_COLUMNS)} FROM {s}.read_workflows"
+        wf_updates = ", ".join(f"{c} = excluded.{c}" for c in _WORKFLOW_COLUMNS[1:])
+        self._upsert_workflows = _bulk_insert(f"{s}.read_workflows", _WORKFLOW_COLUMNS, _WORKFLOW_TYPES,
+                                              f"ON CONFLICT (stream_id) DO UPDATE SET {wf_updates}")
         self._items_of = (f"SELECT {', '.join(_ITEM_COLUMNS)} FROM {s}.read_order_items "
                           "WHERE order_id = ANY(%s) ORDER BY order_id, line")
 
@@ -144,9 +154,19 @@ class PostgresReadModels:
                 loaded: dict[str, OrderRow] = {}
                 if projector.reads_orders:
                     loaded = await self._load_orders(conn, {s.stream_id for s, data in events if data is not None})
-                changes = Changes(_Preloaded(loaded, events))
+                workflows: dict[str, WorkflowRow] = {}
+                if getattr(projector, "reads_workflows", False):
+                    cur = await conn.execute(f"{self._select_workflow} WHERE stream_id = ANY(%s)",
+                                             ([s.stream_id for s, _ in events],))
+                    workflows = {r[0]: WorkflowRow(*r) for r in await cur.fetchall()}
+                changes = Changes(_Preloaded(loaded, events), _Preloaded(workflows, events))
                 position = run_batch(projector, changes, events)
                 await self._write(conn, list(changes.dirty.values()), changes.items, changes.history)
+                if changes.dirty_workflows:
+                    rows = [(w.stream_id, w.definition, w.id, w.definition_version, w.state, w.version, Jsonb(w.data),
+                             w.created_at, w.updated_at, w.created_position, w.position)
+                            for w in changes.dirty_workflows.values()]
+                    await conn.execute(self._upsert_workflows, _columns(rows, 11))
                 await self._set_checkpoint(conn, projector.name, position)
                 return position
         except psycopg.Error as exc:
@@ -240,18 +260,32 @@ class PostgresReadModels:
         return [history_model(HistoryRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7].isoformat(), r[8]))
                 for r in rows]
 
+    async def get_workflow(self, stream_id: str) -> WorkflowReadModel | None:
+        rows = await self._query(f"{self._select_workflow} WHERE stream_id = %s", (stream_id,),
+                                 f"reading workflow {stream_id!r}")
+        return workflow_model(WorkflowRow(*rows[0])) if rows else None
+
+    async def workflows(self, definition: str, *, state: str | None = None, limit: int = 50,
+                        cursor: str | None = None) -> Page[WorkflowReadModel]:
+        after = created_after(limit, cursor)
+        where, args = equal_filter("%s", definition=definition, state=state)
+        rows = await self._query(
+            f"{self._select_workflow} WHERE {where} AND created_position > %s ORDER BY created_position LIMIT %s",
+            (*args, after, limit + 1), f"listing {definition} workflows")
+        return workflow_page([WorkflowRow(*r) for r in rows], limit)
+
     async def close(self) -> None:
         """Nothing to do: the pool belongs to the store, which closes it."""
 
 
 class _Preloaded:
-    """The batch's orders, loaded before the (synchronous) projector runs; hands out copies."""
+    """The batch's orders (or workflows), loaded before the (synchronous) projector runs; hands out copies."""
 
-    def __init__(self, rows: dict[str, OrderRow], events: Sequence[Decoded]) -> None:
+    def __init__(self, rows: dict[str, Any], events: Sequence[Decoded]) -> None:
         self._rows = rows
         self._known = {stored.stream_id for stored, _ in events}
 
-    def __call__(self, order_ids: Collection[str]) -> dict[str, OrderRow]:
+    def __call__(self, order_ids: Collection[str]) -> dict[str, Any]:
         outside = set(order_ids) - self._known
         if outside:
             raise StoreError(f"a projector asked for orders outside its batch: {sorted(outside)[:5]}")

@@ -13,8 +13,8 @@ from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
 from ..events import (
-    EVENT_TYPES, TRANSITION_EVENTS, OrderCancelled, OrderCreated, OrderItemAdded, OrderReturned, OrderShipped,
-    StoredEvent, upcast,
+    EVENT_TYPES, TRANSITION_EVENTS, WORKFLOW_EVENT_TYPES, OrderCancelled, OrderCreated, OrderItemAdded,
+    OrderReturned, OrderShipped, StoredEvent, WorkflowMigrated, WorkflowStarted, split_workflow_stream, upcast,
 )
 
 INITIAL_STATE = "Pending"  # the initial state of definitions/order.yaml; projectors take it as a parameter
@@ -44,6 +44,23 @@ class OrderRow:
     shipping_address: str | None = None
     cancellation_reason: str | None = None
     return_reason: str | None = None
+
+
+@dataclass(slots=True)
+class WorkflowRow:
+    """One workflow instance as the `workflows` view keeps it; `data` is its recorded data in JSON form."""
+
+    stream_id: str
+    definition: str
+    id: str
+    definition_version: int
+    state: str
+    version: int
+    data: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    created_position: int
+    position: int
 
 
 class ItemRow(NamedTuple):
@@ -77,6 +94,11 @@ class HistoryRow(NamedTuple):
 # --------------------------------------------------------------------------- the unit of work
 
 OrderLoader = Callable[[Collection[str]], Mapping[str, OrderRow]]
+WorkflowLoader = Callable[[Collection[str]], Mapping[str, WorkflowRow]]
+
+
+def _no_workflows(stream_ids: Collection[str]) -> Mapping[str, WorkflowRow]:
+    return {}
 
 
 class Changes:
@@ -87,14 +109,33 @@ class Changes:
     whole batch succeeds, which is what makes a batch all-or-nothing on every backend.
     """
 
-    __slots__ = ("_load", "orders", "dirty", "items", "history")
+    __slots__ = ("_load", "_load_workflows", "orders", "dirty", "items", "history", "workflows", "dirty_workflows")
 
-    def __init__(self, load: OrderLoader) -> None:
+    def __init__(self, load: OrderLoader, load_workflows: WorkflowLoader = _no_workflows) -> None:
         self._load = load
+        self._load_workflows = load_workflows
         self.orders: dict[str, OrderRow | None] = {}
         self.dirty: dict[str, OrderRow] = {}
         self.items: list[ItemRow] = []
         self.history: list[HistoryRow] = []
+        self.workflows: dict[str, WorkflowRow | None] = {}
+        self.dirty_workflows: dict[str, WorkflowRow] = {}
+
+    def prefetch_workflows(self, stream_ids: Iterable[str]) -> None:
+        wanted = {i for i in stream_ids if i not in self.workflows}
+        if wanted:
+            found = self._load_workflows(wanted)
+            for stream_id in wanted:
+                self.workflows[stream_id] = found.get(stream_id)
+
+    def workflow(self, stream_id: str) -> WorkflowRow | None:
+        if stream_id not in self.workflows:
+            self.prefetch_workflows((stream_id,))
+        return self.workflows[stream_id]
+
+    def put_workflow(self, row: WorkflowRow) -> None:
+        self.workflows[row.stream_id] = row
+        self.dirty_workflows[row.stream_id] = row
 
     def prefetch(self, order_ids: Iterable[str]) -> None:
         """Load every order of a batch with one backend call instead of one per event."""
@@ -131,7 +172,10 @@ Decoded = tuple[StoredEvent, EventData | BaseException | None]
 _CREATED, _ITEM_ADDED = OrderCreated.__name__, OrderItemAdded.__name__
 _SHIPPED, _CANCELLED, _RETURNED = OrderShipped.__name__, OrderCancelled.__name__, OrderReturned.__name__
 _ACTIONS = {name: cls.action for name, cls in TRANSITION_EVENTS.items()}
-_SCHEMA_VERSIONS = {name: cls.schema_version for name, cls in EVENT_TYPES.items()}
+_WORKFLOW_TYPES = frozenset(WORKFLOW_EVENT_TYPES)
+_STARTED, _MIGRATED = WorkflowStarted.__name__, WorkflowMigrated.__name__
+_SCHEMA_VERSIONS: dict[str, int] = {name: cls.schema_version for name, cls in EVENT_TYPES.items()}
+_SCHEMA_VERSIONS.update({name: cls.schema_version for name, cls in WORKFLOW_EVENT_TYPES.items()})
 _parse_time = datetime.fromisoformat
 _new_tuple = tuple.__new__
 
@@ -146,6 +190,7 @@ class Projector(Protocol):
     name: str
     views: tuple[str, ...]
     reads_orders: bool
+    reads_workflows: bool
 
     def apply(self, changes: Changes, stored: StoredEvent, data: EventData) -> None: ...
 
@@ -196,6 +241,8 @@ def run_batch(projector: Projector, changes: Changes, events: Sequence[Decoded])
     """Apply `events` to `changes`; raise EventFailed naming the first event that failed. Returns the last position."""
     if projector.reads_orders:
         changes.prefetch({stored.stream_id for stored, data in events if data is not None})
+    if getattr(projector, "reads_workflows", False):  # projectors written before it existed lack it
+        changes.prefetch_workflows({stored.stream_id for stored, _ in events if stored.type in _WORKFLOW_TYPES})
     apply = projector.apply
     index = 0
     try:  # one try around the loop, not one per event; the except clauses name the event by index
@@ -236,12 +283,15 @@ class OrderProjector:
     name = "orders"
     views: tuple[str, ...] = ("orders", "order_items")
     reads_orders = True
+    reads_workflows = False
 
     def __init__(self, initial_state: str = INITIAL_STATE) -> None:
         self.initial_state = initial_state
 
     def apply(self, changes: Changes, stored: StoredEvent, data: EventData) -> None:
         order_id, kind = stored.stream_id, stored.type
+        if kind in _WORKFLOW_TYPES:  # another workflow's event: the workflows view keeps it
+            return
         orders = changes.orders
         row = orders[order_id] if order_id in orders else changes.order(order_id)
         if kind == _CREATED:
@@ -296,12 +346,15 @@ class OrderHistoryProjector:
     name = "order_history"
     views: tuple[str, ...] = ("order_history",)
     reads_orders = False
+    reads_workflows = False
 
     def __init__(self, initial_state: str = INITIAL_STATE) -> None:
         self.initial_state = initial_state
 
     def apply(self, changes: Changes, stored: StoredEvent, data: EventData) -> None:
         kind = stored.type
+        if kind in _WORKFLOW_TYPES:  # workflows' history is read from their streams
+            return
         action = _ACTIONS.get(kind)
         if action is not None:
             source, target = str(data["source"]), str(data["target"])
@@ -325,9 +378,55 @@ class OrderHistoryProjector:
         )))
 
 
+class WorkflowProjector:
+    """Keeps the `workflows` view: every instance of every definition, its state, version and data."""
+
+    name = "workflows"
+    views: tuple[str, ...] = ("workflows",)
+    reads_orders = False
+    reads_workflows = True
+
+    def apply(self, changes: Changes, stored: StoredEvent, data: EventData) -> None:
+        kind = stored.type
+        if kind not in _WORKFLOW_TYPES:
+            return
+        stream_id = stored.stream_id
+        ids = split_workflow_stream(stream_id)
+        if ids is None:
+            raise ProjectionConflict(f"{kind} at position {stored.position} in stream {stream_id!r}, "
+                                     "which is not a workflow's (<definition>/<id>)")
+        row = changes.workflow(stream_id)
+        at = _parse_time(data["at"])
+        if kind == _STARTED:
+            if row is not None or stored.version != 1:
+                raise ProjectionConflict(f"workflow {stream_id!r}: WorkflowStarted at version {stored.version}, "
+                                         f"but the read model has version {row.version if row else 0}")
+            changes.put_workflow(WorkflowRow(
+                stream_id, ids[0], ids[1], int(data["definition_version"]), str(data["state"]), 1,
+                dict(data.get("data") or {}), at, at, stored.position, stored.position))
+            return
+        if row is None:
+            raise ProjectionConflict(f"workflow {stream_id!r}: {kind} at position {stored.position} "
+                                     "but the instance was never started")
+        if stored.version != row.version + 1:
+            raise ProjectionConflict(f"workflow {stream_id!r}: {kind} has version {stored.version}, "
+                                     f"the read model is at version {row.version}")
+        if kind == _MIGRATED:
+            row.definition_version = int(data["to_version"])
+        else:
+            recorded = data.get("recorded")
+            if recorded:
+                row.data.update(recorded)
+            for name in data.get("cleared") or ():
+                row.data.pop(name, None)
+        row.state = str(data["target"])
+        row.version, row.position, row.updated_at = stored.version, stored.position, at
+        changes.dirty_workflows[stream_id] = row
+
+
 def default_projectors(initial_state: str = INITIAL_STATE) -> list[Projector]:
-    """The projectors of the order read side, in the order the runner applies them."""
-    return [OrderProjector(initial_state), OrderHistoryProjector(initial_state)]
+    """The projectors of the read side, in the order the runner applies them."""
+    return [OrderProjector(initial_state), OrderHistoryProjector(initial_state), WorkflowProjector()]
 
 
 @dataclass(slots=True)

@@ -14,7 +14,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import InvalidCommandError
-from .projectors import Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector
+from ..ids import id_problem
+from .projectors import Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow
 
 MAX_LIMIT = 1000
 
@@ -77,6 +78,34 @@ class OrderHistoryEntry(BaseModel):
     to_state: str | None
     at: datetime
     data: dict[str, Any]
+
+
+class WorkflowReadModel(BaseModel):
+    """One instance of a definition: its state, version, data and the definition version it runs on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    definition: str
+    definition_version: int
+    state: str
+    version: int
+    data: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+def workflow_model(row: WorkflowRow) -> WorkflowReadModel:
+    return WorkflowReadModel(id=row.id, definition=row.definition, definition_version=row.definition_version,
+                             state=row.state, version=row.version, data=dict(row.data), created_at=row.created_at,
+                             updated_at=row.updated_at)
+
+
+def workflow_page(rows: Sequence[WorkflowRow], limit: int) -> Page[WorkflowReadModel]:
+    """A page of instances in creation order, from up to limit + 1 rows."""
+    shown = rows[:limit]
+    return Page[WorkflowReadModel](items=[workflow_model(r) for r in shown],
+                                   next_cursor=encode_cursor(shown[-1].created_position) if len(rows) > limit else None)
 
 
 T = TypeVar("T")
@@ -146,19 +175,35 @@ def encode_cursor(*key: int | str) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
 
 
+# what a cursor may hold: SQL integers are 64-bit (a larger one overflows the driver), strings are ids
+_INT64 = range(-(2**63), 2**63)
+_CURSOR_LIMIT = 1000
+
+
+def _fits(value: Any, kind: type) -> bool:
+    if type(value) is not kind:
+        return False
+    if kind is int:
+        return value in _INT64
+    return kind is not str or id_problem(value) is None
+
+
 def decode_cursor(cursor: str | None, shape: tuple[type, ...]) -> tuple[Any, ...] | None:
-    """The sort key inside a cursor, checked against the types the query expects."""
+    """The sort key inside a cursor, checked against the types (and ranges) the query expects: anything
+    else, however crafted, is InvalidCommandError naming `cursor` (a 422), never a driver's error."""
     if cursor is None:
         return None
     try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if isinstance(key, list) and len(key) == len(shape) and all(
-            type(k) is t for k, t in zip(key, shape, strict=True)
-        ):
-            return tuple(key)
-    except (ValueError, TypeError):
+        if isinstance(cursor, str) and len(cursor) <= _CURSOR_LIMIT:
+            key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+            if isinstance(key, list) and len(key) == len(shape) and all(
+                _fits(k, t) for k, t in zip(key, shape, strict=True)
+            ):
+                return tuple(key)
+    except (ValueError, TypeError, RecursionError):
         pass
-    raise InvalidCommandError(f"cursor {cursor!r} is not one this query returned; pass next_cursor unchanged "
+    shown = repr(cursor) if isinstance(cursor, str) and len(cursor) <= 100 else "given"
+    raise InvalidCommandError(f"cursor {shown} is not one this query returned; pass next_cursor unchanged "
                               "or leave it out for the first page", "cursor")
 
 
@@ -255,5 +300,10 @@ class ReadModels(Protocol):
 
     async def order_history(self, order_id: str, *, after_version: int = 0,
                             limit: int = 100) -> list[OrderHistoryEntry]: ...
+
+    async def get_workflow(self, stream_id: str) -> WorkflowReadModel | None: ...
+
+    async def workflows(self, definition: str, *, state: str | None = None, limit: int = 50,
+                        cursor: str | None = None) -> Page[WorkflowReadModel]: ...
 
     async def close(self) -> None: ...

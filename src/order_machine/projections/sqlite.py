@@ -23,20 +23,36 @@ import msgspec
 from ..errors import StoreError
 from ..store.sqlite_file import is_busy
 from .projectors import (
-    Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, run_batch,
+    Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow,
+    run_batch,
 )
 from .queries import (
-    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, check_limit, created_after, created_page,
-    equal_filter, from_micros, history_model, items_by_order, order_model, summary_model, to_micros,
-    updated_before, updated_page,
+    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, WorkflowReadModel, check_limit, created_after,
+    created_page, equal_filter, from_micros, history_model, items_by_order, order_model, summary_model, to_micros,
+    updated_before, updated_page, workflow_model, workflow_page,
 )
 
 R = TypeVar("R")
 logger = logging.getLogger(__name__)
 
 #: bump when a read-model table changes: older tables are dropped and rebuilt from the events on open
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS read_workflows (
+    stream_id TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    id TEXT NOT NULL,
+    definition_version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    created_position INTEGER NOT NULL,
+    position INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS read_workflows_by_state ON read_workflows (definition, state, created_position);
+CREATE INDEX IF NOT EXISTS read_workflows_by_created ON read_workflows (definition, created_position);
 CREATE TABLE IF NOT EXISTS projection_checkpoints (
     name TEXT PRIMARY KEY,
     position INTEGER NOT NULL
@@ -89,7 +105,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS read_order_history_by_order ON read_order_hist
 #: writer thread, where SQLite's own work runs beside the loop
 LOOP_APPLY_LIMIT = 200
 
-VIEW_TABLES = {"orders": "read_orders", "order_items": "read_order_items", "order_history": "read_order_history"}
+VIEW_TABLES = {"orders": "read_orders", "order_items": "read_order_items", "order_history": "read_order_history",
+               "workflows": "read_workflows"}
 _TABLES = (*VIEW_TABLES.values(), "projection_checkpoints")
 
 _ORDER_COLUMNS = ("id, customer_id, description, initial_amount, amount, status, created_at, updated_at, version, "
@@ -131,6 +148,23 @@ def _write_orders(conn: sqlite3.Connection, orders: Sequence[OrderRow], items: S
                      _UPSERT_TAIL)
     if items:
         _insert_rows(conn, "INSERT INTO read_order_items", 5, [_item_values(i) for i in items])
+
+
+_WORKFLOW_COLUMNS = ("stream_id, definition, id, definition_version, state, version, data, created_at, updated_at, "
+                     "created_position, position")
+_SELECT_WORKFLOW = f"SELECT {_WORKFLOW_COLUMNS} FROM read_workflows"
+_WORKFLOW_UPSERT_TAIL = " ON CONFLICT (stream_id) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in _WORKFLOW_COLUMNS.split(", ")[1:])
+
+
+def _workflow_row(r: Sequence[Any]) -> WorkflowRow:
+    return WorkflowRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), from_micros(r[7]), from_micros(r[8]),
+                       r[9], r[10])
+
+
+def _workflow_values(w: WorkflowRow) -> tuple[Any, ...]:
+    return (w.stream_id, w.definition, w.id, w.definition_version, w.state, w.version, _dumps(w.data),
+            to_micros(w.created_at), to_micros(w.updated_at), w.created_position, w.position)
 
 
 def _item_row(r: Sequence[Any]) -> ItemRow:
@@ -241,6 +275,14 @@ class SQLiteReadModels:
             return {r[0]: _order_row(r) for r in rows}
         return load
 
+    @staticmethod
+    def _workflow_loader(conn: sqlite3.Connection) -> Callable[[Collection[str]], dict[str, WorkflowRow]]:
+        def load(stream_ids: Collection[str]) -> dict[str, WorkflowRow]:
+            rows = conn.execute(f"{_SELECT_WORKFLOW} WHERE stream_id IN (SELECT value FROM json_each(?))",
+                                (_dumps(list(stream_ids)),))
+            return {r[0]: _workflow_row(r) for r in rows}
+        return load
+
     # ----------------------------------------------------------------- projector side
 
     async def checkpoint(self, name: str) -> int:
@@ -332,9 +374,12 @@ class SQLiteReadModels:
             raise CheckpointMoved(projector.name, after, current)
         if not events:
             return after
-        changes = Changes(self._loader(conn))
+        changes = Changes(self._loader(conn), self._workflow_loader(conn))
         position = run_batch(projector, changes, events)
         _write_orders(conn, list(changes.dirty.values()), changes.items)
+        if changes.dirty_workflows:
+            _insert_rows(conn, f"INSERT INTO read_workflows ({_WORKFLOW_COLUMNS})", 11,
+                         [_workflow_values(w) for w in changes.dirty_workflows.values()], _WORKFLOW_UPSERT_TAIL)
         if changes.history:
             encode = _encode_json
             _insert_rows(conn, "INSERT INTO read_order_history", 9, [
@@ -423,6 +468,24 @@ class SQLiteReadModels:
                 (order_id, after_version, limit))
             return [history_model(HistoryRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8])))
                     for r in rows]
+        return await self._run(self._reader, work)
+
+    async def get_workflow(self, stream_id: str) -> WorkflowReadModel | None:
+        def work() -> WorkflowReadModel | None:
+            row = self._connection().execute(f"{_SELECT_WORKFLOW} WHERE stream_id = ?", (stream_id,)).fetchone()
+            return workflow_model(_workflow_row(row)) if row is not None else None
+        return await self._run(self._reader, work)
+
+    async def workflows(self, definition: str, *, state: str | None = None, limit: int = 50,
+                        cursor: str | None = None) -> Page[WorkflowReadModel]:
+        after = created_after(limit, cursor)
+        where, args = equal_filter("?", definition=definition, state=state)
+
+        def work() -> Page[WorkflowReadModel]:
+            rows = [_workflow_row(r) for r in self._connection().execute(
+                f"{_SELECT_WORKFLOW} WHERE {where} AND created_position > ? ORDER BY created_position LIMIT ?",
+                (*args, after, limit + 1))]
+            return workflow_page(rows, limit)
         return await self._run(self._reader, work)
 
     async def close(self) -> None:

@@ -7,6 +7,7 @@ Backends: memory.py (tests, examples), sqlite.py (the embedded default), postgre
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -110,7 +111,13 @@ def open_store(url: str, **options: Any) -> EventStore:
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise StoreError(f"PostgreSQL needs the [postgres] extra: pip install 'order-machine[postgres]' ({exc})") from exc
         return PostgresEventStore.from_url(url, **options)
-    raise StoreError(f"unsupported store url {url!r}: use memory://, sqlite:///path.db or postgresql://...")
+    raise StoreError(f"unsupported store url {without_password(url)!r}: "
+                     "use memory://, sqlite:///path.db or postgresql://...")
+
+
+def without_password(url: str) -> str:
+    """`url` with any `user:password@` password masked, whatever the scheme (for messages and logs)."""
+    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
 __all__ = ["AppendResult", "EventStore", "open_store"]

@@ -179,6 +179,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE UNIQUE INDEX read_order_history_by_order ON {s}.read_order_history (order_id, version)",
     )),
     Migration(3, "append_events(): one round trip per append", (APPEND_FUNCTION,)),
+    Migration(4, "read models: workflow instances of every definition", (
+        """CREATE TABLE {s}.read_workflows (
+            stream_id text COLLATE "C" PRIMARY KEY,
+            definition text COLLATE "C" NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            definition_version integer NOT NULL,
+            state text NOT NULL,
+            version integer NOT NULL,
+            data jsonb NOT NULL,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            created_position bigint NOT NULL,
+            position bigint NOT NULL
+        )""",
+        "CREATE INDEX read_workflows_by_state ON {s}.read_workflows (definition, state, created_position)",
+        "CREATE INDEX read_workflows_by_created ON {s}.read_workflows (definition, created_position)",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

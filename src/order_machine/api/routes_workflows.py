@@ -1,0 +1,184 @@
+"""Workflow routes: every served definition as a durable workflow (start, read, list, act, history, diagram),
+and `POST /orders/{id}/actions/{action}` so an action added to order.yaml is reachable with no new route.
+
+Every command goes through the Runtime's WorkflowEngine (orders: OrderCommandService); reads through its
+WorkflowQueries. Imports `commands`, `engine`, `errors`, `diagrams` and the api package's own modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..commands import PerformAction
+from ..ids import Id
+from ..diagrams import MEDIA_TYPES, render_diagram
+from ..engine import WorkflowResult, resolve_action
+from .routes_orders import order_location
+from .deps import RuntimeDep, command_headers, etag, idempotency_key, if_match, runtime_of
+from .schemas import error_responses, ok
+
+router = APIRouter(tags=["workflows"])
+
+DefinitionName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_-]*$",
+                                     description="a served definition's name", examples=["payment"])]
+WorkflowId = Annotated[str, Path(min_length=1, max_length=200, description="the instance's id", examples=["pay-1"])]
+ActionName = Annotated[str, Path(min_length=1, max_length=100, description=(
+    "a declared action, in PascalCase, snake_case or kebab-case, any letter case"), examples=["complete"])]
+
+
+class StartWorkflowRequest(BaseModel):
+    """Start an instance: its id (generated when left out) and the data its definition declares under `data:`."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"id": "pay-1", "data": {"amount": "100.50", "currency": "USD", "method": "CreditCard"}}]})
+
+    id: Id | None = Field(default=None, description="chosen by the caller, or generated")
+    data: dict[str, Any] = Field(default_factory=dict, description="the definition's declared data fields")
+
+
+class WorkflowCommandResponse(BaseModel):
+    id: str
+    definition: str
+    definition_version: int
+    state: str
+    version: int
+    events: list[str]
+
+
+class WorkflowResponse(BaseModel):
+    id: str
+    definition: str
+    definition_version: int
+    state: str
+    version: int
+    data: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+
+_STARTED = {"id": "pay-1", "definition": "payment", "definition_version": 1, "state": "Pending", "version": 1,
+            "events": ["WorkflowStarted"]}
+_ACTED = {"id": "pay-1", "state": "Processing", "version": 2, "events": ["WorkflowTransitioned"]}
+_INSTANCE = {"id": "pay-1", "definition": "payment", "definition_version": 1, "state": "Completed", "version": 3,
+             "data": {"amount": "100.50", "currency": "USD", "method": "CreditCard", "retry_count": 0,
+                      "transaction_id": "txn-9"},
+             "created_at": "2026-12-05T10:00:00+00:00", "updated_at": "2026-12-05T10:01:00+00:00"}
+
+
+def _answer(result: WorkflowResult, body: dict[str, Any], status_code: int = 200,
+            location: str | None = None) -> JSONResponse:
+    headers = {"ETag": etag(result.version)}
+    if location:
+        headers["Location"] = location
+    if result.duplicate:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+@router.post("/workflows/{definition}", status_code=201, name="start_workflow",
+             summary="Start an instance of a definition (201 with Location)",
+             openapi_extra=command_headers(if_match=False),
+             responses={**ok(WorkflowCommandResponse, 201, "Started; Location names the instance", example=_STARTED),
+                        **error_responses(404, 409, 422)})
+async def start_workflow(
+    request: Request, definition: DefinitionName,
+    body: StartWorkflowRequest = Body(default_factory=StartWorkflowRequest),
+) -> Response:
+    rt = runtime_of(request)
+    result = await rt.engine.start(definition, body.data, workflow_id=body.id, command_id=idempotency_key(request))
+    location = order_location(rt.settings.base_url, request.scope.get("root_path", ""), result.id,
+                              f"workflows/{definition}")
+    return _answer(result, result.body(), 201, location)
+
+
+@router.post("/workflows/{definition}/{workflow_id}/actions/{action}", name="workflow_action",
+             summary="Take a declared action; the body carries the action's fields",
+             openapi_extra=command_headers(),
+             responses={**ok(None, example=_ACTED), **error_responses(404, 409, 412, 422)})
+async def workflow_action(
+    request: Request, definition: DefinitionName, workflow_id: WorkflowId, action: ActionName,
+    body: dict[str, Any] | None = Body(default=None, examples=[{"transaction_id": "txn-9"}]),
+) -> Response:
+    rt = runtime_of(request)
+    result = await rt.engine.act(definition, workflow_id, action, body or {}, expected_version=if_match(request),
+                                 command_id=idempotency_key(request))
+    return _answer(result, {"id": result.id, "state": result.state, "version": result.version,
+                            "events": list(result.events)})
+
+
+@router.get("/workflows/{definition}/{workflow_id}", name="get_workflow", response_model=WorkflowResponse,
+            summary="One instance: state, version, data and the definition version it runs on",
+            responses={**ok(None, example=_INSTANCE), **error_responses(404)})
+async def get_workflow(rt: RuntimeDep, definition: DefinitionName, workflow_id: WorkflowId) -> Response:
+    found = await rt.workflows.get(definition, workflow_id)
+    return JSONResponse(found.model_dump(mode="json"), headers={"ETag": etag(found.version)})
+
+
+@router.get("/workflows/{definition}", name="list_workflows",
+            summary="A definition's instances in creation order, optionally in one state",
+            responses={**ok(None, example={"items": [_INSTANCE], "next_cursor": None}), **error_responses(404, 422)})
+async def list_workflows(
+    rt: RuntimeDep, definition: DefinitionName,
+    state: Annotated[str | None, Query(max_length=100, description="only instances in this state")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 50,
+    cursor: Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page")] = None,
+) -> Response:
+    page = await rt.workflows.list(definition, state=state, limit=limit, cursor=cursor)
+    return JSONResponse(page.model_dump(mode="json"))
+
+
+@router.get("/workflows/{definition}/{workflow_id}/actions", name="workflow_actions",
+            summary="The actions allowed now, with their fields", responses={**error_responses(404)})
+async def workflow_actions(rt: RuntimeDep, definition: DefinitionName, workflow_id: WorkflowId) -> Response:
+    instance = await rt.engine.load(definition, workflow_id)
+    actions = await rt.engine.allowed_actions(definition, workflow_id)
+    return JSONResponse({"id": workflow_id, "state": instance.state, "version": instance.version,
+                         "actions": actions})
+
+
+@router.get("/workflows/{definition}/{workflow_id}/history", name="workflow_history",
+            summary="Every event of the instance: version, action, from, to, data, at",
+            responses={**error_responses(404)})
+async def workflow_history(rt: RuntimeDep, definition: DefinitionName, workflow_id: WorkflowId) -> Response:
+    return JSONResponse(await rt.engine.history(definition, workflow_id))
+
+
+@router.get("/workflows/{definition}/{workflow_id}/diagram.{fmt}", name="workflow_diagram", response_class=Response,
+            summary="The instance's diagram: the path it took, its state, the actions allowed now",
+            responses={**error_responses(404)})
+async def workflow_diagram(rt: RuntimeDep, definition: DefinitionName, workflow_id: WorkflowId,
+                           fmt: Literal["svg", "png", "dot"]) -> Response:
+    instance = await rt.engine.load(definition, workflow_id)
+    path = [(h["from"], h["action"], h["to"]) for h in await rt.engine.history(definition, workflow_id)
+            if h["type"] == "WorkflowTransitioned"]
+    spec = instance.machine.definition
+    data = await asyncio.to_thread(render_diagram, spec, fmt, path=path, current=instance.state,
+                                   title=f"{definition} {workflow_id} ({spec.name} v{spec.version})")
+    return Response(data, media_type=MEDIA_TYPES[fmt], headers={"ETag": etag(instance.version)})
+
+
+@router.post("/orders/{order_id}/actions/{action}", name="order_action", tags=["orders"],
+             summary="Take any action order.yaml declares (e.g. one you added); the body carries its fields",
+             openapi_extra=command_headers(),
+             responses={**ok(None, example={"order_id": "ord-1001", "state": "Confirmed", "version": 2,
+                                            "events": ["OrderConfirmed"]}), **error_responses(404, 409, 412, 422)})
+async def order_action(
+    request: Request,
+    order_id: Annotated[str, Path(min_length=1, max_length=200, examples=["ord-1001"])],
+    action: ActionName,
+    body: dict[str, Any] | None = Body(default=None, examples=[{}]),
+) -> Response:
+    rt = runtime_of(request)
+    command = PerformAction(order_id=order_id, action=resolve_action(rt.machine, action), data=body or {},
+                            expected_version=if_match(request), command_id=idempotency_key(request))
+    result = await rt.service.handle(command)
+    headers = {"ETag": etag(result.version)}
+    if result.duplicate:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse({"order_id": result.order_id, "state": result.state, "version": result.version,
+                         "events": list(result.events)}, headers=headers)
