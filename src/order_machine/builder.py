@@ -55,7 +55,7 @@ class DefinitionBuilder:
         self._initial: str | None = None
         self._states: dict[str, dict[str, Any]] = {}
         self._actions: dict[str, dict[str, Any]] = {}
-        self._guards: dict[str, str] = {}
+        self._guards: dict[str, dict[str, Any]] = {}
         self._hooks: dict[str, str] = {}
         self._data: dict[str, FieldSpec] = {}
         self._transitions: list[dict[str, Any]] = []
@@ -82,8 +82,9 @@ class DefinitionBuilder:
         }
         return self
 
-    def guard(self, name: str, description: str = "") -> DefinitionBuilder:
-        self._guards[name] = description
+    def guard(self, name: str, description: str = "", when: str | None = None) -> DefinitionBuilder:
+        """Declare a guard: registered in Python, or with `when` a CEL condition (docs/guards.md)."""
+        self._guards[name] = {"name": name, "description": description, "when": when}
         return self
 
     def hook(self, name: str, description: str = "") -> DefinitionBuilder:
@@ -115,7 +116,7 @@ class DefinitionBuilder:
                 "data": self._data,
                 "states": list(self._states.values()),
                 "actions": list(self._actions.values()),
-                "guards": [{"name": n, "description": d} for n, d in self._guards.items()],
+                "guards": list(self._guards.values()),
                 "hooks": [{"name": n, "description": d} for n, d in self._hooks.items()],
                 "transitions": self._transitions,
             })

@@ -1,7 +1,7 @@
 """Static checks of a definition's plain data: every semantic problem at once, each located and hinted.
 
 Works on the dicts and lists read from YAML (or a model's dump), so it still runs when other parts of a
-file fail the schema; it skips only what cannot be judged. Imports only `errors`.
+file fail the schema; it skips only what cannot be judged. Imports only `errors` and `expressions`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .errors import Problem
+from .expressions import ExpressionSyntaxError, compile_expression
 
 Loc = tuple[str | int, ...]
 _STATE_KEYS = {"name", "description", "terminal"}
@@ -24,8 +25,8 @@ def check_data(data: Mapping[str, Any], path: str = "<definition>", line_of: Lin
     """Every semantic problem of a definition's data, sorted by line.
 
     Checks duplicate names, the initial state, every name a transition uses, field names, what actions
-    clear, unused actions/guards/hooks, terminal states with a way out, non-terminal dead ends,
-    unreachable states and transitions no guard tells apart. Parts with the wrong shape are skipped
+    clear, guard conditions (CEL syntax and the names they read), unused actions/guards/hooks, terminal
+    states with a way out, non-terminal dead ends, unreachable states and transitions no guard tells apart. Parts with the wrong shape are skipped
     (the schema reports them).
     """
     line = line_of or (lambda loc: None)
@@ -48,8 +49,9 @@ def check_data(data: Mapping[str, Any], path: str = "<definition>", line_of: Lin
     readable = isinstance(data.get("transitions"), list)
     _check_references(transitions, states, actions, guards, hooks, add, report_unused=readable)
     _check_name_lengths(data, add)
-    _check_actions(data, add)
+    recorded = _check_actions(data, add)
     _check_types(data, add)
+    _check_guard_conditions(data, recorded, transitions, add)
     if states is not None and readable:
         _check_states(data, states, transitions, initial if isinstance(initial, str) else None, add)
     _check_ambiguity(transitions, add)
@@ -178,7 +180,8 @@ def _check_references(
                     "use it in a transition or remove it")
 
 
-def _check_actions(data: Mapping[str, Any], add: Add) -> None:
+def _check_actions(data: Mapping[str, Any], add: Add) -> set[str]:
+    """Checks field names and clears; answers every name an instance may record."""
     recorded: set[str] = set()
     declared_data = data.get("data")
     if isinstance(declared_data, Mapping):
@@ -202,6 +205,53 @@ def _check_actions(data: Mapping[str, Any], add: Add) -> None:
             if name not in recorded:
                 add(f"action {action.get('name')!r} clears {name!r}, which no action records", ("actions", i, "clears", k),
                     _did_you_mean(name, sorted(recorded), "recorded fields"))
+    return recorded
+
+
+# names every guard condition may read besides the instance's data (docs/guards.md)
+CONTEXT_NAMES = ("state", "input")
+
+
+def _check_guard_conditions(data: Mapping[str, Any], recorded: set[str], transitions: list[_Edge], add: Add) -> None:
+    """A `when:` must be CEL that reads only names an instance can have; `input.<f>` a field of its actions."""
+    fields_of: dict[str, set[str] | None] = {}  # action -> its field names (None: unreadable)
+    for _, action in _entries(data, "actions"):
+        name, fields = action.get("name"), action.get("fields", {})
+        if isinstance(name, str):
+            fields_of[name] = {str(f) for f in fields} if isinstance(fields, Mapping) else None
+    readable = sorted(recorded | set(CONTEXT_NAMES))
+    for i, guard in _entries(data, "guards"):
+        when, name = guard.get("when"), guard.get("name")
+        if not isinstance(when, str):
+            continue  # absent, or the schema reports its type
+        loc: Loc = ("guards", i, "when")
+        try:
+            expression = compile_expression(when)
+        except ExpressionSyntaxError as exc:
+            where = f" (line {exc.line} of the condition)" if exc.line > 1 else ""
+            column = f" at column {exc.column}" if exc.column is not None else ""
+            add(f"guard {name!r}: `when` is not valid CEL{where}: {exc.message}{column}", loc,
+                "see docs/guards.md for the syntax; quote the whole condition in YAML")
+            continue
+        for clash in sorted(recorded & set(CONTEXT_NAMES)):
+            add(f"guard {name!r}: the instance records {clash!r}, which a condition reads as the "
+                f"{'current state' if clash == 'state' else 'action data'} instead", loc,
+                f"rename the recorded field {clash!r}")
+        for read in expression.reads:
+            if read not in recorded and read not in CONTEXT_NAMES:
+                add(f"guard {name!r} reads {read!r}, which the instance never has", loc,
+                    _did_you_mean(read, readable, "names it can read").replace("declared names", "names"))
+        wanted = expression.fields_of("input")
+        if not wanted:
+            continue
+        for taker in dict.fromkeys(t.action for t in transitions if name in t.guards and t.action):
+            fields = fields_of.get(taker)
+            if fields is None:
+                continue
+            for f in wanted:
+                if f not in fields:
+                    add(f"guard {name!r} reads input.{f}, but action {taker!r}, whose transition uses the guard, "
+                        f"has no field {f!r}", loc, _did_you_mean(f, sorted(fields), "fields"))
 
 
 def _check_states(

@@ -65,8 +65,10 @@ class ActionSpec(_Model):
 
 
 class GuardSpec(_Model):
-    name: str = Field(pattern=NAME_PATTERN, description="registered in Python under this name")
+    name: str = Field(pattern=NAME_PATTERN, description="registered in Python under this name, unless it has `when`")
     description: str = ""
+    when: str | None = Field(default=None, description="a CEL condition over the instance's data, `state` and "
+                             "`input` (the action's data), e.g. amount > 0 || size(items) > 0; see docs/guards.md")
 
 
 class HookSpec(_Model):

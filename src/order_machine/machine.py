@@ -1,12 +1,13 @@
 """Compile a Definition once into a `transitions` machine and a dispatch table; fire actions on it.
 
 The only module that imports `transitions`. Per-entity state is a plain string: no machine is built
-per entity. Imports `definition`, `errors` and `events`; never a store, bus or web framework.
+per entity. Imports `definition`, `errors`, `events` and `expressions`; never a store, bus or web framework.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -17,11 +18,14 @@ from typing import Any, Protocol
 
 from transitions.extensions.asyncio import AsyncMachine
 
-from .definition import ActionSpec, Definition, FieldSpec, check_definition, load_definition
+from .definition import ActionSpec, Definition, FieldSpec, GuardSpec, check_definition, load_definition
 from .errors import DefinitionError, InvalidCommandError, Problem, TransitionNotAllowedError
+from .expressions import EvaluationError, Expression, compile_expression
 
 Guard = Callable[[Any, Mapping[str, Any]], "bool | Awaitable[bool]"]
 Hook = Callable[[Any, "Transition", Mapping[str, Any]], "Awaitable[None] | None"]
+
+logger = logging.getLogger(__name__)
 
 
 class Publisher(Protocol):
@@ -45,6 +49,28 @@ class Transition:
 _NO_DATA: Mapping[str, Any] = {}
 
 
+class ExpressionGuard:
+    """A guard compiled from its `when:` condition (CEL), run against the subject's data.
+
+    The condition reads the mapping `subject.guard_context()` returns (the instance's data and `state`),
+    and `input`, the action's checked data. Raises EvaluationError when the condition cannot be evaluated.
+    """
+
+    __slots__ = ("expression",)
+
+    def __init__(self, expression: Expression) -> None:
+        self.expression = expression
+
+    def __call__(self, subject: Any, data: Mapping[str, Any]) -> bool:
+        own = getattr(subject, "guard_context", None)
+        context = dict(own()) if own is not None else {}
+        context["input"] = data
+        return self.expression.evaluate(context)
+
+    def __repr__(self) -> str:
+        return f"ExpressionGuard({self.expression.source!r})"
+
+
 class Machine:
     """A definition compiled once: who may go where, by which action, under which guards."""
 
@@ -61,10 +87,20 @@ class Machine:
         self._hooks = dict(hooks or {})
         where = f"<definition {self.name}>"
         problems = check_definition(definition, where)  # a Definition built by hand gets the same checks
-        problems += _registration_problems("guard", [g.name for g in definition.guards], self._guards, where)
+        conditions = [g for g in definition.guards if g.when is not None]
+        problems += [Problem(f"guard {g.name!r} has a `when:` condition and is also registered in Python", where,
+                             hint="keep one: remove `when:` from the YAML or the Python registration")
+                     for g in conditions if g.name in self._guards]
+        problems += _registration_problems(
+            "guard", [g.name for g in definition.guards], self._guards, where,
+            conditions={g.name for g in conditions})
         problems += _registration_problems("hook", [h.name for h in definition.hooks], self._hooks, where)
         if problems:
             raise DefinitionError(problems, where)
+        # checked above, so every condition compiles; compiled here once, never per evaluation
+        for g in conditions:
+            self._guards[g.name] = ExpressionGuard(compile_expression(g.when or ""))
+        self._guard_refusals = {g.name: _refusal_reason(g) for g in definition.guards}
         # The transitions library holds the graph; we read its compiled events into a flat table so a
         # dispatch is a dict lookup and no per-entity model is ever registered with it.
         self.transitions_machine = AsyncMachine(
@@ -162,18 +198,25 @@ class Machine:
         options = self._table.get((state, action))
         if options is None:
             raise self._refusal(entity_id, state, action)
-        refused_by = None
+        refused_by = reason = None
         for option in options:
             for name in option.guards:
-                verdict = self._guards[name](subject, data)
+                try:
+                    verdict = self._guards[name](subject, data)
+                except EvaluationError as exc:  # a condition that cannot be evaluated says no, and why
+                    logger.warning("%s %s: %s from %s: guard %r could not be evaluated: %s",
+                                   self.name, entity_id, action, state, name, exc)
+                    refused_by, reason = name, f"guard {name!r} could not be evaluated: {exc}"
+                    break
                 if verdict.__class__ is not bool and inspect.isawaitable(verdict):  # most guards are sync
                     verdict = await verdict
                 if not verdict:
-                    refused_by = name
+                    refused_by, reason = name, self._guard_refusals.get(name)
                     break
             else:
                 return option
-        raise TransitionNotAllowedError(entity_id, action, state, self.allowed_actions(state), guard=refused_by)
+        raise TransitionNotAllowedError(entity_id, action, state, self.allowed_actions(state),
+                                        guard=refused_by, reason=reason)
 
     async def blocked_by(self, state: str, action: str, subject: Any = None,
                          data: Mapping[str, Any] = _NO_DATA) -> str | None:
@@ -223,10 +266,20 @@ def snake_case(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])|(?<=[A-Z])([A-Z])(?=[a-z])", r"_\1\2", name).lower()
 
 
-def _registration_problems(kind: str, declared: list[str], registered: Mapping[str, Any], where: str) -> list[Problem]:
+def _refusal_reason(guard: GuardSpec) -> str | None:
+    """What a refusal by this guard says: its description and its condition, when it has them."""
+    said = [guard.description] if guard.description else []
+    if guard.when is not None:
+        said.append(f"({guard.when.strip()})")
+    return f"guard {guard.name!r} refused: {' '.join(said)}" if said else None
+
+
+def _registration_problems(kind: str, declared: list[str], registered: Mapping[str, Any], where: str,
+                           conditions: set[str] | frozenset[str] = frozenset()) -> list[Problem]:
+    or_when = ", or give it a CEL condition with `when:` in the YAML" if kind == "guard" else ""
     problems = [Problem(f"{kind} {name!r} is declared but not registered", where,
-                        hint=f"pass it to Machine(..., {kind}s={{{name!r}: ...}}) or Workflow.compile()")
-                for name in declared if name not in registered]
+                        hint=f"pass it to Machine(..., {kind}s={{{name!r}: ...}}) or Workflow.compile(){or_when}")
+                for name in declared if name not in registered and name not in conditions]
     problems += [Problem(f"{kind} {name!r} is registered but the definition does not declare it", where,
                          hint=f"declare it under {kind}s: in the YAML, or check its spelling "
                               f"(declared: {', '.join(declared) or 'none'})")

@@ -107,6 +107,10 @@ class Workflow(StatefulEntity):
         """Load a definition file and compile it (do this once per process, then share the Machine)."""
         return Machine(load_definition(path), guards, hooks)
 
+    def guard_context(self) -> dict[str, Any]:
+        """What a guard's `when:` condition reads (docs/guards.md): the recorded data and `state`."""
+        return {**self.data, "state": self.state}
+
     async def initialise(self) -> None:
         """Put the entity in its initial state; it answers actions from now on."""
         if self.initialised:

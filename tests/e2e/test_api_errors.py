@@ -34,11 +34,14 @@ async def test_a_refused_action_is_409_naming_state_action_allowed_actions_and_g
     assert (await client.get("/orders/o-1")).json()["version"] == 1
 
 
-async def test_a_guard_refusal_names_the_guard(client: httpx.AsyncClient) -> None:
+async def test_a_guard_refusal_names_the_guard_its_description_and_its_condition(client: httpx.AsyncClient) -> None:
     await client.post("/orders", json={"order_id": "empty", "customer_id": "c"})
     refused = await client.post("/orders/empty/confirm")
     assert refused.status_code == 409
     assert (refused.json()["guard"], refused.json()["state"]) == ("has_value", "Pending")
+    assert refused.json()["reason"] == ("guard 'has_value' refused: The order has at least one item or a positive "
+                                        "amount (amount > 0 || size(items) > 0)")
+    assert refused.json()["reason"] in refused.json()["message"]
 
 
 HAS_VALUE = {"guard": "has_value", "description": "The order has at least one item or a positive amount"}

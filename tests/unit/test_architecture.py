@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +87,20 @@ def test_store_bus_and_projections_know_events_not_the_domain(adapter: str) -> N
                                "order_machine.service", "order_machine.api")
                      if i == f or i.startswith(f + "."))
         assert not bad, f"{name} imports {bad}"
+
+
+def test_only_the_expressions_module_imports_the_cel_library() -> None:
+    importers = sorted(m for m, p in MODULES.items() if any(i.split(".")[0] == "cel" for i in direct_imports(p)))
+    assert importers == ["order_machine.expressions"]
+
+
+@pytest.mark.parametrize("first", ["order_machine.expressions", "cel"])
+def test_the_cel_library_loads_once_whichever_is_imported_first(first: str) -> None:
+    # expressions loads only the library's compiled module (its package also imports a whole CLI)
+    other = "cel" if first != "cel" else "order_machine.expressions"
+    code = (f"import {first}, {other}, sys\n"
+            "from order_machine.expressions import compile_expression\n"
+            "import cel\n"
+            "assert compile_expression('a > 1').evaluate({'a': 2}) is True\n"
+            "assert cel.compile('1 < 2').execute() is True\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(SRC.parent)})

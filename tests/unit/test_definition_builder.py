@@ -37,7 +37,8 @@ def build_order_definition() -> Definition:
                        "description": "Why it was cancelled"}})
         .action(a.Return, description="Take a delivered order back", fields={
             "reason": {"type": "str", "required": True, "into": "return_reason", "description": "Why it came back"}})
-        .guard("has_value", "The order has at least one item or a positive amount")
+        .guard("has_value", "The order has at least one item or a positive amount",
+               when="amount > 0 || size(items) > 0")
         .initial_state(s.Pending, description="Placed by the customer, not yet accepted")
             .on_action(a.Confirm, guards=["has_value"], emits="OrderConfirmed").to_state(s.Confirmed)
             .on_action(a.Cancel, emits="OrderCancelled").to_state(s.Cancelled)

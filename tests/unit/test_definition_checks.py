@@ -59,6 +59,10 @@ CASES = [
     ("into_collides_with_data_field.yaml", 11, "records 'customer_id' as a decimal, but data field 'customer_id'"),
     ("increments_a_text_field.yaml", 10, "records 'label' as an int, but data field 'label' records it as text"),
     ("sets_wrong_type.yaml", 10, "records 'brightness' as text (str), but data field 'brightness' records it as an int"),
+    ("guard_when_syntax.yaml", 12, "guard 'has_value': `when` is not valid CEL: Syntax error"),
+    ("guard_when_unknown_name.yaml", 14, "guard 'has_value' reads 'amout', which the instance never has"),
+    ("guard_when_unknown_input.yaml", 12, "guard 'has_reason' reads input.reasn, but action 'Cancel'"),
+    ("guard_when_reserved_name.yaml", 12, "the instance records 'state', which a condition reads as the current"),
 ]
 
 
@@ -207,3 +211,19 @@ transitions:
     record(definition.action("Note"), {"note": "a"}, recorded)
     record(definition.action("Note"), {"note": "b"}, recorded)
     assert recorded == {"notes": ["a", "b"], "total": 2, "total_label": "many"}
+
+
+def test_a_guard_condition_may_read_data_recorded_names_state_and_the_input_of_its_actions() -> None:
+    text = (BROKEN / "guard_when_unknown_input.yaml").read_text().replace(
+        '"size(input.reasn) > 0"', '"size(input.reason) > 0 && state == \'Failed\' && retries < 3"').replace(
+        "      reason: {type: str, required: true}\n",
+        "      reason: {type: str, required: true}\n    increments: [retries]\n")
+    (guard,) = parse_definition(text, "ok.yaml").guards
+    assert guard.when == "size(input.reason) > 0 && state == 'Failed' && retries < 3"
+
+
+def test_a_name_bound_by_a_macro_is_not_taken_for_a_name_of_the_instance() -> None:
+    messages = [p.message for p in problems_of("guard_when_unknown_name.yaml")]
+    assert len(messages) == 1 and "'amout'" in messages[0]  # `i` in items.exists(i, ...) is not reported
+    (problem,) = problems_of("guard_when_unknown_name.yaml")
+    assert problem.hint.startswith("did you mean 'amount'?")

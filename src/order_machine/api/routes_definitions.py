@@ -49,7 +49,8 @@ _DEFINITION_EXAMPLE = {
     "name": "order", "version": 1, "description": "Lifecycle of a customer order", "initial": "Pending",
     "states": [{"name": "Pending", "description": "Placed by the customer", "terminal": False}],
     "actions": [{"name": "Confirm", "description": "Accept the order", "fields": {}}],
-    "guards": [{"name": "has_value", "description": "The order has at least one item or a positive amount"}],
+    "guards": [{"name": "has_value", "description": "The order has at least one item or a positive amount",
+                "when": "amount > 0 || size(items) > 0"}],
     "transitions": [{"action": "Confirm", "from": ["Pending"], "to": "Confirmed", "guards": ["has_value"],
                      "emits": "OrderConfirmed"}],
 }
