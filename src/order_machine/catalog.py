@@ -101,7 +101,7 @@ class Catalog:
             except DefinitionError as exc:
                 reason = "; ".join(p.message for p in exc.problems)
                 self.unavailable[definition.name] = reason
-                logger.warning("definition %s v%d is not served: %s", definition.name, definition.version, reason)
+                logger.info("definition %s v%d is not served: %s", definition.name, definition.version, reason)
                 continue
             self._machines.setdefault(definition.name, {})[definition.version] = machine
         for name in self.unavailable:

@@ -20,7 +20,7 @@ from ..diagrams import MEDIA_TYPES, render_diagram
 from ..engine import WorkflowResult, resolve_action
 from .routes_orders import order_location
 from .deps import RuntimeDep, command_headers, etag, idempotency_key, if_match, runtime_of
-from .schemas import error_responses, ok
+from .schemas import body_examples, error_responses, ok
 
 router = APIRouter(tags=["workflows"])
 
@@ -87,7 +87,8 @@ def _answer(result: WorkflowResult, body: dict[str, Any], status_code: int = 200
                         **error_responses(404, 409, 422)})
 async def start_workflow(
     request: Request, definition: DefinitionName,
-    body: StartWorkflowRequest = Body(default_factory=StartWorkflowRequest),
+    body: StartWorkflowRequest = Body(default_factory=StartWorkflowRequest,
+                                      openapi_examples=body_examples(StartWorkflowRequest)),
 ) -> Response:
     rt = runtime_of(request)
     result = await rt.engine.start(definition, body.data, workflow_id=body.id, command_id=idempotency_key(request))
@@ -102,7 +103,9 @@ async def start_workflow(
              responses={**ok(None, example=_ACTED), **error_responses(404, 409, 412, 422)})
 async def workflow_action(
     request: Request, definition: DefinitionName, workflow_id: WorkflowId, action: ActionName,
-    body: dict[str, Any] | None = Body(default=None, examples=[{"transaction_id": "txn-9"}]),
+    body: dict[str, Any] | None = Body(default=None, openapi_examples={
+        "complete": {"summary": "payment: Complete", "value": {"transaction_id": "txn-9"}},
+        "no_fields": {"summary": "an action without fields", "value": {}}}),
 ) -> Response:
     rt = runtime_of(request)
     result = await rt.engine.act(definition, workflow_id, action, body or {}, expected_version=if_match(request),
@@ -133,7 +136,9 @@ async def list_workflows(
 
 
 @router.get("/workflows/{definition}/{workflow_id}/actions", name="workflow_actions",
-            summary="The actions allowed now, with their fields", responses={**error_responses(404)})
+            summary="The actions allowed now, with their fields",
+            responses={**ok(None, example={"id": "pay-1", "state": "Completed", "version": 3, "actions": [
+                {"action": "Refund", "description": "Give the money back", "fields": {}}]}), **error_responses(404)})
 async def workflow_actions(rt: RuntimeDep, definition: DefinitionName, workflow_id: WorkflowId) -> Response:
     instance = await rt.engine.load(definition, workflow_id)
     actions = await rt.engine.allowed_actions(definition, workflow_id)
@@ -143,14 +148,17 @@ async def workflow_actions(rt: RuntimeDep, definition: DefinitionName, workflow_
 
 @router.get("/workflows/{definition}/{workflow_id}/history", name="workflow_history",
             summary="Every event of the instance: version, action, from, to, data, at",
-            responses={**error_responses(404)})
+            responses={**ok(None, example=[{"version": 2, "type": "WorkflowTransitioned", "action": "Process",
+                                            "from": "Pending", "to": "Processing", "data": {},
+                                            "at": "2026-12-05T10:00:30+00:00"}]), **error_responses(404)})
 async def workflow_history(rt: RuntimeDep, definition: DefinitionName, workflow_id: WorkflowId) -> Response:
     return JSONResponse(await rt.engine.history(definition, workflow_id))
 
 
 @router.get("/workflows/{definition}/{workflow_id}/diagram.{fmt}", name="workflow_diagram", response_class=Response,
             summary="The instance's diagram: the path it took, its state, the actions allowed now",
-            responses={**error_responses(404)})
+            responses={**ok(None, example="<svg ...>...</svg>", media_type="image/svg+xml", description="The drawing"),
+                       **error_responses(404)})
 async def workflow_diagram(rt: RuntimeDep, definition: DefinitionName, workflow_id: WorkflowId,
                            fmt: Literal["svg", "png", "dot"]) -> Response:
     instance = await rt.engine.load(definition, workflow_id)
@@ -171,7 +179,9 @@ async def order_action(
     request: Request,
     order_id: Annotated[str, Path(min_length=1, max_length=200, examples=["ord-1001"])],
     action: ActionName,
-    body: dict[str, Any] | None = Body(default=None, examples=[{}]),
+    body: dict[str, Any] | None = Body(default=None, openapi_examples={
+        "cancel": {"summary": "Cancel", "value": {"reason": "changed my mind"}},
+        "confirm": {"summary": "Confirm (no fields)", "value": {}}}),
 ) -> Response:
     rt = runtime_of(request)
     command = PerformAction(order_id=order_id, action=resolve_action(rt.machine, action), data=body or {},
