@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ..errors import OrderMachineError
 
-COMMAND_MODULES = ("validate", "diagram", "demo", "serve", "orders", "ops", "db")
+COMMAND_MODULES = ("validate", "diagram", "demo", "serve", "orders", "workflows", "ops", "db")
 
 
 def build_parser() -> argparse.ArgumentParser:
