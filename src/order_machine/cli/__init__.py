@@ -17,8 +17,8 @@ from typing import NoReturn
 
 from ..errors import OrderMachineError
 
-COMMAND_MODULES = ("validate", "diagram", "demo", "serve", "orders", "ops", "db")
-COMMANDS = ("validate", "diagram", "demo", "serve", "orders", "rebuild", "check", "db")
+COMMAND_MODULES = ("validate", "diagram", "demo", "serve", "orders", "workflows", "ops", "db")
+COMMANDS = ("validate", "diagram", "demo", "serve", "orders", "workflows", "migrate", "rebuild", "check", "db")
 
 
 #: where every command finds its definitions when not told (order.default_definitions_dir)
@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
   order-machine orders create --customer cust-7 --item sku-42:2:19.99
   order-machine orders do ORDER_ID Ship --field tracking_number=1Z999 --field shipping_address='1 Main St'
   order-machine orders list --status Pending --json
+  order-machine workflows start payment --field amount=100.50 --field currency=USD --field method=card
+  order-machine workflows do payment PAYMENT_ID complete --field transaction_id=txn-9
+  order-machine migrate ticket --to 2 --map Open=New --dry-run
   order-machine validate definitions/               check every definition, file:line per problem
   order-machine diagram --check                     exit 1 when diagrams/ is stale
   order-machine rebuild && order-machine check      replay the read models, compare them with the events
