@@ -50,7 +50,7 @@ class OrderAction(StrEnum):
 def default_definitions_dir() -> Path:
     """The definitions folder to use when none is given; the one rule every command and Settings follow.
 
-    $ORDER_MACHINE_DEFINITIONS when set, else ./definitions when it holds order.yaml, else the definitions
+    $ORDER_MACHINE_DEFINITIONS when set, else ./definitions when it holds a *.yaml file, else the definitions
     shipped in the package (order_machine/definitions: in a checkout a symlink to the top-level
     definitions/, in a wheel a copy of them), so an installed package starts from any folder.
     """
@@ -58,7 +58,7 @@ def default_definitions_dir() -> Path:
     if configured:
         return Path(configured)
     here = Path.cwd() / "definitions"
-    if (here / "order.yaml").exists():
+    if here.is_dir() and any(f.suffix in (".yaml", ".yml") for f in here.iterdir()):
         return here
     # installed as plain files (pip never installs zipped), so the resource is a real folder
     return packaged_definitions_dir()
@@ -73,6 +73,8 @@ def packaged_definitions_dir() -> Path:
 def order_machine(path: str | Path | None = None) -> Machine:
     """The order machine, compiled once per process and definition file (its guards are in the YAML)."""
     file = Path(path) if path is not None else default_definitions_dir() / "order.yaml"
+    if path is None and not file.exists():  # a folder of one's own workflows only: orders run on the packaged one
+        file = packaged_definitions_dir() / "order.yaml"
     machine = Machine.from_file(file)
     _check_events_declared(machine)
     return machine

@@ -53,7 +53,8 @@ async def test_an_action_a_guard_refuses_is_listed_as_blocked_with_the_guards_re
     body = refused.json()
     assert body["allowed_actions"] == ["Confirm", "Cancel"]  # declared from Pending
     assert body["blocked_actions"] == [{"action": "Confirm", **HAS_VALUE}]
-    assert body["message"] == ("empty: cannot 'Confirm' while 'Pending': guard 'has_value' refused it; allowed now: "
+    assert body["message"] == ("empty: cannot 'Confirm' while 'Pending': guard 'has_value' refused: The order has "
+                               "at least one item or a positive amount (amount > 0 || size(items) > 0); allowed now: "
                                "Cancel; blocked by a guard: Confirm (has_value: The order has at least one item "
                                "or a positive amount)")
     actions = (await client.get("/orders/empty/actions")).json()["actions"]

@@ -13,7 +13,7 @@ import pytest
 import order_machine
 from order_machine.cli import main
 from order_machine.config import Settings
-from order_machine.order import default_definitions_dir
+from order_machine.order import default_definitions_dir, order_machine as compiled_order_machine
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = ROOT / "definitions"
@@ -53,9 +53,17 @@ def test_a_local_folder_with_order_yaml_comes_before_the_packaged_one(empty: Pat
     assert default_definitions_dir().resolve() == (empty / "definitions").resolve()
 
 
-def test_a_local_folder_without_order_yaml_is_passed_over(empty: Path) -> None:
+def test_a_local_folder_of_ones_own_workflows_is_used_and_orders_run_on_the_packaged_order_yaml(
+        empty: Path) -> None:
     (empty / "definitions").mkdir()
     shutil.copy(DEFINITIONS / "payment.yaml", empty / "definitions")
+    assert default_definitions_dir().resolve() == (empty / "definitions").resolve()
+    compiled_order_machine.cache_clear()
+    assert compiled_order_machine().definition.name == "order"  # from the package: the folder has no order.yaml
+
+
+def test_an_empty_local_folder_is_passed_over(empty: Path) -> None:
+    (empty / "definitions").mkdir()
     assert default_definitions_dir() == PACKAGED
 
 
@@ -84,4 +92,4 @@ def test_validate_still_checks_a_local_definitions_folder_whatever_it_holds(
     shutil.copy(DEFINITIONS / "payment.yaml", empty / "definitions")
     assert main(["validate"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
-    assert line.startswith("definitions/payment.yaml: OK")
+    assert line.endswith("definitions/payment.yaml: OK (payment v1: 6 states, 6 actions, 8 transitions)")

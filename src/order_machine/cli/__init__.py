@@ -22,7 +22,7 @@ COMMANDS = ("validate", "diagram", "demo", "serve", "orders", "workflows", "migr
 
 
 #: where every command finds its definitions when not told (order.default_definitions_dir)
-DEFINITIONS_RULE = ("$ORDER_MACHINE_DEFINITIONS, else ./definitions when it holds order.yaml, "
+DEFINITIONS_RULE = ("$ORDER_MACHINE_DEFINITIONS, else ./definitions when it holds a *.yaml file, "
                     "else the definitions shipped with order-machine")
 
 EXIT_CODES = """exit codes: 0 ok; 1 an error, a failed check or a refused action (one line, "error: ...");

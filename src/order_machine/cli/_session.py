@@ -30,7 +30,7 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="URL", help=DB_HELP)
     parser.add_argument("--definitions", metavar="DIR",
                         help="definitions folder (default: $ORDER_MACHINE_DEFINITIONS, else ./definitions when it "
-                             "holds order.yaml, else the definitions shipped with order-machine)")
+                             "holds a *.yaml file, else the definitions shipped with order-machine)")
 
 
 def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:

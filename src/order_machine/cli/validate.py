@@ -25,7 +25,7 @@ examples:
   order-machine validate -q --check-schema        # problems only; also fail if schema.json is stale
   order-machine validate --write-schema           # regenerate schema.json beside the definitions
 
-Without PATH: $ORDER_MACHINE_DEFINITIONS, else ./definitions when it holds order.yaml, else the definitions
+Without PATH: $ORDER_MACHINE_DEFINITIONS, else ./definitions when it holds a *.yaml file, else the definitions
 shipped with order-machine. Exit 0 when all are valid, 1 when any has a problem, 2 on a usage error.
 """
 
