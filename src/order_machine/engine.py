@@ -22,7 +22,8 @@ from typing import Any, Protocol
 from .bus import EventBus
 from .catalog import Catalog
 from .errors import (
-    ConcurrencyError, InvalidCommandError, TransitionNotAllowedError, WorkflowExistsError, WorkflowNotFoundError,
+    ConcurrencyError, InvalidCommandError, TransitionNotAllowedError, UnknownDefinitionError, WorkflowExistsError,
+    WorkflowNotFoundError,
 )
 from .events import WorkflowEvent, decode_workflow, encode_workflow, utcnow, workflow_stream
 from .ids import check_id, check_stored, key_problem
@@ -109,8 +110,6 @@ class WorkflowEngine:
     def machine(self, definition: str, version: int | None = None) -> Machine:
         """The machine of a served definition (raises UnknownDefinitionError, naming the ones served)."""
         if definition == ORDER_DEFINITION:
-            from .errors import UnknownDefinitionError  # noqa: PLC0415
-
             raise UnknownDefinitionError(definition, self.definitions, "orders are served at /orders and by "
                                          "`order-machine orders`, not as a generic workflow")
         return self.catalog.machine(definition, version)

@@ -18,6 +18,7 @@ from ..commands import PerformAction
 from ..ids import Id
 from ..diagrams import MEDIA_TYPES, render_diagram
 from ..engine import WorkflowResult, resolve_action
+from ..projections.queries import WorkflowReadModel
 from .routes_orders import order_location
 from .deps import RuntimeDep, command_headers, etag, idempotency_key, if_match, runtime_of
 from .schemas import body_examples, error_responses, ok
@@ -48,17 +49,6 @@ class WorkflowCommandResponse(BaseModel):
     state: str
     version: int
     events: list[str]
-
-
-class WorkflowResponse(BaseModel):
-    id: str
-    definition: str
-    definition_version: int
-    state: str
-    version: int
-    data: dict[str, Any]
-    created_at: str
-    updated_at: str
 
 
 _STARTED = {"id": "pay-1", "definition": "payment", "definition_version": 1, "state": "Pending", "version": 1,
@@ -114,7 +104,7 @@ async def workflow_action(
                             "events": list(result.events)})
 
 
-@router.get("/workflows/{definition}/{workflow_id}", name="get_workflow", response_model=WorkflowResponse,
+@router.get("/workflows/{definition}/{workflow_id}", name="get_workflow", response_model=WorkflowReadModel,
             summary="One instance: state, version, data and the definition version it runs on",
             responses={**ok(None, example=_INSTANCE), **error_responses(404)})
 async def get_workflow(rt: RuntimeDep, definition: DefinitionName, workflow_id: WorkflowId) -> Response:
