@@ -214,7 +214,8 @@ async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Gu
                                    cache_size=settings.order_cache_size)
     service = OrderApplicationService(commands, read_models, follower, read_your_writes=settings.read_your_writes,
                                       wait_seconds=settings.read_wait_seconds)
-    engine = WorkflowEngine(store, catalog, bus, retries=settings.command_retries)
+    engine = WorkflowEngine(store, catalog, bus, retries=settings.command_retries,
+                            cache_size=settings.workflow_cache_size)
     workflows = WorkflowQueries(engine, read_models, follower if settings.read_your_writes else None,
                                 wait_seconds=settings.read_wait_seconds)
     return Runtime(settings, store, bus, machine, definitions, read_models, runner, commands, service, engine,

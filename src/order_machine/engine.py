@@ -8,11 +8,9 @@ models; nothing of HTTP or the command line.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
-import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from .ids import check_id, check_stored, key_problem
 from .instance import WorkflowInstance
 from .machine import Machine
 from .store import EventStore
+from .write_path import AggregateCache, StreamQueues, decide_and_save
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +86,17 @@ class WorkflowEngine:
     """Write side of every served definition but `order`; reads its instances from the store (the truth)."""
 
     def __init__(self, store: EventStore, catalog: Catalog, bus: EventBus | None = None, *,
-                 clock: Clock = utcnow, retries: int = 10, id_factory: Callable[[], str] | None = None) -> None:
+                 clock: Clock = utcnow, retries: int = 10, id_factory: Callable[[], str] | None = None,
+                 cache_size: int = 10_000) -> None:
         from .service import causation_id, new_id
 
         self.store, self.catalog, self.bus, self.clock = store, catalog, bus, clock
         self.retries = retries
         self._new_id = id_factory or new_id
         self._causation_id = causation_id
-        self._locks: dict[str, list[Any]] = {}  # stream -> [lock, holders]; dropped when nobody holds it
+        # the instances this process saved last (write_path.AggregateCache says why a copy is safe)
+        self._cache: AggregateCache[WorkflowInstance] = AggregateCache(cache_size)
+        self._locks = StreamQueues()
 
     # ----------------------------------------------------------------- definitions
 
@@ -131,9 +133,12 @@ class WorkflowEngine:
             return seen
         instance = WorkflowInstance.start(machine, workflow_id or self._new_id(), data, at=self.clock())
         try:
-            return await self._save(instance, 0, command_id, fingerprint)
+            result = await self._save(instance, 0, command_id, fingerprint)
         except ConcurrencyError:
             raise WorkflowExistsError(definition, instance.id) from None
+        if not result.duplicate:
+            self._cache.keep(instance.stream_id, instance)
+        return result
 
     async def act(self, definition: str, workflow_id: str, action: str, data: Mapping[str, Any] | None = None, *,
                   expected_version: int | None = None, command_id: str | None = None) -> WorkflowResult:
@@ -225,32 +230,16 @@ class WorkflowEngine:
     async def _change(self, definition: str, workflow_id: str, expected: int | None, command_id: str | None,
                       fingerprint: str, decide: Callable[[WorkflowInstance], Awaitable[None]]) -> WorkflowResult:
         stream = workflow_stream(definition, workflow_id)
-        entry = self._locks.get(stream)
-        if entry is None:
-            entry = self._locks[stream] = [asyncio.Lock(), 0]
-        entry[1] += 1
-        try:
-            async with entry[0]:
-                if (seen := await self._seen(command_id, fingerprint)) is not None:
-                    return seen
-                attempts = 0
-                while True:
-                    instance = await self.load(definition, workflow_id)
-                    if expected is not None and instance.version != expected:
-                        raise ConcurrencyError(stream, expected, instance.version)
-                    loaded = instance.version
-                    await decide(instance)
-                    try:
-                        return await self._save(instance, loaded, command_id, fingerprint)
-                    except ConcurrencyError:
-                        attempts += 1  # another process wrote first: decide again on fresh state
-                        if expected is not None or attempts > self.retries:
-                            raise
-                        await asyncio.sleep(random.uniform(0, 0.001 * attempts))
-        finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del self._locks[stream]
+
+        async def change() -> WorkflowResult:
+            if (seen := await self._seen(command_id, fingerprint)) is not None:
+                return seen
+            return await decide_and_save(
+                stream, self._cache, lambda: self.load(definition, workflow_id), decide,
+                lambda instance, version: self._save(instance, version, command_id, fingerprint),
+                expected=expected, retries=self.retries,
+            )
+        return await self._locks.run(stream, change)
 
     async def _save(self, instance: WorkflowInstance, expected: int, command_id: str | None,
                     fingerprint: str) -> WorkflowResult:
@@ -263,7 +252,9 @@ class WorkflowEngine:
                 "definition_version": instance.definition_version, "state": instance.state,
                 "version": instance.version, "events": kinds}
         if not pending:  # nothing to record (e.g. a migration to the version it runs on)
-            _version, position = await self.store.stream_head(instance.stream_id)
+            version, position = await self.store.stream_head(instance.stream_id)
+            if version != expected:  # no append to check the version the decision was made on: check it here
+                raise ConcurrencyError(instance.stream_id, expected, version)
             return WorkflowResult(**body, position=position)  # type: ignore[arg-type]
         appended = await self.store.append(
             instance.stream_id, [encode_workflow(e, metadata) for e in pending], expected,
