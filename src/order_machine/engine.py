@@ -73,7 +73,11 @@ def resolve_action(machine: Machine, name: str) -> str:
     return cached[1].get(_key(name), name)
 
 
-def _fingerprint(kind: str, *parts: Any) -> str:
+def _fingerprint(command_id: str | None, kind: str, *parts: Any) -> str:
+    """What a command id stands for, to refuse its reuse for another request; "" without an id (it is
+    only ever compared for a repeated command id, so a command without one need not pay for it)."""
+    if command_id is None:
+        return ""
     raw = json.dumps([kind, *parts], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
@@ -128,7 +132,7 @@ class WorkflowEngine:
         machine = self.machine(definition)
         data = dict(data or {})
         self._check_input(workflow_id, command_id, data)
-        fingerprint = _fingerprint("start", definition, workflow_id, data)
+        fingerprint = _fingerprint(command_id, "start", definition, workflow_id, data)
         if (seen := await self._seen(command_id, fingerprint)) is not None:
             return seen
         instance = WorkflowInstance.start(machine, workflow_id or self._new_id(), data, at=self.clock())
@@ -147,7 +151,7 @@ class WorkflowEngine:
         data = dict(data or {})
         self._check_input(workflow_id, command_id, data)
         name = resolve_action(machine, action)
-        fingerprint = _fingerprint("act", definition, workflow_id, name, data, expected_version)
+        fingerprint = _fingerprint(command_id, "act", definition, workflow_id, name, data, expected_version)
 
         async def decide(instance: WorkflowInstance) -> None:
             await instance.fire(resolve_action(instance.machine, action), data, at=self.clock())
@@ -158,7 +162,7 @@ class WorkflowEngine:
         """Move one instance to another version of its definition (an event); refuses a state with no place."""
         target = self.machine(definition, to_version)
         self._check_input(workflow_id, command_id, {})
-        fingerprint = _fingerprint("migrate", definition, workflow_id, to_version, dict(state_map))
+        fingerprint = _fingerprint(command_id, "migrate", definition, workflow_id, to_version, dict(state_map))
 
         async def decide(instance: WorkflowInstance) -> None:
             if instance.definition_version == to_version:
