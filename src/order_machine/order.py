@@ -18,14 +18,17 @@ from typing import Any
 
 from .errors import DefinitionError, InvalidCommandError, Problem
 from .events import (
-    TRANSITION_EVENTS, OrderCreated, OrderEvent, OrderItem, OrderItemAdded, OrderTransitioned, utcnow,
+    LEGACY_TRANSITIONS, WORKFLOW_EVENT_TYPES, OrderCreated, OrderEvent, OrderItem, OrderItemAdded, OrderTransitioned,
+    build_transition, transition_class, utcnow,
 )
+from .instance import json_data, recorded_specs, typed_data
 from .machine import Machine, Publisher
-from .workflow import StatefulEntity
+from .workflow import StatefulEntity, transition_effects
 
 
 class OrderState(StrEnum):
-    """The states of definitions/order.yaml (a test keeps them in step)."""
+    """The states of the shipped definitions/order.yaml (a test keeps them in step); an order.yaml of one's
+    own may declare more, and an order's `state` is then any of its states."""
 
     Pending = "Pending"
     Confirmed = "Confirmed"
@@ -37,7 +40,7 @@ class OrderState(StrEnum):
 
 
 class OrderAction(StrEnum):
-    """The actions of definitions/order.yaml (a test keeps them in step)."""
+    """The actions of the shipped definitions/order.yaml (a test keeps them in step)."""
 
     Confirm = "Confirm"
     StartProcessing = "StartProcessing"
@@ -76,19 +79,29 @@ def order_machine(path: str | Path | None = None) -> Machine:
     if path is None and not file.exists():  # a folder of one's own workflows only: orders run on the packaged one
         file = packaged_definitions_dir() / "order.yaml"
     machine = Machine.from_file(file)
-    _check_events_declared(machine)
+    check_event_names(machine)
     return machine
 
 
-def _check_events_declared(machine: Machine) -> None:
+#: names an order's transition may not be stored under: the order's other events and the workflows'
+_RESERVED_NAMES = frozenset({OrderCreated.__name__, OrderItemAdded.__name__, *WORKFLOW_EVENT_TYPES})
+
+
+def check_event_names(machine: Machine) -> None:
+    """Refuse an order definition whose `emits:` names would be read back as another event.
+
+    Any other name is fine: a transition is stored under it as an OrderTransitioned (see events.orders).
+    """
     problems = []
     for source, t in machine.definition.edges():
-        cls = TRANSITION_EVENTS.get(t.emits or "")
-        if cls is None or cls.action != t.action:
+        named = LEGACY_TRANSITIONS.get(t.emits or "")
+        if t.emits in _RESERVED_NAMES:
+            problems.append(Problem(f"transition {t.action} from {source} emits {t.emits!r}, the name of another "
+                                    "kind of event", f"<definition {machine.name}>", hint="choose another name"))
+        elif named is not None and named[0] != t.action:
             problems.append(Problem(
-                f"transition {t.action} from {source} emits {t.emits!r}, which is not an order event for {t.action}",
-                f"<definition {machine.name}>", hint=f"one of {', '.join(TRANSITION_EVENTS)}",
-            ))
+                f"transition {t.action} from {source} emits {t.emits!r}, which names the {named[0]} "
+                "action's event", f"<definition {machine.name}>", hint="choose another name"))
     if problems:
         raise DefinitionError(problems, f"<definition {machine.name}>")
 
@@ -140,10 +153,8 @@ class Order(StatefulEntity):
         self.pending_events: list[OrderEvent] = []
         self.created_at: datetime | None = None
         self.updated_at: datetime | None = None
-        self.tracking_number: str | None = None
-        self.shipping_address: str | None = None
-        self.cancellation_reason: str | None = None
-        self.return_reason: str | None = None
+        # what the order's actions recorded, by the names order.yaml gives them (tracking_number, ...)
+        self.data: dict[str, Any] = {}
 
     # ----------------------------------------------------------------- building
 
@@ -203,20 +214,39 @@ class Order(StatefulEntity):
 
     total_amount = amount
 
+    @property
+    def tracking_number(self) -> str | None:
+        return self.data.get("tracking_number")
+
+    @property
+    def shipping_address(self) -> str | None:
+        return self.data.get("shipping_address")
+
+    @property
+    def cancellation_reason(self) -> str | None:
+        return self.data.get("cancellation_reason")
+
+    @property
+    def return_reason(self) -> str | None:
+        return self.data.get("return_reason")
+
     def guard_context(self) -> dict[str, Any]:
-        """What a guard's `when:` condition reads (docs/guards.md): the order's data, `amount` the total."""
-        return {
+        """What a guard's `when:` condition reads (docs/guards.md): every name the order records (None until
+        recorded), its customer, description, items and state, and `amount`, the total."""
+        context: dict[str, Any] = dict.fromkeys(recorded_specs(self.machine)[0])
+        context.update(self.data)
+        context.update({
             "customer_id": self.customer_id, "description": self.description, "amount": self.amount,
             "items": [{"product_id": i.product_id, "quantity": i.quantity, "unit_price": i.unit_price}
                       for i in self.items],
-            "tracking_number": self.tracking_number, "shipping_address": self.shipping_address,
-            "cancellation_reason": self.cancellation_reason, "return_reason": self.return_reason,
             "state": self.state,
-        }
+        })
+        return context
 
     @property
-    def status(self) -> OrderState:
-        return OrderState(self.state)
+    def status(self) -> str:
+        """The order's state (one of order.yaml's states; `OrderState` names the shipped ones)."""
+        return self.state
 
     # ----------------------------------------------------------------- commands
 
@@ -233,8 +263,12 @@ class Order(StatefulEntity):
     async def fire(self, action: str, **data: Any) -> OrderTransitioned:
         """Take an action; raises TransitionNotAllowedError (with reasons) when refused."""
         transition, checked = await self._choose(action, data)
+        recorded, cleared = transition_effects(self.machine.action_spec(transition.action), checked, self.data)
         at = utcnow()
-        event = TRANSITION_EVENTS[transition.emits or ""](self.id, at, transition.source, transition.target, **checked)
+        what = f"order {self.id}: {transition.action}"
+        event = build_transition(transition_class(transition.emits or ""), self.id, at, transition.action,
+                                 transition.source, transition.target, json_data(checked, what),
+                                 json_data(recorded, what), cleared, transition.emits or "")
         self._record(event)
         await self._finish(transition, checked, at=at)
         return event
@@ -269,13 +303,10 @@ class Order(StatefulEntity):
         self.updated_at = event.at
         if isinstance(event, OrderTransitioned):
             self.state = event.target
-            if event.action == OrderAction.Ship:
-                self.tracking_number = event.tracking_number  # type: ignore[attr-defined]
-                self.shipping_address = event.shipping_address  # type: ignore[attr-defined]
-            elif event.action == OrderAction.Cancel:
-                self.cancellation_reason = event.reason  # type: ignore[attr-defined]
-            elif event.action == OrderAction.Return:
-                self.return_reason = event.reason  # type: ignore[attr-defined]
+            if event.recorded:
+                self.data.update(typed_data(self.machine, event.recorded))
+            for name in event.cleared:
+                self.data.pop(name, None)
         elif isinstance(event, OrderItemAdded):
             self.items.append(OrderItem(event.product_id, event.quantity, event.unit_price))
         elif isinstance(event, OrderCreated):

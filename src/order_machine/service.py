@@ -272,7 +272,7 @@ class OrderCommandService:
         causation = command.command_id or causation_id()
         metadata = {"command_id": command.command_id, "causation_id": causation, "correlation_id": causation}
         new_events = [encode(e, {**metadata, "command": type(command).__name__}) for e in pending]
-        kinds = [type(e).__name__ for e in pending]
+        kinds = [e.type_name for e in pending]
         body = {"order_id": order.id, "state": order.state, "version": order.version, "events": kinds}
         # the result is only ever read back for a repeated command id: no id, nothing to record
         recorded = {**body, "fingerprint": _fingerprint(command)} if command.command_id is not None else None
