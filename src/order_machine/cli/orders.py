@@ -160,8 +160,8 @@ async def show(args: argparse.Namespace) -> int:
     rows = [("order", order.id), ("customer", order.customer_id), ("status", order.status),
             ("amount", order.amount), ("description", order.description), ("version", order.version),
             ("created", _time(order.created_at)), ("updated", _time(order.updated_at))]
-    rows += [(name, getattr(order, name)) for name in
-             ("tracking_number", "shipping_address", "cancellation_reason", "return_reason") if getattr(order, name)]
+    # what the order's actions recorded, by order.yaml's names (tracking_number, cancellation_reason, ...)
+    rows += [(name, value) for name, value in order.data.items() if value not in (None, "", [], {})]
     width = max(len(r[0]) for r in rows)
     print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
     if order.items:
