@@ -69,5 +69,5 @@ async def test_a_0_1_0_order_takes_commands_and_replays_with_its_old_events(old_
         assert (await rt.commands.load("ord-6-returned")).return_reason == "too small"
         await rt.service.handle(ConfirmOrder(order_id="ord-0-pending"))
         assert (await rt.service.get_order("ord-0-pending")).status == "Confirmed"
-    stored = await rt.store.load("ord-2-processing")
+        stored = await rt.store.load("ord-2-processing")
     assert [(e.type, e.schema_version) for e in stored][-2:] == [("OrderProcessingStarted", 1), ("OrderShipped", 2)]
