@@ -22,7 +22,7 @@ from .events import (
     build_transition, transition_class, utcnow,
 )
 from .instance import json_data, recorded_specs, typed_data
-from .machine import Machine, Publisher
+from .machine import Machine, Publisher, check_fields
 from .workflow import StatefulEntity, transition_effects
 
 
@@ -106,6 +106,10 @@ def check_event_names(machine: Machine) -> None:
         raise DefinitionError(problems, f"<definition {machine.name}>")
 
 
+#: the data every order has, kept in fields of their own; order.yaml may declare more, kept in `Order.data`
+CORE_DATA = frozenset({"customer_id", "description", "amount", "items"})
+
+
 def _items(items: Iterable[OrderItem | str | Mapping[str, Any]]) -> tuple[OrderItem, ...]:
     out = []
     for item in items:
@@ -161,10 +165,11 @@ class Order(StatefulEntity):
     @classmethod
     def create(cls, machine: Machine, order_id: str, customer_id: str,
                items: Sequence[OrderItem | str | Mapping[str, Any]] = (), amount: Decimal | None = None,
-               description: str = "") -> Order:
-        """A new order with its OrderCreated event pending (no bus notification)."""
+               description: str = "", *, data: Mapping[str, Any] | None = None) -> Order:
+        """A new order with its OrderCreated event pending (no bus notification); `data` fills the data
+        fields order.yaml declares beyond customer_id, description, amount and items."""
         order = cls(machine, order_id, customer_id, items, amount, description)
-        order._start()
+        order._start(data or {})
         return order
 
     @classmethod
@@ -189,7 +194,7 @@ class Order(StatefulEntity):
         self._start()
         await self._notify_initialised(self.created_at)
 
-    def _start(self) -> None:
+    def _start(self, data: Mapping[str, Any] | None = None) -> None:
         if not self.customer_id:
             raise InvalidCommandError("an order needs a customer_id", "customer_id")
         if self.initial_amount is not None:
@@ -199,8 +204,15 @@ class Order(StatefulEntity):
             if not Decimal(amount).is_finite() or amount < 0:
                 raise InvalidCommandError(f"amount must be 0 or more, got {amount!r}", "amount")
             self.initial_amount = Decimal(amount)
+        what = f"order {self.id}"
+        declared = {n: f for n, f in self.machine.definition.data.items() if n not in CORE_DATA}
+        extra = check_fields(declared, data or {}, what) if declared or data else {}
+        for name in self.machine.counters:
+            extra.setdefault(name, 0)
+        for name in self.machine.lists:
+            extra.setdefault(name, [])
         self._record(OrderCreated(self.id, utcnow(), self.customer_id, self.description,
-                                  self.initial_amount, tuple(self.items)))
+                                  self.initial_amount, tuple(self.items), json_data(extra, what)))
 
     # ----------------------------------------------------------------- reading
 
@@ -312,6 +324,7 @@ class Order(StatefulEntity):
         elif isinstance(event, OrderCreated):
             self.customer_id, self.description = event.customer_id, event.description
             self.initial_amount, self.items = event.amount, list(event.items)
+            self.data = typed_data(self.machine, event.data)
             self.created_at = event.at
             self.state = self.machine.initial
             self.initialised = True

@@ -195,7 +195,8 @@ class OrderCommandService:
             return seen
         order_id = command.order_id or new_id()
         order = Order.create(self.machine, order_id, command.customer_id,
-                             [i.model_dump() for i in command.items], command.amount, command.description)
+                             [i.model_dump() for i in command.items], command.amount, command.description,
+                             data=command.data)
         try:
             result = await self._save(command, order, 0)
         except ConcurrencyError:

@@ -43,6 +43,8 @@ def held_definitions(tmp_path: Path) -> Path:
     folder.mkdir()
     text = (DEFINITIONS / "order.yaml").read_text()
     text = text.replace("actions:\n", HOLD + "actions:\n", 1).replace("guards:\n", HOLD_ACTIONS + "guards:\n", 1)
+    text = text.replace("states:\n", "  channel: {type: str, required: true, description: Where it was placed}\n"
+                                      "  rush: {type: bool, description: Ship first}\nstates:\n", 1)
     (folder / "order.yaml").write_text(text + HOLD_TRANSITIONS)
     shutil.copy(DEFINITIONS / "schema.json", folder / "schema.json")
     return folder
@@ -61,8 +63,14 @@ async def test_a_state_and_actions_added_to_order_yaml_are_served_recorded_liste
                         durability="fast")
     async for c in _serving(settings):
         for oid in ("ord-1", "ord-2"):
-            created = await c.post("/orders", json={"order_id": oid, "customer_id": "cust-7", "items": [ITEM]})
+            created = await c.post("/orders", json={"order_id": oid, "customer_id": "cust-7", "items": [ITEM],
+                                                    "data": {"channel": "web", "rush": oid == "ord-1"}})
             assert created.status_code == 201, created.text
+        for bad, field in [({}, "channel"), ({"channel": "web", "rush": "maybe"}, "rush"),
+                           ({"channel": "web", "colour": "red"}, "colour")]:
+            refused = await c.post("/orders", json={"customer_id": "cust-7", "data": bad})
+            assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
+        for oid in ("ord-1", "ord-2"):
             assert (await c.post(f"/orders/{oid}/confirm")).status_code == 200
         actions = (await c.get("/orders/ord-1/actions")).json()["actions"]
         hold = next(a for a in actions if a["action"] == "Hold")
@@ -80,7 +88,8 @@ async def test_a_state_and_actions_added_to_order_yaml_are_served_recorded_liste
 
         order = (await c.get("/orders/ord-1")).json()
         assert order["status"] == "OnHold" and order["version"] == 3
-        assert order["data"] == {"hold_reason": "fraud check", "until": "2026-12-24T12:00:00+00:00"}
+        assert order["data"] == {"channel": "web", "rush": True, "hold_reason": "fraud check",
+                                 "until": "2026-12-24T12:00:00+00:00"}
         listed = (await c.get("/orders", params={"status": "OnHold"})).json()
         assert [o["id"] for o in listed["items"]] == ["ord-1"]
         history = (await c.get("/orders/ord-1/history")).json()
@@ -95,14 +104,14 @@ async def test_a_state_and_actions_added_to_order_yaml_are_served_recorded_liste
         released = await c.post("/orders/ord-1/actions/release")
         assert released.status_code == 200 and released.json()["state"] == "Confirmed", released.text
         order = (await c.get("/orders/ord-1")).json()
-        assert (order["status"], order["data"]) == ("Confirmed", {})  # Release cleared both
+        assert (order["status"], order["data"]) == ("Confirmed", {"channel": "web", "rush": True})  # Release cleared
         assert [o["id"] for o in (await c.get("/orders", params={"status": "OnHold"})).json()["items"]] == []
         assert (await c.post("/orders/ord-1/actions/start-processing")).json()["state"] == "Processing"
         shipped = await c.post("/orders/ord-1/ship", json={"tracking_number": "1Z9", "shipping_address": "1 Main"})
         assert shipped.json()["events"] == ["OrderShipped"]
         order = (await c.get("/orders/ord-1")).json()
         assert order["tracking_number"] == "1Z9"
-        assert order["data"] == {"tracking_number": "1Z9", "shipping_address": "1 Main"}
+        assert order["data"] == {"channel": "web", "rush": True, "tracking_number": "1Z9", "shipping_address": "1 Main"}
 
 
 async def test_an_order_yaml_whose_emits_names_another_events_name_is_refused(tmp_path: Path) -> None:
@@ -123,7 +132,9 @@ def test_the_command_line_takes_and_shows_an_action_added_to_order_yaml(
     monkeypatch.chdir(tmp_path)
     cli = CLI(capsys, tmp_path)
     where = ("--definitions", str(held_definitions))
-    assert cli("orders", "create", "--id", "ord-1", "--customer", "c-7", "--item", "sku-1:1:5", *where).code == 0
+    created = cli("orders", "create", "--id", "ord-1", "--customer", "c-7", "--item", "sku-1:1:5",
+                  "--field", "channel=phone", "--field", "rush=yes", *where)
+    assert created.code == 0, created
     assert cli("orders", "do", "ord-1", "confirm", *where).code == 0
     held = cli("orders", "do", "ord-1", "hold", "--field", "reason=address check", *where)
     assert (held.code, held.out) == (0, "order ord-1: Hold -> OnHold (version 3)\n"), held
@@ -132,5 +143,7 @@ def test_the_command_line_takes_and_shows_an_action_added_to_order_yaml(
     assert lines[2].split() == ["status", "OnHold"] and ["hold_reason", "address", "check"] in [
         line.split() for line in lines]
     assert "actions allowed now: Cancel --field reason=..., Release" in shown.out
+    assert ["channel", "phone"] in [line.split() for line in lines] and ["rush", "True"] in [
+        line.split() for line in lines]
     listed = cli("orders", "list", "--status", "OnHold", "--json", *where)
     assert [o["id"] for o in listed.json()["items"]] == ["ord-1"]

@@ -40,6 +40,9 @@ class CreateOrderRequest(BaseModel):
     description: StoredText = Field(default="", max_length=2000)
     amount: Money | None = Field(default=None, description="initial amount before items (decimal string)")
     items: list[ItemLine] = Field(default_factory=list, max_length=1000)
+    data: dict[str, Any] = Field(default_factory=dict, description=(
+        "values for the data fields order.yaml declares beyond customer_id, description, amount and items "
+        "(none in the shipped one); checked against their declared types"))
 
 
 class AddItemRequest(BaseModel):

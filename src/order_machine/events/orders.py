@@ -58,6 +58,8 @@ class OrderCreated(OrderEvent):
     description: str = ""
     amount: Decimal | None = None
     items: tuple[OrderItem, ...] = ()
+    #: values for the data fields order.yaml declares beyond the four above (JSON form); stored only when given
+    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +201,8 @@ def _to_json(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, tuple):
         return [v.to_json() if isinstance(v, OrderItem) else _to_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return to_json(value)
     return value
 
 
@@ -223,6 +227,8 @@ def encode(event: OrderEvent, metadata: Mapping[str, Any] | None = None) -> NewE
             data["cleared"] = list(event.cleared)
         return NewEvent(event.type_name, data, OrderTransitioned.schema_version, dict(metadata or {}), event.at)
     data = {name: _to_json(getattr(event, name)) for name in _data_fields(type(event))}
+    if isinstance(event, OrderCreated) and not event.data:
+        del data["data"]  # an order with nothing beyond the usual four is stored as 0.1.0 stored it
     return NewEvent(type(event).__name__, data, type(event).schema_version, dict(metadata or {}), event.at)
 
 

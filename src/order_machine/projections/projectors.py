@@ -350,6 +350,7 @@ class OrderProjector:
         changes.put_order(OrderRow(
             stored.stream_id, str(data["customer_id"]), str(data.get("description", "")), initial_amount, amount,
             self.initial_state, at, at, stored.version, len(items), stored.position, stored.position,
+            data=dict(data.get("data") or {}),
         ))
 
 
