@@ -172,7 +172,7 @@ EVENT_TYPES: dict[str, type[OrderEvent]] = {
 }
 #: the named transition classes (an `emits:` of one of these names must be that class's action)
 TRANSITION_EVENTS: dict[str, type[OrderTransitioned]] = {
-    name: cls for name, cls in EVENT_TYPES.items() if issubclass(cls, _Named)  # type: ignore[misc]
+    name: cls for name, cls in EVENT_TYPES.items() if issubclass(cls, _Named)
 }
 
 
