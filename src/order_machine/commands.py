@@ -46,6 +46,12 @@ class CreateOrder(Command):
     data: dict[str, object] = Field(default_factory=dict, description=(
         "values for the data fields order.yaml declares beyond customer_id, description, amount and items"))
 
+    @field_validator("data")
+    @classmethod
+    def _storable(cls, data: dict[str, object]) -> dict[str, object]:
+        check_stored(data, "data")
+        return data
+
 
 class AddOrderItem(Command):
     order_id: Id

@@ -67,7 +67,7 @@ async def test_a_state_and_actions_added_to_order_yaml_are_served_recorded_liste
                                                     "data": {"channel": "web", "rush": oid == "ord-1"}})
             assert created.status_code == 201, created.text
         for bad, field in [({}, "channel"), ({"channel": "web", "rush": "maybe"}, "rush"),
-                           ({"channel": "web", "colour": "red"}, "colour")]:
+                           ({"channel": "web", "colour": "red"}, "colour"), ({"channel": "w\u0000b"}, "data.channel")]:
             refused = await c.post("/orders", json={"customer_id": "cust-7", "data": bad})
             assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
         for oid in ("ord-1", "ord-2"):
