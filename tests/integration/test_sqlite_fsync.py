@@ -32,7 +32,7 @@ def event() -> NewEvent:
 
 
 def sync_pid(store: SQLiteEventStore) -> int:
-    process = store._sync_process
+    process = store._wal_sync.process
     assert process is not None and process.pid is not None, "no fsync helper process is running"
     return process.pid
 
@@ -64,8 +64,8 @@ async def test_the_helper_process_fsyncs_and_an_append_waits_for_it(sqlite_url: 
 async def test_on_a_thread_an_append_waits_for_its_fsync_too(sqlite_url: str) -> None:
     async with SQLiteEventStore.from_url(f"{sqlite_url}?fsync=thread") as store:
         released = threading.Event()
-        fsync = store._fsync_wal
-        store._fsync_wal = lambda: (released.wait(10), fsync())[1]  # type: ignore[method-assign]
+        fsync = store._wal_sync.fsync
+        store._wal_sync.fsync = lambda: (released.wait(10), fsync())[1]  # type: ignore[method-assign]
         pending = asyncio.create_task(store.append("o-1", [event()], 0))
         await asyncio.sleep(0.2)
         assert not pending.done()
@@ -75,7 +75,7 @@ async def test_on_a_thread_an_append_waits_for_its_fsync_too(sqlite_url: str) ->
         released.set()
         assert (await pending).position == 1 and (await appended_meanwhile).position == 2
         assert (store.commits, store.fsyncs) == (2, 2)
-        assert store._sync_process is None
+        assert store._wal_sync.process is None
 
 
 async def test_a_helper_killed_while_idle_is_replaced_by_the_thread(sqlite_url: str,
@@ -88,7 +88,7 @@ async def test_a_helper_killed_while_idle_is_replaced_by_the_thread(sqlite_url: 
         with caplog.at_level(logging.WARNING):
             assert (await store.append("o-2", [event()], 0)).position == 2
             assert (await store.append("o-3", [event()], 0)).position == 3
-        assert store._sync_process is None and store.fsyncs == 3 and store.fsync_process == 0  # for /metrics
+        assert store._wal_sync.process is None and store.fsyncs == 3 and store.fsync_process == 0  # for /metrics
         assert "fsynced from a thread" in caplog.text
         assert not is_running(pid)  # reaped, not left a zombie
 
@@ -105,7 +105,7 @@ async def test_a_helper_killed_during_an_fsync_has_that_fsync_done_again_on_the_
         with caplog.at_level(logging.WARNING):
             os.kill(pid, signal.SIGKILL)  # whether it synced is unknown: the append is answered after another fsync
             assert (await pending).position == 2
-        assert "ended (exit status -9)" in caplog.text and store._sync_process is None
+        assert "ended (exit status -9)" in caplog.text and store._wal_sync.process is None
         assert store.fsyncs == 2
 
 
@@ -114,13 +114,13 @@ async def test_a_failed_fsync_fails_its_appends_and_the_store_takes_no_more(sqli
                                                                            tmp_path: Path) -> None:
     async with SQLiteEventStore.from_url(f"{sqlite_url}?fsync={fsync}") as store:
         if fsync == "process":  # a helper whose file cannot be opened reports the errno
-            store._sync_process = SyncProcess(tmp_path / "no-such-wal")
+            store._wal_sync.process = SyncProcess(tmp_path / "no-such-wal")
             says = "No such file"
         else:
             def broken_disk() -> None:
                 raise OSError(errno.EIO, "Input/output error")
 
-            store._fsync_wal = broken_disk  # type: ignore[method-assign]
+            store._wal_sync.fsync = broken_disk  # type: ignore[method-assign]
             says = "Input/output error"
         with pytest.raises(StoreError, match=f"fsync failed.*{says}.*restart"):
             await store.append("o-1", [event()], 0)
@@ -154,9 +154,9 @@ async def test_fast_durability_starts_no_helper(sqlite_url: str) -> None:
         def no_fsync() -> None:
             raise AssertionError("fsync called")
 
-        store._fsync_wal = no_fsync  # type: ignore[method-assign]
+        store._wal_sync.fsync = no_fsync  # type: ignore[method-assign]
         assert (await store.append("o-1", [event()], 0)).position == 1
-        assert store._sync_process is not None and store._sync_process.pid is None and store.fsyncs == 0
+        assert store._wal_sync.process is not None and store._wal_sync.process.pid is None and store.fsyncs == 0
         assert store.fsync_process == 0
 
 
@@ -169,7 +169,7 @@ async def test_a_loop_that_cannot_watch_a_pipe_fsyncs_on_the_thread(sqlite_url: 
     async with SQLiteEventStore.from_url(sqlite_url) as store:
         with caplog.at_level(logging.WARNING):
             assert (await store.append("o-1", [event()], 0)).position == 1
-        assert store._sync_process is None and store.fsyncs == 1
+        assert store._wal_sync.process is None and store.fsyncs == 1
         assert "cannot use the fsync helper process" in caplog.text
 
 
@@ -182,7 +182,7 @@ async def test_the_helper_follows_the_store_to_another_event_loop(sqlite_url: st
 
     assert await asyncio.to_thread(in_another_loop) == 2  # this loop is idle meanwhile, as the store requires
     assert (await store.append("o-3", [event()], 0)).position == 3
-    assert store.fsyncs == 3 and store._sync_process is not None
+    assert store.fsyncs == 3 and store._wal_sync.process is not None
     await store.close()
 
 
@@ -195,7 +195,7 @@ async def test_a_forked_child_never_shares_its_parents_helper(sqlite_url: str, m
         monkeypatch.setattr(os, "getpid", lambda: real_pid + 1)  # as the store's code sees it after a fork
         with caplog.at_level(logging.WARNING):
             assert (await store.append("o-2", [event()], 0)).position == 2  # fsynced by a thread of its own
-        assert "forked from" in caplog.text and store._sync_process is None and store.fsyncs == 2
+        assert "forked from" in caplog.text and store._wal_sync.process is None and store.fsyncs == 2
         monkeypatch.undo()
         # here the "parent" is this same process: letting go of the helper ended it (a real parent keeps
         # its own end of the pipe); it is reaped rather than left a zombie
@@ -208,5 +208,5 @@ async def test_without_a_python_executable_to_run_the_helper_the_thread_fsyncs(
     async with SQLiteEventStore.from_url(sqlite_url) as store:
         with caplog.at_level(logging.WARNING):
             assert (await store.append("o-1", [event()], 0)).position == 1
-        assert store._sync_process is None and store.fsyncs == 1
+        assert store._wal_sync.process is None and store.fsyncs == 1
         assert "no Python executable" in caplog.text

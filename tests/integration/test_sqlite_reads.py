@@ -126,8 +126,8 @@ async def test_a_follower_right_behind_this_stores_writes_reads_them_without_a_q
         def no_query(*_args: object) -> None:
             raise AssertionError("read from the database")
 
-        store._loop_reader.rows = no_query  # type: ignore[method-assign]
-        store._reader_pool.call = no_query  # type: ignore[method-assign]
+        store._reads.loop_reader.rows = no_query  # type: ignore[method-assign]
+        store._reads.pool.call = no_query  # type: ignore[method-assign]
         assert await store.read_batch(0, 100) == from_disk  # the same records a read gives, rows and all
         assert [e.position for e in await store.read_batch(3, 1)] == [4]
 
