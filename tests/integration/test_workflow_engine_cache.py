@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -142,6 +145,43 @@ async def test_two_engines_on_one_store_retry_conflicts_and_lose_nothing(
     assert [e.version for e in events] == list(range(1, 18))
     assignees = (await other.load("ticket", "T-1")).data["assignees"]
     assert sorted(assignees) == sorted(f"{n}-{i}" for i in range(8) for n in range(2))
+
+
+WORKER = Path(__file__).with_name("workflow_worker.py")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The url of one database several processes write to."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/shared.db"
+        return
+    support = importlib.import_module("pg_support")
+    base = support.pg_url()
+    async with support.shared_schema() as schema:
+        yield f"{base}{'&' if '?' in base else '?'}schema={schema}"
+
+
+async def test_processes_with_their_caches_on_one_database_lose_no_command(shared_url: str,
+                                                                             definitions: Path) -> None:
+    from order_machine.store import open_store
+
+    store = open_store(shared_url)
+    try:
+        engine = WorkflowEngine(store, Catalog.load(definitions))
+        await engine.start("ticket", {"title": "Printer on fire"}, workflow_id="T-1")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        workers = [subprocess.Popen([sys.executable, str(WORKER), shared_url, str(definitions), tag, "15"], env=env)
+                   for tag in ("a", "b", "c")]
+        assert [await asyncio.to_thread(w.wait, 120) for w in workers] == [0, 0, 0]
+        events = await stored(engine)
+        assert [e.version for e in events] == list(range(1, 47))  # every command recorded, none twice
+        assignees = (await engine.load("ticket", "T-1")).data["assignees"]
+        assert sorted(assignees) == sorted(f"{tag}-{i}" for tag in "abc" for i in range(15))
+        for tag in "abc":  # and each process's commands in the order it sent them
+            assert [a for a in assignees if a.startswith(tag)] == [f"{tag}-{i}" for i in range(15)]
+    finally:
+        await store.close()
 
 
 class CountingStore(InMemoryEventStore):
