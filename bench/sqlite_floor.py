@@ -14,17 +14,15 @@ import sqlite3
 import time
 from pathlib import Path
 
-# the columns and index of the store's events table (store/sqlite_file.py, migration 1)
-SCHEMA = """CREATE TABLE IF NOT EXISTS events (
-    position INTEGER PRIMARY KEY,
-    stream_id TEXT NOT NULL,
-    version INTEGER NOT NULL CHECK (version >= 1),
-    type TEXT NOT NULL,
-    schema_version INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    recorded_at TEXT NOT NULL,
-    UNIQUE (stream_id, version))"""
+
+def events_table() -> str:
+    """The store's own CREATE TABLE events (its first migration), so the floor writes the same table."""
+    from order_machine.store.sqlite_file import MIGRATIONS
+
+    return next(sql for _, _, statements in MIGRATIONS for sql in statements
+                if sql.lstrip().startswith("CREATE TABLE events"))
+
+
 INSERT = ("INSERT INTO events (stream_id, version, type, schema_version, data, metadata, recorded_at) "
           "VALUES (?, ?, ?, 1, ?, ?, ?)")
 # about the size of an order's events as the store writes them
@@ -40,7 +38,7 @@ class BareLoop:
         self.conn = sqlite3.connect(path, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = FULL")
-        self.conn.execute(SCHEMA)
+        self.conn.execute(events_table())
 
     def rows(self, first: int, orders: int) -> float:
         """Seconds to commit 5 rows (versions 1-5) for each of orders first..first+orders-1, one per commit."""
