@@ -8,7 +8,7 @@ from __future__ import annotations
 import gc
 import logging
 from dataclasses import dataclass, field
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .bus import EventBus
@@ -18,7 +18,10 @@ from .definition import Definition, load_definitions
 from .engine import WorkflowEngine, WorkflowQueries
 from .machine import Guard, Hook, Machine
 from .order import order_machine, packaged_definitions_dir
-from .projections import ProjectionRunner, ProjectionStatus, ReadModels, open_read_models
+from .projections import (
+    ProjectionRunner, ProjectionStatus, ProjectorTables, ReadModels, TableProjector, default_projectors,
+    load_projectors, open_projector_tables, open_read_models,
+)
 from .service import OrderApplicationService, OrderCommandService
 from .store import EventStore, open_store
 
@@ -48,6 +51,8 @@ class Runtime:
     # PostgreSQL: the projectors run under leases shared with every other process on the database (the
     # runner above then only serves rebuild and check); it follows their progress for read-your-writes
     worker: LeasedProjectionWorker | None = None
+    # the tables of the application's own projectors (bootstrap(projectors=...)): `tables.fetch(sql)` reads them
+    tables: ProjectorTables = field(kw_only=True)
     started: bool = field(default=False, init=False)
 
     @property
@@ -65,6 +70,7 @@ class Runtime:
             return
         # open the store (its file, schema and journal mode) before anything else touches the database
         await self.store.last_position()
+        await self.tables.setup()  # a user's projector that cannot run (its tables, its DDL) fails the start
         await self.bus.start()
         if self.worker is not None:
             await self.worker.start()  # with run_projections off it only follows the others' progress
@@ -78,6 +84,7 @@ class Runtime:
             await self.projections.stop()
             await self.bus.stop()
             self.started = False
+        await self.tables.close()
         await self.read_models.close()
         await self.store.close()
 
@@ -170,11 +177,13 @@ def store_options(settings: Settings) -> dict[str, Any]:
 
 
 async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Guard] | None = None,
-                    hooks: Mapping[str, Hook] | None = None) -> Runtime:
+                    hooks: Mapping[str, Hook] | None = None, projectors: Sequence[TableProjector] = ()) -> Runtime:
     """Open the store named by settings.db_url and wire every part; the caller starts the Runtime.
 
     `guards` and `hooks` register Python callables by name for the definitions that declare them
     (`"name"` for any definition, `"definition.name"` for one); YAML guards (`when:`) need none.
+    `projectors` are the application's own (projections.custom.TableProjector), run beside the built-in
+    ones after those named in settings.projectors.
     """
     settings = settings or Settings()
     definitions = load_definitions(settings.definitions_dir)
@@ -189,7 +198,10 @@ async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Gu
     # on SQLite their commits need not wait for an fsync (WAL + NORMAL stays consistent; after a power
     # cut the projection resumes from its last durable checkpoint). The events stay synchronous=FULL.
     read_models = open_read_models(store, synchronous="NORMAL") if scheme == "sqlite" else open_read_models(store)
-    runner = ProjectionRunner(store, read_models, batch_size=settings.projection_batch_size,
+    tables = open_projector_tables(store) if scheme in POSTGRES_SCHEMES else open_projector_tables(store, synchronous="NORMAL")
+    builtin = default_projectors()
+    custom = tables.bind([*load_projectors(settings.projectors), *projectors], taken=[p.name for p in builtin])
+    runner = ProjectionRunner(store, read_models, [*builtin, *custom], batch_size=settings.projection_batch_size,
                               poll_interval=settings.projection_poll_seconds,
                               linger=settings.projection_linger_seconds)
     worker: LeasedProjectionWorker | None = None
@@ -218,4 +230,4 @@ async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Gu
     workflows = WorkflowQueries(engine, read_models, follower if settings.read_your_writes else None,
                                 wait_seconds=settings.read_wait_seconds)
     return Runtime(settings, store, bus, machine, definitions, read_models, runner, commands, service, engine,
-                   workflows, worker)
+                   workflows, worker, tables=tables)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .order import default_definitions_dir
 
@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         description="after a short batch, wait this long for more events unless a query waits (larger batches)",
     )
     run_projections: bool = Field(default=True, description="run the projection runner in this process")
+    projectors: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="your own projectors, as package.module:ClassName, comma-separated in ORDER_MACHINE_PROJECTORS "
+                    "(run, rebuilt and reported beside the built-in ones; see docs/projectors.md)",
+    )
     command_retries: int = Field(default=10, ge=0, description="reloads after a concurrent write before giving up")
     order_cache_size: int = Field(
         default=10_000, ge=0, description="orders kept after a command to skip the next reload (0: always reload)"
@@ -57,3 +62,11 @@ class Settings(BaseSettings):
     pg_statement_timeout_ms: int = Field(default=30_000, ge=0)
     pg_idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
     pg_schema: str = Field(default="order_machine", pattern=r"^[a-z_][a-z0-9_]*$")
+
+    @field_validator("projectors", mode="before")
+    @classmethod
+    def _split_projectors(cls, value: Any) -> Any:
+        # one variable, several projectors: "app.projections:Totals, app.projections:Audit"
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

@@ -166,5 +166,13 @@ class ProjectionError(OrderMachineError):
         super().__init__(f"projection {projection!r} stopped at position {position}: {cause!r}")
 
 
+class InvalidProjectorError(OrderMachineError):
+    """A user's projector cannot run: a bad name, a table it cannot own, DDL that does not create its table."""
+
+    def __init__(self, projector: str, problem: str) -> None:
+        self.projector, self.problem = projector, problem
+        super().__init__(f"projector {projector!r}: {problem}")
+
+
 class DiagramError(OrderMachineError):
     """A diagram could not be drawn: Graphviz is missing or failed, or an order's path does not fit."""

@@ -7,7 +7,7 @@ Nothing is built at import. Mount the app in another FastAPI app and run its lif
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI
 
 from ..bootstrap import Runtime, bootstrap, tune_gc
 from ..config import Settings
+from ..projections.custom import TableProjector
 from . import routes_definitions, routes_ops, routes_orders, routes_workflows
 from .errors import install_error_handlers
 
@@ -38,12 +39,13 @@ TAGS = [
 ]
 
 
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
+               projectors: Sequence[TableProjector] = ()) -> FastAPI:
     """The HTTP API over one Runtime.
 
     Without `runtime`, the lifespan bootstraps one from `settings` (default: `Settings()`, i.e. the
-    ORDER_MACHINE_* environment), starts it and stops it at shutdown. With `runtime`, the caller owns its
-    start and stop. To mount inside another app, run this app's lifespan from the host's:
+    ORDER_MACHINE_* environment) with your `projectors`, starts it and stops it at shutdown. With
+    `runtime`, the caller owns its start and stop (and gave bootstrap the projectors). To mount inside another app, run this app's lifespan from the host's:
 
         orders = create_app(settings)
         @asynccontextmanager
@@ -52,12 +54,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 yield
         host = FastAPI(lifespan=lifespan); host.mount("/orders-api", orders)
     """
+    if runtime is not None and projectors:
+        raise ValueError("a runtime you built has its projectors already: pass them to bootstrap(projectors=...)")
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         # `app` (not the argument) receives the state: a host app may run this lifespan for us
         owned = runtime is None
-        rt = runtime if runtime is not None else await bootstrap(settings or Settings())
+        rt = runtime if runtime is not None else await bootstrap(settings or Settings(), projectors=projectors)
         try:
             if owned:
                 await rt.store.last_position()  # a missing or corrupt database fails the startup, not each request

@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
         description="Clear the named projections (default: all) and replay every event into them.",
         epilog=REBUILD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("projections", nargs="*", metavar="PROJECTION", help="orders, order_history (default: all)")
+    p.add_argument("projections", nargs="*", metavar="PROJECTION", help="orders, order_history, workflows, or one of $ORDER_MACHINE_PROJECTORS (default: all)")
     add_store_options(p)
     p.set_defaults(handler=rebuild)
 
@@ -95,7 +95,8 @@ async def _with_progress(rt: Runtime, name: str | None, watched: list[str], tota
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(task), 0.2)
         if draw and not task.done():
-            done = min([await rt.read_models.checkpoint(n) for n in watched] or [0])
+            reached = await rt.runner.checkpoints()  # the rebuild's own progress, whoever keeps the checkpoint
+            done = min([reached[n] for n in watched] or [0])
             _bar(out, min(done, total), total)
     report = task.result()
     if draw:

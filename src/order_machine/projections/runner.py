@@ -8,50 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import heapq
 import logging
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import ProjectionError
 from ..events import StoredEvent
 from ..store import EventStore
-from .projectors import CheckpointMoved, Decoded, EventFailed, Projector, decode_batch, default_projectors
+from .collector import collector_paused
+from .custom import AnyProjector, CustomProjection, apply_batch, checkpoint_of, reset_projector
+from .projectors import CheckpointMoved, Decoded, EventFailed, decode_batch, default_projectors
 from .queries import ReadModels
 
 logger = logging.getLogger(__name__)
-
-_pause_lock = threading.Lock()
-_pauses = 0
-_resume_collector = False
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while one rebuild batch is in flight (tens of ms).
-
-    A batch is thousands of events and rows alive at once; they form no reference cycles and are
-    freed by reference counting when the batch ends, but while alive the collector would scan them
-    again and again (a quarter of a rebuild's time). Nested and concurrent pauses count; the
-    collector is re-enabled only if it was enabled when the first pause began.
-    """
-    global _pauses, _resume_collector
-    with _pause_lock:
-        if _pauses == 0:
-            _resume_collector = gc.isenabled()
-            gc.disable()
-        _pauses += 1
-    try:
-        yield
-    finally:
-        with _pause_lock:
-            _pauses -= 1
-            if _pauses == 0 and _resume_collector:
-                gc.enable()
-
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -100,7 +71,7 @@ class ProjectionRunner:
         self,
         store: EventStore,
         read_models: ReadModels,
-        projectors: Sequence[Projector] | None = None,
+        projectors: Sequence[AnyProjector] | None = None,
         *,
         batch_size: int = 500,
         rebuild_batch_size: int = 5000,
@@ -109,7 +80,7 @@ class ProjectionRunner:
         retry: RetryPolicy = RetryPolicy(),
     ) -> None:
         self.store, self.read_models = store, read_models
-        self.projectors = list(projectors) if projectors is not None else default_projectors()
+        self.projectors: list[AnyProjector] = [*(default_projectors() if projectors is None else projectors)]
         names = [p.name for p in self.projectors]
         if len(set(names)) != len(names):
             raise ValueError(f"projector names must be unique, got {names}")
@@ -176,7 +147,7 @@ class ProjectionRunner:
 
     async def checkpoints(self) -> dict[str, int]:
         if self._checkpoints is None:
-            self._checkpoints = {p.name: await self.read_models.checkpoint(p.name) for p in self.projectors}
+            self._checkpoints = {p.name: await checkpoint_of(self.read_models, p) for p in self.projectors}
         return dict(self._checkpoints)
 
     async def status(self) -> list[ProjectionStatus]:
@@ -278,7 +249,7 @@ class ProjectionRunner:
 
     # ----------------------------------------------------------------- applying with retries
 
-    async def _apply_all(self, projectors: Sequence[Projector], batch: Sequence[StoredEvent]) -> None:
+    async def _apply_all(self, projectors: Sequence[AnyProjector], batch: Sequence[StoredEvent]) -> None:
         events = decode_batch(batch)  # once for every projector
         assert self._checkpoints is not None
         jobs = []
@@ -289,21 +260,22 @@ class ProjectionRunner:
                 e for e in events if e[0].position > after]
             jobs.append((projector, todo, after))
         together = getattr(self.read_models, "apply_together", None)
-        if together is not None and len(jobs) > 1:
+        shared = [job for job in jobs if not isinstance(job[0], CustomProjection)]  # a user's: own tables
+        if together is not None and len(shared) > 1:
             # every projector's rows and checkpoint in ONE transaction, one commit per batch instead of
             # one per projector; a projector that fails there is rolled back alone (a savepoint) and
             # goes the careful way below, with that failure counted as its first attempt
-            outcomes = await together(jobs)
-            for (projector, todo, after), outcome in zip(jobs, outcomes):
+            outcomes = await together(shared)
+            for (projector, todo, after), outcome in zip(shared, outcomes):
                 if isinstance(outcome, Exception):
                     await self._apply(projector, todo, after, first_error=outcome)
                 else:
                     self._checkpoints[projector.name] = outcome
-            return
+            jobs = [job for job in jobs if isinstance(job[0], CustomProjection)]
         for projector, todo, after in jobs:
             await self._apply(projector, todo, after)
 
-    async def _apply(self, projector: Projector, events: list[Decoded], after: int,
+    async def _apply(self, projector: AnyProjector, events: list[Decoded], after: int,
                      first_error: Exception | None = None) -> None:
         """Apply `events` in as few transactions as possible; retry a failing event, or stop at it.
 
@@ -319,7 +291,7 @@ class ProjectionRunner:
                 if first_error is not None:
                     error, first_error = first_error, None
                     raise error
-                after = await self.read_models.apply(projector, chunk, after)
+                after = await apply_batch(self.read_models, projector, chunk, after)
             except CheckpointMoved as moved:
                 # another worker (or a rebuild elsewhere) moved it: adopt its checkpoint and read again from there
                 self._checkpoints[name] = moved.actual
@@ -361,13 +333,13 @@ class ProjectionRunner:
 
     # ----------------------------------------------------------------- rebuild
 
-    async def _replay(self, chosen: Sequence[Projector]) -> int:
+    async def _replay(self, chosen: Sequence[AnyProjector]) -> int:
         """Apply every event to `chosen` in large batches (one read serves them all)."""
         assert self._checkpoints is not None
         count = 0
         # reading the next batch while applying this one was measured slower: both sides hold the GIL
         while active := [p for p in chosen if p.name not in self.failed]:
-            with _collector_paused():
+            with collector_paused():
                 batch = await self._read(min(self._checkpoints[p.name] for p in active))
                 if not batch:
                     break
@@ -393,7 +365,7 @@ class ProjectionRunner:
             await self.checkpoints()
             assert self._checkpoints is not None
             for projector in chosen:
-                await self.read_models.reset(projector)
+                await reset_projector(self.read_models, projector)
                 self._checkpoints[projector.name] = 0
                 self.failed.pop(projector.name, None)
             count = await self._replay(chosen)
