@@ -1,9 +1,10 @@
 """User projectors' tables on SQLite: in the store's file, or (memory://) in a private in-memory database.
 
-In a file, blocking sqlite3 runs on two threads of its own (writer, reader), never on the event loop,
-through connections of its own: a projector's transaction stays open across its `await`s without
-holding the read models' connections. In memory, the one connection is used on the loop (no I/O, and
-nothing else can lock it). Knows custom.py's API; never imports the domain or the event store.
+A batch runs on the event loop's thread, through a connection of its own that never waits for a lock:
+each of the user's statements is then a plain sqlite3 call (a hand-off to a thread per statement made a
+rebuild 16x slower, docs/projectors.md). When another connection holds the file's write lock, the batch
+goes to the writer thread instead, whose connection waits; reads (`fetch`, checkpoints) run on a reader
+thread. In memory, the one connection is used on the loop. Knows custom.py's API; never the domain.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import InvalidProjectorError, StoreError
+from ..store.sqlite_file import is_busy
 from .custom import CustomProjection, Params, Row
 from .custom_backend import (
     REGISTRY, Registered, apply_events, check_created, decode_tables, encode_tables, plan_setup,
@@ -28,6 +30,11 @@ from .custom_backend import (
 from .projectors import CheckpointMoved, Decoded
 
 R = TypeVar("R")
+
+#: after a batch of more events than this, committed on the loop's connection (which never checkpoints the
+#: WAL, so that a commit never waits for an fsync on the loop), the writer thread checkpoints the WAL
+#: passively: a rebuild with no other writer to do it would otherwise grow the WAL without bound
+WAL_CHECKPOINT_AFTER = 1000
 
 _REGISTRY_DDL = (f"CREATE TABLE IF NOT EXISTS {REGISTRY} (name TEXT PRIMARY KEY, version INTEGER NOT NULL, "
                  "tables TEXT NOT NULL, position INTEGER NOT NULL) WITHOUT ROWID")
@@ -47,10 +54,14 @@ def _value(value: Any) -> Any:
     return value
 
 
+_PLAIN = frozenset({str, int, float, bytes, bool, type(None)})  # bound as they are: no copy of the params
+
+
 def _adapt(params: Params) -> Params:
     if isinstance(params, Mapping):
-        return {k: _value(v) for k, v in params.items()}
-    return tuple(_value(v) for v in params)
+        return params if all(type(v) in _PLAIN for v in params.values()) else {
+            k: _value(v) for k, v in params.items()}
+    return params if all(type(v) in _PLAIN for v in params) else tuple(map(_value, params))
 
 
 class SQLiteTables:
@@ -65,7 +76,11 @@ class SQLiteTables:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="projector-tables-reader") if path else None
         self._local = threading.local()  # one connection per thread
         self._memory: sqlite3.Connection | None = None
-        self._lock = asyncio.Lock()  # one transaction at a time on the writer connection
+        self._loop_conn: sqlite3.Connection | None = None  # the loop's, in a file (see the module docstring)
+        self._lock = asyncio.Lock()  # one transaction at a time
+        self._in: ThreadPoolExecutor | None = None  # where the open transaction runs (None: on the loop)
+        self._loop_thread: int | None = None
+        self._allowed: set[str] = set()  # statements already found not to be transaction control
         self._closed = False
 
     def __repr__(self) -> str:
@@ -78,6 +93,8 @@ class SQLiteTables:
             if self._memory is None:
                 self._memory = sqlite3.connect(":memory:", isolation_level=None)
             return self._memory
+        if threading.get_ident() == self._loop_thread and self._loop_conn is not None:
+            return self._loop_conn
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -106,22 +123,51 @@ class SQLiteTables:
         except sqlite3.Error as exc:
             raise StoreError(f"projector tables in {self.path or ':memory:'}: {doing} failed: {exc}") from exc
 
+    async def _begin(self, doing: str) -> ThreadPoolExecutor | None:
+        """Begin a write transaction on the loop's connection, or (file locked) on the writer thread's."""
+        if self.path is None:
+            await self._on(None, _begin)
+            return None
+        if self._loop_conn is None:
+            self._loop_conn = await self._write("connecting", _connect_loop, self.path, self._synchronous)
+            self._loop_thread = threading.get_ident()
+        if self._loop_thread == threading.get_ident():
+            try:
+                self._loop_conn.execute("BEGIN IMMEDIATE")
+                return None
+            except sqlite3.Error as exc:
+                if not is_busy(exc) or self._loop_conn.in_transaction:
+                    raise StoreError(f"projector tables in {self.path}: {doing} failed: {exc}") from exc
+        await self._write(doing, _begin)  # waits for the lock (busy timeout) off the loop
+        return self._writer
+
     @asynccontextmanager
     async def _transaction(self, doing: str) -> AsyncIterator[None]:
         async with self._lock:
-            await self._write(doing, _begin)
+            self._in = await self._begin(doing)
             try:
                 yield
-                await self._write(doing, _commit)
+                await self._in_transaction(doing, _commit)
             except BaseException:
-                await self._on(self._writer, _rollback)
+                await self._on(self._in, _rollback)
                 raise
+
+    async def _in_transaction(self, doing: str, fn: Callable[..., R], *args: Any) -> R:
+        try:
+            return await self._on(self._in, fn, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"projector tables in {self.path or ':memory:'}: {doing} failed: {exc}") from exc
 
     async def user_statement(self, projector: str, fn: Callable[..., R], sql: str, *args: Any) -> R:
         """A statement of the user's `apply`, inside the batch's transaction."""
-        refuse_transaction_control(projector, sql)
+        if sql not in self._allowed:
+            refuse_transaction_control(projector, sql)
+            if len(self._allowed) < 4096:  # a projector's statements are a handful of texts
+                self._allowed.add(sql)
         try:
-            return await self._on(self._writer, _checked(fn), sql, *args)
+            if self._in is None and not self._closed:  # on the loop: a plain call, no hand-off
+                return _checked(fn)(self._connection(), sql, *args)
+            return await self._on(self._in, _checked(fn), sql, *args)
         except sqlite3.Error as exc:
             raise StoreError(f"projector {projector!r}: {exc} (in {sql[:200]!r})") from exc
 
@@ -129,10 +175,7 @@ class SQLiteTables:
 
     async def setup(self, projections: Sequence[CustomProjection]) -> None:
         async with self._transaction("setting up projector tables"):
-            try:
-                await self._on(self._writer, _setup, projections)
-            except sqlite3.Error as exc:
-                raise StoreError(f"projector tables in {self.path or ':memory:'}: setup failed: {exc}") from exc
+            await self._in_transaction("setting up projector tables", _setup, projections)
 
     async def checkpoint(self, name: str) -> int:
         def read(conn: sqlite3.Connection) -> int:
@@ -144,8 +187,9 @@ class SQLiteTables:
             raise StoreError(f"projector tables in {self.path or ':memory:'}: reading {name!r} failed: {exc}") from exc
 
     async def apply(self, projection: CustomProjection, events: Sequence[Decoded], after: int) -> int:
-        async with self._transaction(f"applying {projection.name!r}"):
-            current = await self._write(f"applying {projection.name!r}", _position, projection.name)
+        doing = f"applying {projection.name!r}"
+        async with self._transaction(doing):
+            current = await self._in_transaction(doing, _position, projection.name)
             if current != after:
                 raise CheckpointMoved(projection.name, after, current)
             if not events:
@@ -155,8 +199,11 @@ class SQLiteTables:
                 position = await apply_events(projection, tx, events)
             finally:
                 tx.open = False
-            await self._write(f"applying {projection.name!r}", _set_position, projection.name, position)
-            return position
+            await self._in_transaction(doing, _set_position, projection.name, position)
+            on_loop = self._in is None
+        if on_loop and self._writer is not None and len(events) > WAL_CHECKPOINT_AFTER:
+            await self._write("checkpointing the WAL", _wal_checkpoint)
+        return position
 
     async def reset(self, projection: CustomProjection) -> None:
         def work(conn: sqlite3.Connection) -> None:
@@ -164,7 +211,7 @@ class SQLiteTables:
                 conn.execute(f'DELETE FROM "{table}"')  # a checked plain name (custom.NAME)
             conn.execute(_SET_POSITION, (0, projection.name))
         async with self._transaction(f"resetting {projection.name!r}"):
-            await self._write(f"resetting {projection.name!r}", work)
+            await self._in_transaction(f"resetting {projection.name!r}", work)
 
     async def fetch(self, sql: str, params: Params) -> list[Row]:
         adapted = _adapt(params)
@@ -180,9 +227,10 @@ class SQLiteTables:
         if self._closed:
             return
         self._closed = True
-        if self._memory is not None:
-            self._memory.close()
-            self._memory = None
+        for conn in (self._memory, self._loop_conn):
+            if conn is not None:
+                conn.close()
+        self._memory = self._loop_conn = None
 
         def close_connection() -> None:
             conn = getattr(self._local, "conn", None)
@@ -223,6 +271,19 @@ class SQLiteTransaction:
 
 def _begin(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
+
+
+def _connect_loop(_writer: sqlite3.Connection, path: str, synchronous: str) -> sqlite3.Connection:
+    """The loop's connection: it never waits for a lock (the caller goes to the writer thread) and never
+    checkpoints the WAL (no fsync on the loop); made here, once the writer has opened the file."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
+    for pragma in ("busy_timeout = 0", f"synchronous = {synchronous}", "wal_autocheckpoint = 0"):
+        conn.execute(f"PRAGMA {pragma}")
+    return conn
+
+
+def _wal_checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def _commit(conn: sqlite3.Connection) -> None:
