@@ -318,3 +318,22 @@ async def test_a_runtime_whose_projector_cannot_run_fails_to_start() -> None:
             await runtime.start()
     finally:
         await runtime.stop()
+
+
+async def test_on_sqlite_a_batch_waits_off_the_loop_while_another_connection_holds_the_lock(tmp_path: Path) -> None:
+    import sqlite3
+
+    from order_machine.store.sqlite import SQLiteEventStore
+
+    async with SQLiteEventStore.from_url(f"sqlite:///{tmp_path}/orders.db", durability="fast") as store:
+        positions = await append_events(store, 5)
+        async with projecting(store, Ledger()) as (runner, tables):
+            await tables.setup()
+            blocker = sqlite3.connect(tmp_path / "orders.db", isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")  # the write lock, held by someone else
+            # released by the loop while the batch waits for it on the writer thread: were the batch waiting on
+            # the loop, this callback could not run and the lock would never come free
+            asyncio.get_running_loop().call_later(0.05, blocker.execute, "COMMIT")
+            await caught_up(runner, store)
+            blocker.close()
+            assert await ledger_rows(tables) == positions
