@@ -41,7 +41,7 @@ async def fill(url: str, events: int) -> None:
     per_stream = 50
     try:
         for s in range(events // per_stream):
-            await store.append(f"thing-{s}", [NewEvent("ThingHappened", {"n": n}) for n in range(per_stream)], 0)
+            await store.append(f"things/{s}", [NewEvent("ThingHappened", {"n": n}) for n in range(per_stream)], 0)
     finally:
         await store.close()
 
@@ -128,7 +128,7 @@ async def _memory(events: int) -> tuple[float, int]:
     runtime = await bootstrap(Settings(db_url="memory://"), projectors=[Ledger()])
     try:
         for s in range(events // 50):
-            await runtime.store.append(f"thing-{s}", [NewEvent("ThingHappened", {"n": n}) for n in range(50)], 0)
+            await runtime.store.append(f"things/{s}", [NewEvent("ThingHappened", {"n": n}) for n in range(50)], 0)
         runtime.runner.rebuild_batch_size = BATCH
         started = time.perf_counter()
         report = await runtime.runner.rebuild("ledger")

@@ -34,8 +34,11 @@ class BusMetrics:
 
 
 def _type_key(event: Any) -> str:
-    # stored events carry their type name; domain and machine events are known by class name
+    # stored events carry their type name, an order transition the name it is stored under (its `emits:`);
+    # other domain and machine events are known by class name
     name = getattr(event, "type", None)
+    if not isinstance(name, str):
+        name = getattr(event, "type_name", None)
     return name if isinstance(name, str) else type(event).__name__
 
 

@@ -129,3 +129,20 @@ async def test_a_class_and_its_name_both_reach_an_event_known_by_its_type_name()
     await bus.stop()
     assert by_class == [1]
     assert by_name == [2]
+
+
+async def test_order_transitions_reach_the_base_class_and_the_name_they_are_stored_under() -> None:
+    from order_machine.events import OrderConfirmed, OrderTransitioned, build_transition
+
+    bus = EventBus()
+    every: list[str] = []
+    held: list[str] = []
+    bus.subscribe(lambda e: every.append(e.action), OrderTransitioned)
+    bus.subscribe(lambda e: held.append(e.target), "OrderHeld")  # the transition's `emits:` in order.yaml
+    await bus.start()
+    await bus.publish(OrderConfirmed("o-1", utcnow(), "Pending", "Confirmed"))
+    await bus.publish(build_transition(OrderTransitioned, "o-1", utcnow(), "Hold", "Confirmed", "OnHold", {}, {},
+                                       emits="OrderHeld"))
+    await bus.stop()
+    assert every == ["Confirm", "Hold"]
+    assert held == ["OnHold"]

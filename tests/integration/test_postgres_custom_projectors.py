@@ -55,14 +55,14 @@ async def test_leased_workers_share_a_users_projector_and_hand_it_over_without_a
         await first.start()
         await owns(first, "ledger")
         await second.start()
-        last = await append(stores[0], "thing-1", 20)
+        last = await append(stores[0], "things/1", 20)
         assert await second.wait_for(last, timeout=30)  # projected by the first, followed by the second
         assert "ledger" not in second.owned
         assert len(await ledger(tables[1])) == 20
 
         await first.stop()  # gives its leases back
         await owns(second, "ledger")
-        last = await append(stores[1], "thing-1", 15, version=20)
+        last = await append(stores[1], "things/1", 15, version=20)
         assert await second.wait_for(last, timeout=30)
         rows = await ledger(tables[1])
         assert len(rows) == 35 and rows[-1] == last  # the key is the position: none applied twice

@@ -10,10 +10,10 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import InvalidProjectorError, StoreError
-from ..events import EVENT_TYPES, WORKFLOW_EVENT_TYPES
+from ..events import WORKFLOW_EVENT_TYPES, StoredEvent, current_schema_version
 from .projectors import Decoded, EventFailed
 
 if TYPE_CHECKING:
@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 REGISTRY = "projector_tables"
 
 _TRANSACTION_CONTROL = re.compile(r"\s*(begin|commit|end|rollback|abort|start|savepoint|release)\b", re.I)
-# the schema version a decoded event's data is at (data the runner upcast is handed on at that version)
-_CURRENT_VERSIONS = {**{name: cls.schema_version for name, cls in EVENT_TYPES.items()},
-                     **{name: cls.schema_version for name, cls in WORKFLOW_EVENT_TYPES.items()}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +119,19 @@ def decode_tables(text: str) -> tuple[str, ...]:
 async def apply_events(projection: CustomProjection, tx: ProjectorTransaction, events: Sequence[Decoded]) -> int:
     """Hand each event to the user's `apply`; raise EventFailed naming the first that failed. Returns the last position."""
     apply = projection.projector.apply
-    versions = _CURRENT_VERSIONS
     for index, (stored, data) in enumerate(events):
         if isinstance(data, BaseException):  # the data could not be upcast: it fails here as in every projector
             raise EventFailed(index, stored.position, data)
-        event = stored if data is None or data is stored.data else stored._replace(
-            data=data, schema_version=versions.get(stored.type, stored.schema_version))
+        event = stored if data is None or data is stored.data else _upcast(stored, data)
         try:
             await apply(tx, event)
         except Exception as exc:
             raise EventFailed(index, stored.position, exc) from exc
     return events[-1][0].position
+
+
+def _upcast(stored: StoredEvent, data: Mapping[str, Any]) -> StoredEvent:
+    """The stored event with the data the runner upcast, at the schema version that data is at now."""
+    workflow = WORKFLOW_EVENT_TYPES.get(stored.type)
+    version = workflow.schema_version if workflow is not None else current_schema_version(stored.type)
+    return stored._replace(data=data, schema_version=version)
