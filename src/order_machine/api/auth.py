@@ -9,6 +9,7 @@ Imports `apikeys`, `actor` and the api package's errors.
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -119,13 +120,20 @@ class ScopeGuard:
 
 
 def guard_routes(app: FastAPI) -> None:
-    """Put every route of `app` but PUBLIC_PATHS behind the scope it needs (again: new routes only)."""
-    for route in app.router.routes:
+    """Put every route of `app` but PUBLIC_PATHS behind the scope it needs (again: new routes only).
+
+    Each guarded route is a copy: the route objects come from module-level routers that every app of
+    the process shares, and an app without auth must not inherit another's guards.
+    """
+    routes = app.router.routes
+    for i, route in enumerate(routes):
         inner: Any = getattr(route, "app", None)
         if inner is None or isinstance(inner, ScopeGuard) or getattr(route, "path", None) in PUBLIC_PATHS:
             continue
         admin = bool(ADMIN_TAGS & {str(t) for t in getattr(route, "tags", None) or ()})
-        route.app = ScopeGuard(inner, admin)  # type: ignore[attr-defined]
+        guarded = copy.copy(route)
+        guarded.app = ScopeGuard(inner, admin)  # type: ignore[attr-defined]
+        routes[i] = guarded
 
 
 def install_key_auth(app: FastAPI) -> None:
