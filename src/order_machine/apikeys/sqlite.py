@@ -1,20 +1,25 @@
-"""The api_keys table in the SQLite store's own file, through a connection of its own on a thread of its own.
+"""The api_keys table in the SQLite store's own file, through connections of its own.
 
 The event store opens (and checks) the file first, so keys never create a database nor adopt another
-application's. Imports sqlite3 and the SQLite store's file helpers; knows no event.
+application's. Changes and lists run on a thread of their own; the lookup every request makes runs on
+the event loop, as the store's short reads do (store/sqlite_reads.py, LoopReader): one indexed row costs
+a few microseconds there against about a hundred for the hop to a thread and back (bench/auth.py), and
+a busy file sends it to the thread instead of making the loop wait. Imports sqlite3 and the SQLite
+store's file helpers; knows no event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
 from ..store.sqlite import SQLiteEventStore
-from ..store.sqlite_file import connect, rollback, translate
+from ..store.sqlite_file import connect, is_busy, rollback, translate
 from . import ApiKey, check_scope
 
 T = TypeVar("T")
@@ -43,6 +48,8 @@ class SQLiteKeyRows:
         self._thread = ThreadPoolExecutor(1, "order-machine-api-keys")
         self._conn: sqlite3.Connection | None = None
         self._opened = False
+        self._loop_conn: sqlite3.Connection | None = None  # busy_timeout 0, query_only: never waits
+        self._loop_thread: int | None = None
 
     async def _run(self, doing: str, work: Callable[[sqlite3.Connection], T]) -> T:
         if not self._opened:
@@ -90,9 +97,36 @@ class SQLiteKeyRows:
         return [_key(r) for r in rows]
 
     async def find(self, hashed: str) -> ApiKey | None:
-        rows = await self._run("checking a key", lambda conn: conn.execute(
-            f"SELECT {_COLUMNS} FROM api_keys WHERE token_sha256 = ?", (hashed,)).fetchall())
+        query = f"SELECT {_COLUMNS} FROM api_keys WHERE token_sha256 = ?"
+        if self._loop_conn is None:
+            await self._attach_loop_reader()
+        rows = self._on_loop(query, (hashed,))
+        if rows is None:
+            rows = await self._run("checking a key", lambda conn: conn.execute(query, (hashed,)).fetchall())
         return _key(rows[0]) if rows else None
+
+    async def _attach_loop_reader(self) -> None:
+        def connect_reader(conn: sqlite3.Connection) -> sqlite3.Connection:
+            reader = connect(self.store.path, 0.0)
+            reader.execute("PRAGMA query_only = ON")
+            return reader
+        reader = await self._run("opening the keys", connect_reader)  # after the table exists
+        if self._loop_conn is None:
+            self._loop_conn, self._loop_thread = reader, threading.get_ident()
+        else:
+            reader.close()
+
+    def _on_loop(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        """The rows, read on the loop's thread; None when the file is busy or this is another thread."""
+        conn = self._loop_conn
+        if conn is None or threading.get_ident() != self._loop_thread:
+            return None
+        try:
+            return conn.execute(query, params).fetchall()
+        except sqlite3.Error as exc:
+            if is_busy(exc):
+                return None
+            raise translate(self.store.path, "checking a key", exc, 0.0) from exc
 
     async def get(self, name: str) -> ApiKey | None:
         rows = await self._run("reading a key", lambda conn: conn.execute(
@@ -104,6 +138,9 @@ class SQLiteKeyRows:
             "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (at.isoformat(), name)))
 
     async def close(self) -> None:
+        if self._loop_conn is not None:
+            self._loop_conn.close()
+            self._loop_conn = None
         conn, self._conn = self._conn, None
         loop = asyncio.get_running_loop()
         if conn is not None:
