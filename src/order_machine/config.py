@@ -66,6 +66,10 @@ class Settings(BaseSettings):
         default=16_384, ge=1024, description="a request's target and headers may take at most this many bytes, "
                                              "else 431 (serve also gives it to uvicorn: h11_max_incomplete_event_size)",
     )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="serve only: a request's line and headers must arrive this soon after the "
+                                        "connection opens or their first byte, else the connection is closed",
+    )
     max_items_per_order: int = Field(
         default=1000, ge=1, le=1000,
         description="items an order may hold, more is 422 `items` (it can only lower the request models' ceiling of 1000)",

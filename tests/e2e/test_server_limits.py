@@ -31,6 +31,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "ORDER_MACHINE_DEFINITIONS": str(DEFINITIONS), "PYTHONUNBUFFERED": "1",
                "ORDER_MACHINE_BODY_TIMEOUT_SECONDS": "0.5", "ORDER_MACHINE_MAX_HEADER_BYTES": "4096",
+               "ORDER_MACHINE_HEADER_TIMEOUT_SECONDS": "0.5",
                "ORDER_MACHINE_DURABILITY": "fast"}
         self.log = workdir / "server.log"
         with self.log.open("w") as out:
@@ -133,3 +134,23 @@ def test_headers_past_the_limit_are_refused_and_the_connection_closed(server: Se
             answer = b""
     assert answer == b"" or answer.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 431 ")), answer
     assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+def test_a_connection_whose_head_never_completes_is_closed_without_an_answer(server: Server) -> None:
+    with server.connect() as silent, server.connect() as trickling:
+        trickling.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: ")  # and never the rest
+        assert read_until_closed(silent) == b""
+        assert read_until_closed(trickling) == b""
+
+
+def test_a_kept_alive_connection_serves_request_after_request(server: Server, key: str) -> None:
+    request = b"GET /orders HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + key.encode() + b"\r\n\r\n"
+    with server.connect() as sock:
+        for _ in range(3):
+            sock.sendall(request)
+            answer = b""
+            while b"next_cursor" not in answer:
+                chunk = sock.recv(65536)
+                assert chunk, f"closed after {answer!r}"
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200 "), answer

@@ -100,8 +100,10 @@ async def _serve(settings: Settings, log_level: str) -> int:
     async with running(settings) as runtime:
         await _warn_without_keys(settings, runtime)
         listener = listen(settings.host, settings.port)
+        from ._uvicorn import NoDelayH11Protocol
+
         config = uvicorn.Config(create_app(settings, runtime=runtime), host=settings.host, port=settings.port,
-                                log_level=log_level, lifespan="on", server_header=False, http="h11",
+                                log_level=log_level, lifespan="on", server_header=False, http=NoDelayH11Protocol,
                                 h11_max_incomplete_event_size=settings.max_header_bytes)
         server = _server_class(lambda: _announce(settings, listener))(config)
         tune_gc(settings.gc_threshold)
