@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -179,3 +180,28 @@ async def test_a_key_store_that_cannot_answer_is_503_without_the_database_addres
     response = await client.get("/orders", headers=bearer(keys.read))
     assert response.status_code == 503
     assert response.json()["error"] == "store_unavailable" and "db.internal" not in response.text
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/orders.db"
+    else:
+        from integration.pg_support import drop_schema, fresh_schema, pg_url
+
+        url, schema = pg_url(), fresh_schema()
+        yield f"{url}{'&' if '?' in url else '?'}schema={schema}"
+        await drop_schema(url, schema)
+
+
+async def test_a_key_made_in_one_process_works_in_another_until_revoked_there(shared_url: str) -> None:
+    one, other = create_app(settings_for(shared_url, auth="keys")), create_app(settings_for(shared_url, auth="keys"))
+    async with one.router.lifespan_context(one), other.router.lifespan_context(other):
+        token = (await runtime_of(one).keys.create("write", "shared")).token
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(other), base_url="http://t",
+                                     headers=bearer(token)) as client:
+            created = await client.post("/orders", json={"order_id": "ord-1", "customer_id": "c-1"})
+            assert created.status_code == 201, created.text
+            await runtime_of(one).keys.revoke("shared")
+            assert (await client.get("/orders/ord-1")).status_code == 401
+        assert (await runtime_of(one).store.load("ord-1"))[0].metadata["actor"] == "shared"
