@@ -1,13 +1,14 @@
 """How much a request may send, and how slowly: `RequestLimits`, an ASGI middleware reading each body first.
 
-Headers longer than `Settings.max_header_bytes` in all answer 431 `headers_too_large` (uvicorn's h11 limit
-of the same size only bounds a head that arrives in pieces, so one sent in a single packet passed). A body larger than `Settings.max_body_bytes` answers 413 `too_large` (at once when its Content-Length
-says so, else as soon as the bytes read pass the limit), and a body still incomplete
-`Settings.body_timeout_seconds` after the request reached the app answers 408 `body_timeout`: uvicorn's
-timeouts cover idle keep-alive connections, not a client trickling a body a byte at a time. Both
-answers close the connection, so the rest of the body is never read. The app then gets the body whole.
-Starlette's own `max_body_size` answers some 413s in plain text; this one keeps the API's error body.
-Imports Starlette only.
+- Headers longer than `Settings.max_header_bytes` in all answer 431 `headers_too_large`: uvicorn's h11
+  limit of the same size bounds only a head that arrives in pieces, not one sent in one packet.
+- A body larger than `Settings.max_body_bytes` answers 413 `too_large`, at once when its Content-Length
+  says so, else as soon as the bytes read pass the limit.
+- A body still incomplete `Settings.body_timeout_seconds` after the request reached the app answers 408
+  `body_timeout`: uvicorn's timeouts cover idle keep-alive connections, not a client trickling a body.
+Both body answers close the connection, so the rest of the body is never read; otherwise the app gets
+the body whole. Starlette's own `max_body_size` answers some 413s in plain text; this keeps the API's
+error body. Imports Starlette only.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ A key is `om_` and 43 URL-safe characters (32 random bytes). Its holder sends it
 Bearer KEY`; the store keeps its name, scope, times and the SHA-256 of the key, never the key.
 The keys live beside the events, in an `api_keys` table of their own: in the SQLite file (sqlite.py),
 in the PostgreSQL schema (postgres.py), or in memory for memory://. This package owns that table: it is
-not one of the event store's migrations, because keys are not events. Imports `errors` only (the backends also
-the store they sit beside); nothing of HTTP: api/auth.py checks requests.
+not one of the event store's migrations, because keys are not events. Imports `errors` only (the
+backends also the store they sit beside); nothing of HTTP: api/auth.py checks requests.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ TOKEN_BYTES = 32
 TOKEN_LENGTH = len(TOKEN_PREFIX) + 43  # 32 bytes in unpadded base64url
 NAME_RULE = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_TOKEN_BODY = re.compile(r"[A-Za-z0-9_-]+")
 
 Clock = Callable[[], datetime]
 
@@ -69,7 +70,7 @@ def token_hash(token: str) -> str:
 def looks_like_token(token: str) -> bool:
     """Shape only (prefix, length, characters): anything else is refused without a database read."""
     return (len(token) == TOKEN_LENGTH and token.startswith(TOKEN_PREFIX)
-            and re.fullmatch(r"[A-Za-z0-9_-]+", token[len(TOKEN_PREFIX):]) is not None)
+            and _TOKEN_BODY.fullmatch(token, len(TOKEN_PREFIX)) is not None)
 
 
 @dataclass(frozen=True, slots=True)

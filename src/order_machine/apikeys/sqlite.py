@@ -3,8 +3,8 @@
 The event store opens (and checks) the file first, so keys never create a database nor adopt another
 application's. Changes and lists run on a thread of their own; the lookup every request makes runs on
 the event loop, as the store's short reads do (store/sqlite_reads.py, LoopReader): one indexed row costs
-a few microseconds there against about a hundred for the hop to a thread and back (bench/auth.py), and
-a busy file sends it to the thread instead of making the loop wait. Imports sqlite3 and the SQLite
+a fraction of the hop to a thread and back (docs/security.md has the figures), and a busy file sends it
+to the thread instead of making the loop wait. Imports sqlite3 and the SQLite
 store's file helpers; knows no event.
 """
 
