@@ -38,10 +38,15 @@ async def fill(url: str, events: int) -> None:
     from order_machine.store import open_store
 
     store = open_store(url, durability="fast") if url.startswith("sqlite") else open_store(url)
-    per_stream = 50
+    per_stream, last = 50, 0
     try:
         for s in range(events // per_stream):
-            await store.append(f"things/{s}", [NewEvent("ThingHappened", {"n": n}) for n in range(per_stream)], 0)
+            last = (await store.append(f"things/{s}", [NewEvent("ThingHappened", {"n": n})
+                                                        for n in range(per_stream)], 0)).position
+        async with asyncio.timeout(60):
+            # PostgreSQL shows the events once every older transaction on the server has ended
+            while await store.last_position() < last:
+                await asyncio.sleep(0.01)
     finally:
         await store.close()
 
