@@ -2,7 +2,7 @@
 
 A batch runs on the event loop's thread, through a connection of its own that never waits for a lock:
 each of the user's statements is then a plain sqlite3 call (a hand-off to a thread per statement made a
-rebuild 16x slower, docs/projectors.md). When another connection holds the file's write lock, the batch
+rebuild several times slower: docs/projectors.md has the figures). When another connection holds the file's write lock, the batch
 goes to the writer thread instead, whose connection waits; reads (`fetch`, checkpoints) run on a reader
 thread. In memory, the one connection is used on the loop. Knows custom.py's API; never the domain.
 """
