@@ -21,7 +21,7 @@ from .errors import DefinitionError, Problem
 from .yaml_lines import YAML11_BOOLEANS, LocatedData, read_yaml, size_problem
 
 __all__ = [
-    "ActionSpec", "Definition", "FieldSpec", "GuardSpec", "HookSpec", "StateSpec",
+    "ActionSpec", "Definition", "FieldSpec", "GuardSpec", "HookSpec", "MigrationSpec", "StateSpec",
     "TransitionSpec", "YAML11_BOOLEANS", "check_definition", "definition_files", "json_schema",
     "load_definition", "load_definitions", "parse_definition", "validate_definition",
 ]
@@ -103,6 +103,14 @@ class TransitionSpec(_Model):
         return [value] if isinstance(value, str) else value
 
 
+class MigrationSpec(_Model):
+    """How instances of an earlier version move to the version that declares this (`order-machine migrate`)."""
+
+    from_version: int = Field(alias="from", ge=1, strict=True, description="the earlier version, e.g. 1")
+    map: dict[str, str] = Field(default_factory=dict, description="state of that version -> state of this one, "
+                                "e.g. {Open: New}; a state not listed keeps its name")
+
+
 class Definition(_Model):
     """A whole workflow: states, actions, guards, hooks and the transitions between them."""
 
@@ -117,6 +125,8 @@ class Definition(_Model):
     guards: list[GuardSpec] = Field(default_factory=list)
     hooks: list[HookSpec] = Field(default_factory=list)
     transitions: list[TransitionSpec] = Field(min_length=1)
+    migrations: list[MigrationSpec] = Field(default_factory=list, description="how instances of earlier "
+                                            "versions (in versions/) move to this one")
 
     @property
     def state_names(self) -> list[str]:
@@ -228,7 +238,7 @@ def load_definitions(folder: str | Path) -> dict[str, Definition]:
 
 _CHILDREN: dict[type[BaseModel], dict[str, type[BaseModel]]] = {
     Definition: {"states": StateSpec, "actions": ActionSpec, "guards": GuardSpec, "hooks": HookSpec,
-                 "transitions": TransitionSpec, "data": FieldSpec},
+                 "transitions": TransitionSpec, "data": FieldSpec, "migrations": MigrationSpec},
     ActionSpec: {"fields": FieldSpec},
 }
 _MISSING_HINTS = {

@@ -151,7 +151,10 @@ class WorkflowEngine:
 
     async def migrate(self, definition: str, workflow_id: str, to_version: int, state_map: Mapping[str, str], *,
                       command_id: str | None = None) -> WorkflowResult:
-        """Move one instance to another version of its definition (an event); refuses a state with no place."""
+        """Move one instance to another version of its definition (an event); refuses a state with no place.
+
+        States map by `state_map`, else by the target version's `migrations:` for the instance's version,
+        else by name."""
         target = self.machine(definition, to_version)
         self._check_input(workflow_id, command_id, {})
         fingerprint = _fingerprint("migrate", definition, workflow_id, to_version, dict(state_map))
@@ -159,7 +162,8 @@ class WorkflowEngine:
         async def decide(instance: WorkflowInstance) -> None:
             if instance.definition_version == to_version:
                 return  # already there: nothing to record
-            instance.migrate(target, state_map, at=self.clock())
+            declared = self.catalog.state_map(definition, instance.definition_version, to_version)
+            instance.migrate(target, {**declared, **state_map}, at=self.clock())
         return await self._change(definition, workflow_id, None, command_id, fingerprint, decide)
 
     # ----------------------------------------------------------------- reads from the store

@@ -17,7 +17,7 @@ from typing import NoReturn
 
 from ..errors import OrderMachineError
 
-COMMAND_MODULES = ("validate", "diagram", "demo", "serve", "orders", "workflows", "ops", "db", "keys")
+COMMAND_MODULES = ("validate", "diagram", "demo", "serve", "orders", "workflows", "migrate", "ops", "db", "keys")
 COMMANDS = ("validate", "diagram", "demo", "serve", "orders", "workflows", "migrate", "rebuild", "check", "db",
             "keys")
 

@@ -1,8 +1,8 @@
 """`order-machine rebuild [PROJECTION ...]` and `order-machine check [--repair]`: operate the read side.
 
 rebuild replays the store into fresh read models (progress on stderr, events/s at the end); check
-compares every order's read model with its events and exits 1 on a mismatch. Imports the CLI helpers
-and `projections` (the consistency checker).
+compares every order's read model and workflow instance's row with its events and exits 1 on a mismatch
+(--repair rewrites them). Imports the CLI helpers and `projections` (the consistency checker).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ Stop the server (or accept a short stale window) while rebuilding: reads see emp
 
 CHECK_EPILOG = """\
 examples:
-  order-machine check                        # exit 1 and list the orders whose read model is wrong
-  order-machine check --repair               # also rewrite those orders from their events
+  order-machine check                        # exit 1 and list the orders and workflows whose read model is wrong
+  order-machine check --repair               # also rewrite those read models from their events
   order-machine check --json --db sqlite:///var/orders.db
 """
 
@@ -46,11 +46,12 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=rebuild)
 
     p = subparsers.add_parser(
-        "check", help="check every order's read model against its events (exit 1 on a mismatch)",
-        description="Rebuild each order's read model from its events and compare it with the stored one.",
+        "check", help="check every order's and workflow's read model against its events (exit 1 on a mismatch)",
+        description="Rebuild each order's read model (and each workflow instance's row) from its events and "
+                    "compare it with the stored one.",
         epilog=CHECK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--repair", action="store_true", help="rewrite the orders that differ from their events")
+    p.add_argument("--repair", action="store_true", help="rewrite the orders and workflows that differ from their events")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_store_options(p)
     p.set_defaults(handler=check)
@@ -133,5 +134,7 @@ async def check(args: argparse.Namespace) -> int:
             what = c.error or "; ".join(f"{d.field}: stored {d.stored!r}, events say {d.expected!r}"
                                         for d in c.differences)
             print(f"{'repaired' if c.repaired else 'MISMATCH'} {c.order_id}: {what}")
-        print(f"checked {report.checked} orders: {len(report.mismatched)} mismatched, {report.repaired} repaired")
+        orders = report.checked - report.workflows
+        checked = f"{orders} orders and {report.workflows} workflows" if report.workflows else f"{orders} orders"
+        print(f"checked {checked}: {len(report.mismatched)} mismatched, {report.repaired} repaired")
     return 1 if bad else 0

@@ -81,6 +81,15 @@ class InMemoryReadModels:
             self._items[order_id] = list(projected.items)
         return True
 
+    async def repair_workflow(self, stream_id: str, row: WorkflowRow | None, checkpoint: int) -> bool:
+        if self._checkpoints.get("workflows", 0) != checkpoint:
+            return False
+        if row is None:
+            self._workflows.pop(stream_id, None)
+        else:
+            self._workflows[stream_id] = copy.deepcopy(row)
+        return True
+
     # ----------------------------------------------------------------- queries
 
     async def get_order(self, order_id: str) -> OrderReadModel | None:

@@ -66,6 +66,11 @@ def _item_values(i: ItemRow) -> tuple[Any, ...]:
     return (i.order_id, i.line, i.product_id, i.quantity, i.unit_price)
 
 
+def _workflow_values(w: WorkflowRow) -> tuple[Any, ...]:
+    return (w.stream_id, w.definition, w.id, w.definition_version, w.state, w.version, Jsonb(w.data), w.created_at,
+            w.updated_at, w.created_position, w.position)
+
+
 class PostgresReadModels:
     """Read models in the PostgreSQL schema of `store`, sharing its connection pool."""
 
@@ -163,9 +168,7 @@ class PostgresReadModels:
                 position = run_batch(projector, changes, events)
                 await self._write(conn, list(changes.dirty.values()), changes.items, changes.history)
                 if changes.dirty_workflows:
-                    rows = [(w.stream_id, w.definition, w.id, w.definition_version, w.state, w.version, Jsonb(w.data),
-                             w.created_at, w.updated_at, w.created_position, w.position)
-                            for w in changes.dirty_workflows.values()]
+                    rows = [_workflow_values(w) for w in changes.dirty_workflows.values()]
                     await conn.execute(self._upsert_workflows, _columns(rows, 11))
                 await self._set_checkpoint(conn, projector.name, position)
                 return position
@@ -197,6 +200,19 @@ class PostgresReadModels:
                 return True
         except psycopg.Error as exc:
             raise StoreError(f"read models in {self.store!r}: repairing order {order_id!r} failed: {exc}") from exc
+
+    async def repair_workflow(self, stream_id: str, row: WorkflowRow | None, checkpoint: int) -> bool:
+        pool = await self.store.pool()
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                if await self._lock_checkpoint(conn, "workflows") != checkpoint:
+                    return False
+                await conn.execute(f"DELETE FROM {self._t['workflows']} WHERE stream_id = %s", (stream_id,))
+                if row is not None:
+                    await conn.execute(self._upsert_workflows, _columns([_workflow_values(row)], 11))
+                return True
+        except psycopg.Error as exc:
+            raise StoreError(f"read models in {self.store!r}: repairing workflow {stream_id!r} failed: {exc}") from exc
 
     # ----------------------------------------------------------------- queries
 

@@ -276,6 +276,8 @@ class ReadModels(Protocol):
     - `reset(projector)`: clear the projector's `views` and set its checkpoint to 0, in one transaction.
     - `repair_order(order_id, projected, checkpoint)`: replace one order's rows, in one transaction,
       only if the `orders` checkpoint is still `checkpoint` (else return False).
+    - `repair_workflow(stream_id, row, checkpoint)`: the same for one row of the `workflows` view (None:
+      remove it), only if the `workflows` checkpoint is still `checkpoint`.
     - `checkpoint(name)`: the projector's position (0 when it never ran).
     """
 
@@ -286,6 +288,8 @@ class ReadModels(Protocol):
     async def reset(self, projector: Projector) -> None: ...
 
     async def repair_order(self, order_id: str, projected: ProjectedOrder, checkpoint: int) -> bool: ...
+
+    async def repair_workflow(self, stream_id: str, row: WorkflowRow | None, checkpoint: int) -> bool: ...
 
     async def get_order(self, order_id: str) -> OrderReadModel | None: ...
 

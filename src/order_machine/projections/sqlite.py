@@ -411,6 +411,16 @@ class SQLiteReadModels:
             return True
         return await self._run(self._writer, self._transaction, work)
 
+    async def repair_workflow(self, stream_id: str, row: WorkflowRow | None, checkpoint: int) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            if self._checkpoint(conn, "workflows") != checkpoint:
+                return False
+            conn.execute("DELETE FROM read_workflows WHERE stream_id = ?", (stream_id,))
+            if row is not None:
+                _insert_rows(conn, f"INSERT INTO read_workflows ({_WORKFLOW_COLUMNS})", 11, [_workflow_values(row)])
+            return True
+        return await self._run(self._writer, self._transaction, work)
+
     # ----------------------------------------------------------------- queries
 
     async def get_order(self, order_id: str) -> OrderReadModel | None:
