@@ -105,7 +105,7 @@ def workflow_paths(definition: Definition) -> dict[str, dict[str, Any]]:
                "state": definition.initial, "version": 1, "events": ["WorkflowStarted"]}
     paths: dict[str, dict[str, Any]] = {base: {
         "post": {
-            "tags": [tag], "operationId": f"start_{name}", "summary": f"Start a {name} (201 with Location)",
+            "tags": [tag], "operationId": f"start_{name}", "summary": f"Start a new {name} (201 with Location)",
             "description": f"{definition.description}\n\nServed by `POST /workflows/{{definition}}`.".strip(),
             "parameters": command_headers(if_match=False)["parameters"],
             "requestBody": _body(definition.data, f"a new {name}", wrap=True, definition=definition),
