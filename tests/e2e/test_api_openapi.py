@@ -133,6 +133,8 @@ async def test_every_operation_documents_the_errors_it_can_answer_with_the_bodie
                 if code >= "400" and path != "/health":
                     ref = response["content"]["application/json"]["schema"]["$ref"]
                     assert ref == f"#/components/schemas/Error{code}", (method, path, code)
+    ids = [op["operationId"] for item in spec["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))
     invalid = spec["components"]["schemas"]["Invalid"]
     assert invalid["properties"]["error"]["const"] == "invalid" and "field" in invalid["required"]
 

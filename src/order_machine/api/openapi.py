@@ -9,6 +9,7 @@ everywhere; the headers of commands' answers. Each served definition's actions g
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
@@ -101,11 +102,13 @@ def complete(document: dict[str, Any]) -> None:
             _command_headers(responses, parameters)
 
 
+_OURS_OR_FASTAPIS = re.compile(r"/(HTTPValidationError|Error[0-9]{3})$")
+
+
 def _custom(response: dict[str, Any]) -> bool:
     """A route that wrote its own error body (e.g. /health's 503) keeps it."""
     schema = response.get("content", {}).get("application/json", {}).get("schema", {})
-    ref = schema.get("$ref", "")
-    return bool(schema) and not ref.endswith(("/HTTPValidationError",)) and "/Error" not in ref
+    return bool(schema) and not _OURS_OR_FASTAPIS.search(schema.get("$ref", ""))
 
 
 def _command_headers(responses: dict[str, Any], parameters: list[dict[str, Any]]) -> None:

@@ -105,7 +105,7 @@ def workflow_paths(definition: Definition) -> dict[str, dict[str, Any]]:
                "state": definition.initial, "version": 1, "events": ["WorkflowStarted"]}
     paths: dict[str, dict[str, Any]] = {base: {
         "post": {
-            "tags": [tag], "operationId": f"start_{name}", "summary": f"Start a new {name} (201 with Location)",
+            "tags": [tag], "operationId": f"workflow_{name}_start", "summary": f"Start a new {name} (201 with Location)",
             "description": f"{definition.description}\n\nServed by `POST /workflows/{{definition}}`.".strip(),
             "parameters": command_headers(if_match=False)["parameters"],
             "requestBody": _body(definition.data, f"a new {name}", wrap=True, definition=definition),
@@ -113,7 +113,7 @@ def workflow_paths(definition: Definition) -> dict[str, dict[str, Any]]:
                                 f"Started; Location names the {name}"), **_errors(409, 422)},
         },
         "get": {
-            "tags": [tag], "operationId": f"list_{name}", "summary": f"List {name} instances, optionally in one state",
+            "tags": [tag], "operationId": f"workflow_{name}_list", "summary": f"List {name} instances, optionally in one state",
             "description": f"Served by `GET /workflows/{{definition}}`.",
             "parameters": [
                 {"name": "state", "in": "query", "required": False, "description": "only instances in this state",
@@ -134,7 +134,7 @@ def workflow_paths(definition: Definition) -> dict[str, dict[str, Any]]:
         acted = {"id": f"{name}-1", "state": (_targets(definition, action.name) or [definition.initial])[0],
                  "version": 2, "events": ["WorkflowTransitioned"]}
         paths[f"{base}/{{workflow_id}}/actions/{kebab(action.name)}"] = {"post": _action_operation(
-            action, tag, f"{name}_{kebab(action.name).replace('-', '_')}", workflow_id,
+            action, tag, f"workflow_{name}_action_{kebab(action.name).replace('-', '_')}", workflow_id,
             _ok(200, "WorkflowActionResponse", acted, COMMAND_HEADERS, f"Done: the {name}'s state and version now"),
             f"POST /workflows/{{definition}}/{{workflow_id}}/actions/{{action}}")}
     return paths
@@ -150,7 +150,7 @@ def order_paths(definition: Definition) -> dict[str, dict[str, Any]]:
         acted = {"order_id": "ord-1001", "state": transition.target if transition else definition.initial,
                  "version": 2, "events": [(transition.emits if transition else None) or "OrderTransitioned"]}
         paths[f"/orders/{{order_id}}/actions/{kebab(action.name)}"] = {"post": _action_operation(
-            action, "orders", f"order_{kebab(action.name).replace('-', '_')}", order_id,
+            action, "orders", f"order_action_{kebab(action.name).replace('-', '_')}", order_id,
             _ok(200, "CommandResponse", acted, COMMAND_HEADERS, "Done: the order's state and version now"),
             "POST /orders/{order_id}/actions/{action}")}
     return paths

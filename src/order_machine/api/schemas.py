@@ -248,18 +248,6 @@ class HealthResponse(BaseModel):
 
 # --------------------------------------------------------------------------- errors and headers (for the docs)
 
-class ErrorResponse(BaseModel):
-    """Every error body has `error` (a stable code) and `message` (for people); the rest depends on the code."""
-
-    model_config = ConfigDict(extra="allow")
-
-    error: str
-    message: str
-
-
-ERROR_EXAMPLES = EXAMPLES
-
-
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the error statuses a route can answer: each status's bodies
     (`ErrorNNN` in the document's components, see error_bodies.py) with a real example."""
@@ -281,9 +269,10 @@ COMMAND_HEADERS = {
 """Headers of a command's answer."""
 CREATED_HEADERS = {
     **COMMAND_HEADERS,
-    "Location": {"description": "Where the new resource is read: under ORDER_MACHINE_BASE_URL when set, else "
-                                "relative to this server; the id percent-encoded",
-                 "required": True, "schema": {"type": "string"}, "example": "/orders/ord-1001"},
+    "Location": {"description": "Where the new resource is read (e.g. /orders/ord-1001, /workflows/payment/pay-1): "
+                                "under ORDER_MACHINE_BASE_URL when set, else relative to this server; the id "
+                                "percent-encoded",
+                 "required": True, "schema": {"type": "string"}},
 }
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "If-None-Match named the current version: nothing changed since", "headers": ETAG_HEADERS}}
 
