@@ -21,6 +21,8 @@ from order_machine.api import create_app
 
 from http_support import settings_for
 
+pytestmark = pytest.mark.slow  # about 45 s; CI runs it with the rest
+
 CONFIG = {
     "seed": 20261205,
     "generation": {"mode": "all", "max-examples": 50, "deterministic": True, "database": "none"},

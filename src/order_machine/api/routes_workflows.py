@@ -21,7 +21,9 @@ from ..engine import WorkflowResult, resolve_action
 from ..projections.queries import WorkflowReadModel
 from .routes_orders import order_location
 from .deps import READ_HEADERS, RuntimeDep, command_headers, etag, idempotency_key, if_match, not_modified, runtime_of
-from .schemas import ETAG_HEADERS, NOT_MODIFIED, CommandResponse, body_examples, drawing, error_responses, ok
+from .schemas import (
+    ETAG_HEADERS, NOT_MODIFIED, CommandResponse, FieldInfo, body_examples, drawing, error_responses, ok,
+)
 
 router = APIRouter(tags=["workflows"])
 
@@ -69,16 +71,10 @@ class WorkflowPage(BaseModel):
     next_cursor: str | None = None
 
 
-class WorkflowField(BaseModel):
-    type: str
-    required: bool
-    description: str = ""
-
-
 class WorkflowAllowedAction(BaseModel):
     action: str
     description: str = ""
-    fields: dict[str, WorkflowField] = Field(default_factory=dict)
+    fields: dict[str, FieldInfo] = Field(default_factory=dict)
 
 
 class WorkflowActionsResponse(BaseModel):
