@@ -43,6 +43,14 @@ class CreateOrder(Command):
     description: Description = ""
     amount: Money | None = Field(default=None, description="initial amount before items")
     items: list[ItemLine] = Field(default_factory=list, max_length=1000)
+    data: dict[str, object] = Field(default_factory=dict, description=(
+        "values for the data fields order.yaml declares beyond customer_id, description, amount and items"))
+
+    @field_validator("data")
+    @classmethod
+    def _storable(cls, data: dict[str, object]) -> dict[str, object]:
+        check_stored(data, "data")
+        return data
 
 
 class AddOrderItem(Command):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .definition import Definition, TransitionSpec
 from .errors import DiagramError, OrderNotFoundError
-from .events import EVENT_TYPES, OrderTransitioned, StoredEvent, decode
+from .events import OrderTransitioned, StoredEvent, decode
 
 if TYPE_CHECKING:  # only for annotations: the caller hands us an open store
     from .store import EventStore
@@ -262,16 +262,18 @@ def _one_line(text: str) -> str:
 def order_path_from_events(stored_events: Iterable[StoredEvent]) -> list[Step]:
     """The (source, action, target) steps an order took, from its stored events in version order.
 
-    Creation and item events are not steps; an event type this code does not know raises DiagramError.
+    Creation and item events are not steps; every other event is a transition, whatever name order.yaml
+    gave it; one this code cannot read (e.g. of an unknown old schema) raises DiagramError.
     """
     path: list[Step] = []
     for stored in stored_events:
-        if stored.type not in EVENT_TYPES:
-            raise DiagramError(f"order {stored.stream_id!r}: unknown event type {stored.type!r} "
-                               f"at version {stored.version}; cannot draw its path")
-        event = decode(stored)
+        try:
+            event = decode(stored)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DiagramError(f"order {stored.stream_id!r}: cannot read event {stored.type!r} "
+                               f"at version {stored.version} ({exc}); cannot draw its path") from None
         if isinstance(event, OrderTransitioned):
-            path.append((event.source, type(event).action, event.target))
+            path.append((event.source, event.action, event.target))
     return path
 
 

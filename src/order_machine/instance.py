@@ -18,14 +18,14 @@ from .events import (
     WorkflowEvent, WorkflowMigrated, WorkflowStarted, WorkflowTransitioned, to_json, workflow_stream,
 )
 from .machine import Machine, check_fields, convert_value
-from .workflow import StatefulEntity, record
+from .workflow import StatefulEntity, transition_effects
 
 MachineOfVersion = Callable[[int], Machine]
 
 _SPECS: dict[int, tuple[Machine, dict[str, FieldSpec], frozenset[str]]] = {}
 
 
-def _recorded_specs(machine: Machine) -> tuple[dict[str, FieldSpec], frozenset[str]]:
+def recorded_specs(machine: Machine) -> tuple[dict[str, FieldSpec], frozenset[str]]:
     """The declared type of every name an instance records (data fields, actions' fields by their
     `into` name), and which of them are appended lists; computed once per machine."""
     cached = _SPECS.get(id(machine))
@@ -45,9 +45,9 @@ def _recorded_specs(machine: Machine) -> tuple[dict[str, FieldSpec], frozenset[s
     return specs, frozenset(appended)
 
 
-def _typed(machine: Machine, data: Mapping[str, Any]) -> dict[str, Any]:
+def typed_data(machine: Machine, data: Mapping[str, Any]) -> dict[str, Any]:
     """Stored (JSON) data back in its declared types: decimals and times as Decimal and datetime."""
-    specs, appended = _recorded_specs(machine)
+    specs, appended = recorded_specs(machine)
     out: dict[str, Any] = {}
     what = f"stored data of {machine.name}"
     for name, value in data.items():
@@ -61,7 +61,7 @@ def _typed(machine: Machine, data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _json_data(values: Mapping[str, Any], what: str) -> dict[str, Any]:
+def json_data(values: Mapping[str, Any], what: str) -> dict[str, Any]:
     try:
         return {name: to_json(value) for name, value in values.items()}
     except TypeError as exc:
@@ -104,7 +104,7 @@ class WorkflowInstance(StatefulEntity):
             checked.setdefault(name, [])
         instance = cls(machine, workflow_id)
         instance._record(WorkflowStarted(workflow_id, machine.name, at, machine.definition.version,
-                                         machine.initial, _json_data(checked, what)))
+                                         machine.initial, json_data(checked, what)))
         return instance
 
     @classmethod
@@ -131,7 +131,7 @@ class WorkflowInstance(StatefulEntity):
     def snapshot(self) -> dict[str, Any]:
         """The instance as the API shows it (data in JSON form)."""
         return {"id": self.id, "definition": self.definition, "definition_version": self.definition_version,
-                "state": self.state, "version": self.version, "data": _json_data(self.data, self.id),
+                "state": self.state, "version": self.version, "data": json_data(self.data, self.id),
                 "created_at": self.created_at, "updated_at": self.updated_at}
 
     # ----------------------------------------------------------------- commands
@@ -140,20 +140,10 @@ class WorkflowInstance(StatefulEntity):
                    at: datetime) -> WorkflowTransitioned:
         """Take the action's transition; raises TransitionNotAllowedError (with reasons) or InvalidCommandError."""
         transition, checked = await self._choose(action, data or {})
-        spec = self.machine.action_spec(transition.action)
-        recorded: dict[str, Any] = {}
-        cleared: tuple[str, ...] = ()
-        if spec is not None:
-            after = {k: (list(v) if isinstance(v, list) else v) for k, v in self.data.items()}
-            record(spec, checked, after)
-            touched = {(f.into or n) for n, f in spec.fields.items() if n in checked}
-            touched.update(spec.sets)
-            touched.update(spec.increments)
-            recorded = {name: after[name] for name in touched if name in after}
-            cleared = tuple(n for n in spec.clears if n in self.data and n not in recorded)
+        recorded, cleared = transition_effects(self.machine.action_spec(transition.action), checked, self.data)
         what = f"{self.definition} {self.id}: {transition.action}"
         event = WorkflowTransitioned(self.id, self.definition, at, transition.action, transition.source,
-                                     transition.target, _json_data(checked, what), _json_data(recorded, what),
+                                     transition.target, json_data(checked, what), json_data(recorded, what),
                                      cleared, transition.emits)
         self._record(event)
         await self._finish(transition, checked, at=at)
@@ -197,12 +187,12 @@ class WorkflowInstance(StatefulEntity):
         if isinstance(event, WorkflowTransitioned):
             self.state = event.target
             if event.recorded:
-                self.data.update(_typed(self.machine, event.recorded))
+                self.data.update(typed_data(self.machine, event.recorded))
             for name in event.cleared:
                 self.data.pop(name, None)
         elif isinstance(event, WorkflowStarted):
             self.definition_version = event.definition_version
-            self.data = _typed(self.machine, event.data)
+            self.data = typed_data(self.machine, event.data)
             self.state, self.created_at, self.initialised = event.state, event.at, True
         elif isinstance(event, WorkflowMigrated):
             if machine_of is not None:
@@ -214,4 +204,4 @@ class WorkflowInstance(StatefulEntity):
         return events
 
 
-__all__ = ["WorkflowInstance"]
+__all__ = ["WorkflowInstance", "json_data", "recorded_specs", "typed_data"]

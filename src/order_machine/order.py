@@ -18,14 +18,17 @@ from typing import Any
 
 from .errors import DefinitionError, InvalidCommandError, Problem
 from .events import (
-    TRANSITION_EVENTS, OrderCreated, OrderEvent, OrderItem, OrderItemAdded, OrderTransitioned, utcnow,
+    LEGACY_TRANSITIONS, WORKFLOW_EVENT_TYPES, OrderCreated, OrderEvent, OrderItem, OrderItemAdded, OrderTransitioned,
+    build_transition, transition_class, utcnow,
 )
-from .machine import Machine, Publisher
-from .workflow import StatefulEntity
+from .instance import json_data, recorded_specs, typed_data
+from .machine import Machine, Publisher, check_fields
+from .workflow import StatefulEntity, transition_effects
 
 
 class OrderState(StrEnum):
-    """The states of definitions/order.yaml (a test keeps them in step)."""
+    """The states of the shipped definitions/order.yaml (a test keeps them in step); an order.yaml of one's
+    own may declare more, and an order's `state` is then any of its states."""
 
     Pending = "Pending"
     Confirmed = "Confirmed"
@@ -37,7 +40,7 @@ class OrderState(StrEnum):
 
 
 class OrderAction(StrEnum):
-    """The actions of definitions/order.yaml (a test keeps them in step)."""
+    """The actions of the shipped definitions/order.yaml (a test keeps them in step)."""
 
     Confirm = "Confirm"
     StartProcessing = "StartProcessing"
@@ -76,21 +79,35 @@ def order_machine(path: str | Path | None = None) -> Machine:
     if path is None and not file.exists():  # a folder of one's own workflows only: orders run on the packaged one
         file = packaged_definitions_dir() / "order.yaml"
     machine = Machine.from_file(file)
-    _check_events_declared(machine)
+    check_event_names(machine)
     return machine
 
 
-def _check_events_declared(machine: Machine) -> None:
+#: names an order's transition may not be stored under: the order's other events and the workflows'
+_RESERVED_NAMES = frozenset({OrderCreated.__name__, OrderItemAdded.__name__, *WORKFLOW_EVENT_TYPES})
+
+
+def check_event_names(machine: Machine) -> None:
+    """Refuse an order definition whose `emits:` names would be read back as another event.
+
+    Any other name is fine: a transition is stored under it as an OrderTransitioned (see events.orders).
+    """
     problems = []
     for source, t in machine.definition.edges():
-        cls = TRANSITION_EVENTS.get(t.emits or "")
-        if cls is None or cls.action != t.action:
+        named = LEGACY_TRANSITIONS.get(t.emits or "")
+        if t.emits in _RESERVED_NAMES:
+            problems.append(Problem(f"transition {t.action} from {source} emits {t.emits!r}, the name of another "
+                                    "kind of event", f"<definition {machine.name}>", hint="choose another name"))
+        elif named is not None and named[0] != t.action:
             problems.append(Problem(
-                f"transition {t.action} from {source} emits {t.emits!r}, which is not an order event for {t.action}",
-                f"<definition {machine.name}>", hint=f"one of {', '.join(TRANSITION_EVENTS)}",
-            ))
+                f"transition {t.action} from {source} emits {t.emits!r}, which names the {named[0]} "
+                "action's event", f"<definition {machine.name}>", hint="choose another name"))
     if problems:
         raise DefinitionError(problems, f"<definition {machine.name}>")
+
+
+#: the data every order has, kept in fields of their own; order.yaml may declare more, kept in `Order.data`
+CORE_DATA = frozenset({"customer_id", "description", "amount", "items"})
 
 
 def _items(items: Iterable[OrderItem | str | Mapping[str, Any]]) -> tuple[OrderItem, ...]:
@@ -140,20 +157,19 @@ class Order(StatefulEntity):
         self.pending_events: list[OrderEvent] = []
         self.created_at: datetime | None = None
         self.updated_at: datetime | None = None
-        self.tracking_number: str | None = None
-        self.shipping_address: str | None = None
-        self.cancellation_reason: str | None = None
-        self.return_reason: str | None = None
+        # what the order's actions recorded, by the names order.yaml gives them (tracking_number, ...)
+        self.data: dict[str, Any] = {}
 
     # ----------------------------------------------------------------- building
 
     @classmethod
     def create(cls, machine: Machine, order_id: str, customer_id: str,
                items: Sequence[OrderItem | str | Mapping[str, Any]] = (), amount: Decimal | None = None,
-               description: str = "") -> Order:
-        """A new order with its OrderCreated event pending (no bus notification)."""
+               description: str = "", *, data: Mapping[str, Any] | None = None) -> Order:
+        """A new order with its OrderCreated event pending (no bus notification); `data` fills the data
+        fields order.yaml declares beyond customer_id, description, amount and items."""
         order = cls(machine, order_id, customer_id, items, amount, description)
-        order._start()
+        order._start(data or {})
         return order
 
     @classmethod
@@ -178,7 +194,7 @@ class Order(StatefulEntity):
         self._start()
         await self._notify_initialised(self.created_at)
 
-    def _start(self) -> None:
+    def _start(self, data: Mapping[str, Any] | None = None) -> None:
         if not self.customer_id:
             raise InvalidCommandError("an order needs a customer_id", "customer_id")
         if self.initial_amount is not None:
@@ -188,8 +204,15 @@ class Order(StatefulEntity):
             if not Decimal(amount).is_finite() or amount < 0:
                 raise InvalidCommandError(f"amount must be 0 or more, got {amount!r}", "amount")
             self.initial_amount = Decimal(amount)
+        what = f"order {self.id}"
+        declared = {n: f for n, f in self.machine.definition.data.items() if n not in CORE_DATA}
+        extra = check_fields(declared, data or {}, what) if declared or data else {}
+        for name in self.machine.counters:
+            extra.setdefault(name, 0)
+        for name in self.machine.lists:
+            extra.setdefault(name, [])
         self._record(OrderCreated(self.id, utcnow(), self.customer_id, self.description,
-                                  self.initial_amount, tuple(self.items)))
+                                  self.initial_amount, tuple(self.items), json_data(extra, what)))
 
     # ----------------------------------------------------------------- reading
 
@@ -203,20 +226,39 @@ class Order(StatefulEntity):
 
     total_amount = amount
 
+    @property
+    def tracking_number(self) -> str | None:
+        return self.data.get("tracking_number")
+
+    @property
+    def shipping_address(self) -> str | None:
+        return self.data.get("shipping_address")
+
+    @property
+    def cancellation_reason(self) -> str | None:
+        return self.data.get("cancellation_reason")
+
+    @property
+    def return_reason(self) -> str | None:
+        return self.data.get("return_reason")
+
     def guard_context(self) -> dict[str, Any]:
-        """What a guard's `when:` condition reads (docs/guards.md): the order's data, `amount` the total."""
-        return {
+        """What a guard's `when:` condition reads (docs/guards.md): every name the order records (None until
+        recorded), its customer, description, items and state, and `amount`, the total."""
+        context: dict[str, Any] = dict.fromkeys(recorded_specs(self.machine)[0])
+        context.update(self.data)
+        context.update({
             "customer_id": self.customer_id, "description": self.description, "amount": self.amount,
             "items": [{"product_id": i.product_id, "quantity": i.quantity, "unit_price": i.unit_price}
                       for i in self.items],
-            "tracking_number": self.tracking_number, "shipping_address": self.shipping_address,
-            "cancellation_reason": self.cancellation_reason, "return_reason": self.return_reason,
             "state": self.state,
-        }
+        })
+        return context
 
     @property
-    def status(self) -> OrderState:
-        return OrderState(self.state)
+    def status(self) -> str:
+        """The order's state (one of order.yaml's states; `OrderState` names the shipped ones)."""
+        return self.state
 
     # ----------------------------------------------------------------- commands
 
@@ -233,8 +275,12 @@ class Order(StatefulEntity):
     async def fire(self, action: str, **data: Any) -> OrderTransitioned:
         """Take an action; raises TransitionNotAllowedError (with reasons) when refused."""
         transition, checked = await self._choose(action, data)
+        recorded, cleared = transition_effects(self.machine.action_spec(transition.action), checked, self.data)
         at = utcnow()
-        event = TRANSITION_EVENTS[transition.emits or ""](self.id, at, transition.source, transition.target, **checked)
+        what = f"order {self.id}: {transition.action}"
+        event = build_transition(transition_class(transition.emits or ""), self.id, at, transition.action,
+                                 transition.source, transition.target, json_data(checked, what),
+                                 json_data(recorded, what), cleared, transition.emits or "")
         self._record(event)
         await self._finish(transition, checked, at=at)
         return event
@@ -269,18 +315,16 @@ class Order(StatefulEntity):
         self.updated_at = event.at
         if isinstance(event, OrderTransitioned):
             self.state = event.target
-            if event.action == OrderAction.Ship:
-                self.tracking_number = event.tracking_number  # type: ignore[attr-defined]
-                self.shipping_address = event.shipping_address  # type: ignore[attr-defined]
-            elif event.action == OrderAction.Cancel:
-                self.cancellation_reason = event.reason  # type: ignore[attr-defined]
-            elif event.action == OrderAction.Return:
-                self.return_reason = event.reason  # type: ignore[attr-defined]
+            if event.recorded:
+                self.data.update(typed_data(self.machine, event.recorded))
+            for name in event.cleared:
+                self.data.pop(name, None)
         elif isinstance(event, OrderItemAdded):
             self.items.append(OrderItem(event.product_id, event.quantity, event.unit_price))
         elif isinstance(event, OrderCreated):
             self.customer_id, self.description = event.customer_id, event.description
             self.initial_amount, self.items = event.amount, list(event.items)
+            self.data = typed_data(self.machine, event.data)
             self.created_at = event.at
             self.state = self.machine.initial
             self.initialised = True

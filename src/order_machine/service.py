@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -127,6 +127,9 @@ class OrderCommandService:
         # other processes are still caught by the store's expected-version check
         # order id -> [its lock, how many commands hold it or wait for it]; removed when that drops to 0
         self._order_locks: dict[str, list[Any]] = {}
+        self._handlers: dict[type[Command], Callable[[Any], Awaitable[CommandResult]]] = {
+            CreateOrder: self._create, AddOrderItem: self._add_item, PerformAction: self._perform,
+            UpdateOrderStatus: self._update_status}
 
     async def load(self, order_id: str) -> Order:
         """The order rebuilt from its events; raises OrderNotFoundError."""
@@ -155,23 +158,28 @@ class OrderCommandService:
         return result
 
     async def _dispatch(self, command: Command) -> CommandResult:
-        if isinstance(command, CreateOrder):
-            return await self._create(command)
-        if isinstance(command, AddOrderItem):
-            return await self._change(command, command.order_id, command.expected_version,
-                                      lambda o: _add_item(o, command))
-        if isinstance(command, PerformAction):
-            return await self._change(command, command.order_id, command.expected_version,
-                                      lambda o: o.fire(command.action, **command.data))
-        if isinstance(command, UpdateOrderStatus):
-            return await self._change(command, command.order_id, command.expected_version,
-                                      lambda o: self._to_status(o, command))
+        # one table from command type to handler, not a chain of isinstance tests: a command type of the
+        # order's lifecycle (ConfirmOrder, ShipOrder, ...) is one action of order.yaml with its data
+        handler = self._handlers.get(type(command))
+        if handler is not None:
+            return await handler(command)
         action = ACTION_COMMANDS.get(type(command))
         if action is None:
             raise InvalidCommandError(f"unknown command {type(command).__name__}")
         data = command.model_dump(exclude={"command_id", "order_id"})
         order_id = getattr(command, "order_id")
         return await self._change(command, order_id, None, lambda o: o.fire(action, **data))
+
+    async def _add_item(self, command: AddOrderItem) -> CommandResult:
+        return await self._change(command, command.order_id, command.expected_version, lambda o: _add_item(o, command))
+
+    async def _perform(self, command: PerformAction) -> CommandResult:
+        return await self._change(command, command.order_id, command.expected_version,
+                                  lambda o: o.fire(command.action, **command.data))
+
+    async def _update_status(self, command: UpdateOrderStatus) -> CommandResult:
+        return await self._change(command, command.order_id, command.expected_version,
+                                  lambda o: self._to_status(o, command))
 
     async def _seen(self, command: Command) -> CommandResult | None:
         if command.command_id is None:
@@ -195,7 +203,8 @@ class OrderCommandService:
             return seen
         order_id = command.order_id or new_id()
         order = Order.create(self.machine, order_id, command.customer_id,
-                             [i.model_dump() for i in command.items], command.amount, command.description)
+                             [i.model_dump() for i in command.items], command.amount, command.description,
+                             data=command.data)
         try:
             result = await self._save(command, order, 0)
         except ConcurrencyError:
@@ -272,7 +281,7 @@ class OrderCommandService:
         causation = command.command_id or causation_id()
         metadata = {"command_id": command.command_id, "causation_id": causation, "correlation_id": causation}
         new_events = [encode(e, {**metadata, "command": type(command).__name__}) for e in pending]
-        kinds = [type(e).__name__ for e in pending]
+        kinds = [e.type_name for e in pending]
         body = {"order_id": order.id, "state": order.state, "version": order.version, "events": kinds}
         # the result is only ever read back for a repeated command id: no id, nothing to record
         recorded = {**body, "fingerprint": _fingerprint(command)} if command.command_id is not None else None

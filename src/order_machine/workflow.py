@@ -178,3 +178,22 @@ def record(spec: ActionSpec, data: Mapping[str, Any], into: dict[str, Any]) -> N
         into.pop(name, None)
     for name in spec.increments:
         into[name] = into.get(name, 0) + 1
+
+
+def transition_effects(spec: ActionSpec | None, checked: Mapping[str, Any],
+                       data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """What an action does to an entity's `data`: (the values it records, the names it clears).
+
+    Computed on a copy, so it can go into the transition's event before anything changes; replaying
+    the event applies exactly these (the event, not today's definition, says what was recorded).
+    """
+    if spec is None:
+        return {}, ()
+    after = {k: (list(v) if isinstance(v, list) else v) for k, v in data.items()}
+    record(spec, checked, after)
+    touched = {(f.into or n) for n, f in spec.fields.items() if n in checked}
+    touched.update(spec.sets)
+    touched.update(spec.increments)
+    recorded = {name: after[name] for name in touched if name in after}
+    return recorded, tuple(n for n in spec.clears if n in data and n not in recorded)
+

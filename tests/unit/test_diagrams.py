@@ -274,9 +274,10 @@ def test_the_path_is_read_from_the_transition_events_in_order() -> None:
     ]
 
 
-def test_an_event_type_this_code_does_not_know_is_refused_by_name() -> None:
+def test_an_event_this_code_cannot_read_is_refused_by_name() -> None:
     odd = StoredEvent(9, "o-1", 9, "OrderTeleported", 1, {}, {}, AT)
-    with pytest.raises(DiagramError, match="order 'o-1': unknown event type 'OrderTeleported' at version 9"):
+    with pytest.raises(DiagramError, match="order 'o-1': cannot read event 'OrderTeleported' at version 9 "
+                                           r"\(no upcaster for OrderTeleported v1\)"):
         order_path_from_events([*stream(), odd])
 
 

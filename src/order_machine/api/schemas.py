@@ -43,6 +43,9 @@ class CreateOrderRequest(BaseModel):
     description: StoredText = Field(default="", max_length=2000)
     amount: Money | None = Field(default=None, description="initial amount before items (decimal string)")
     items: list[ItemLine] = Field(default_factory=list, max_length=1000)
+    data: dict[str, Any] = Field(default_factory=dict, description=(
+        "values for the data fields order.yaml declares beyond customer_id, description, amount and items "
+        "(none in the shipped one); checked against their declared types"))
 
 
 class AddItemRequest(BaseModel):
@@ -106,6 +109,7 @@ _ORDER_EXAMPLE: dict[str, Any] = {
     "items": [{"product_id": "sku-42", "quantity": 2, "unit_price": "19.99", "total_price": "39.98"}],
     "version": 4, "tracking_number": "1Z999AA10123456784", "shipping_address": "1 Main St, Springfield",
     "cancellation_reason": None, "return_reason": None,
+    "data": {"tracking_number": "1Z999AA10123456784", "shipping_address": "1 Main St, Springfield"},
 }
 
 
@@ -127,6 +131,9 @@ class OrderResponse(BaseModel):
     shipping_address: str | None = None
     cancellation_reason: str | None = None
     return_reason: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict, description=(
+        "every value the order's actions recorded, by the names order.yaml gives them (those of an order.yaml "
+        "of one's own included); the four fields above repeat the shipped definition's"))
 
 
 class OrderSummaryResponse(BaseModel):

@@ -10,12 +10,14 @@ import argparse
 import json
 import sys
 from decimal import Decimal, InvalidOperation
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from ..bootstrap import Runtime
 from ..commands import CommandResult, CreateOrder, PerformAction, Command
+from ..definition import FieldSpec
 from ..errors import InvalidCommandError
 from ._session import add_store_options, print_json, require_existing_database, running, settings_from, table
 
@@ -59,6 +61,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--amount", type=_decimal, metavar="DECIMAL", help="initial amount before items, e.g. 120.00")
     p.add_argument("--item", dest="items", action="append", type=_item, default=[], metavar="PRODUCT:QTY:PRICE",
                    help="an item line, e.g. sku-42:2:19.99 (repeat for several)")
+    p.add_argument("--field", dest="fields", action="append", type=_field, default=[], metavar="NAME=VALUE",
+                   help="a data field order.yaml declares beyond the ones above (repeat for several)")
     p.add_argument("--key", metavar="IDEMPOTENCY_KEY", help="run at most once for this key")
     p.set_defaults(handler=create)
 
@@ -135,9 +139,10 @@ def _command(cls: type[Command], **data: Any) -> Command:
 
 
 async def create(args: argparse.Namespace) -> int:
-    command = _command(CreateOrder, order_id=args.id, customer_id=args.customer, description=args.description,
-                       amount=args.amount, items=args.items, command_id=args.key)
     async with running(settings_from(args)) as rt:
+        command = _command(CreateOrder, order_id=args.id, customer_id=args.customer, description=args.description,
+                           amount=args.amount, items=args.items, command_id=args.key,
+                           data=_typed(rt.machine.definition.data, args.fields))
         result = await rt.service.handle(command)
         if args.json:
             print_json(_result_json(result))
@@ -160,8 +165,8 @@ async def show(args: argparse.Namespace) -> int:
     rows = [("order", order.id), ("customer", order.customer_id), ("status", order.status),
             ("amount", order.amount), ("description", order.description), ("version", order.version),
             ("created", _time(order.created_at)), ("updated", _time(order.updated_at))]
-    rows += [(name, getattr(order, name)) for name in
-             ("tracking_number", "shipping_address", "cancellation_reason", "return_reason") if getattr(order, name)]
+    # what the order's actions recorded, by order.yaml's names (tracking_number, cancellation_reason, ...)
+    rows += [(name, value) for name, value in order.data.items() if value not in (None, "", [], {})]
     width = max(len(r[0]) for r in rows)
     print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
     if order.items:
@@ -248,7 +253,10 @@ def _action_name(rt: Runtime, given: str) -> str:
 def _typed_fields(rt: Runtime, action: str, fields: list[tuple[str, str]]) -> dict[str, Any]:
     """Command-line text to the types an action's fields declare (the machine checks the rest)."""
     spec = rt.machine.action_spec(action)
-    declared = spec.fields if spec is not None else {}
+    return _typed(spec.fields if spec is not None else {}, fields)
+
+
+def _typed(declared: Mapping[str, FieldSpec], fields: list[tuple[str, str]]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for name, text in fields:
         kind = declared[name].type if name in declared else "str"

@@ -38,7 +38,8 @@ class InMemoryReadModels:
 
     def _load(self, order_ids: Collection[str]) -> dict[str, OrderRow]:
         # copies: the projector mutates what it loads, and a failed batch must leave no trace
-        return {i: replace(self._orders[i]) for i in order_ids if i in self._orders}
+        # copies, data included: a batch mutates them and must leave nothing behind if it fails
+        return {i: replace(self._orders[i], data=dict(self._orders[i].data)) for i in order_ids if i in self._orders}
 
     def _load_workflows(self, stream_ids: Collection[str]) -> dict[str, WorkflowRow]:
         return {i: copy.deepcopy(self._workflows[i]) for i in stream_ids if i in self._workflows}
@@ -76,7 +77,7 @@ class InMemoryReadModels:
             self._orders.pop(order_id, None)
             self._items.pop(order_id, None)
         else:
-            self._orders[order_id] = replace(projected.row)
+            self._orders[order_id] = replace(projected.row, data=dict(projected.row.data))
             self._items[order_id] = list(projected.items)
         return True
 

@@ -33,9 +33,9 @@ VIEW_TABLES = {"orders": "read_orders", "order_items": "read_order_items", "orde
 
 _ORDER_COLUMNS = ("id", "customer_id", "description", "initial_amount", "amount", "status", "created_at",
                   "updated_at", "version", "item_count", "created_position", "position", "tracking_number",
-                  "shipping_address", "cancellation_reason", "return_reason")
+                  "shipping_address", "cancellation_reason", "return_reason", "data")
 _ORDER_TYPES = ("text", "text", "text", "numeric", "numeric", "text", "timestamptz", "timestamptz", "int", "int",
-                "bigint", "bigint", "text", "text", "text", "text")
+                "bigint", "bigint", "text", "text", "text", "text", "jsonb")
 _ITEM_COLUMNS = ("order_id", "line", "product_id", "quantity", "unit_price")
 _ITEM_TYPES = ("text", "int", "text", "int", "numeric")
 _HISTORY_COLUMNS = ("position", "order_id", "version", "type", "action", "from_state", "to_state", "at", "data")
@@ -59,7 +59,7 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
 def _order_values(o: OrderRow) -> tuple[Any, ...]:
     return (o.id, o.customer_id, o.description, o.initial_amount, o.amount, o.status, o.created_at, o.updated_at,
             o.version, o.item_count, o.created_position, o.position, o.tracking_number, o.shipping_address,
-            o.cancellation_reason, o.return_reason)
+            o.cancellation_reason, o.return_reason, Jsonb(o.data))
 
 
 def _item_values(i: ItemRow) -> tuple[Any, ...]:
@@ -214,9 +214,9 @@ class PostgresReadModels:
         )
         if not rows:
             return None
-        row = OrderRow(*rows[0][:16])
+        row = OrderRow(*rows[0][:17])
         items = [ItemRow(order_id, line, product, quantity, Decimal(price)) for line, product, quantity, price
-                 in rows[0][16]]
+                 in rows[0][17]]
         return order_model(row, items)
 
     async def get_summary(self, order_id: str) -> OrderSummaryReadModel | None:

@@ -13,8 +13,8 @@ from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
 from ..events import (
-    EVENT_TYPES, TRANSITION_EVENTS, WORKFLOW_EVENT_TYPES, OrderCancelled, OrderCreated, OrderItemAdded,
-    OrderReturned, OrderShipped, StoredEvent, WorkflowMigrated, WorkflowStarted, split_workflow_stream, upcast,
+    EVENT_TYPES, WORKFLOW_EVENT_TYPES, OrderCreated, OrderItemAdded, StoredEvent, WorkflowMigrated, WorkflowStarted,
+    current_schema_version, split_workflow_stream, upcast,
 )
 
 INITIAL_STATE = "Pending"  # the initial state of definitions/order.yaml; projectors take it as a parameter
@@ -44,6 +44,12 @@ class OrderRow:
     shipping_address: str | None = None
     cancellation_reason: str | None = None
     return_reason: str | None = None
+    #: every value the order's actions recorded (JSON form), the four above included
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+#: the names the `orders` view also keeps in columns of their own (the shipped order.yaml's)
+ORDER_COLUMNS_RECORDED = ("tracking_number", "shipping_address", "cancellation_reason", "return_reason")
 
 
 @dataclass(slots=True)
@@ -170,8 +176,7 @@ EventData = Mapping[str, Any]
 Decoded = tuple[StoredEvent, EventData | BaseException | None]
 
 _CREATED, _ITEM_ADDED = OrderCreated.__name__, OrderItemAdded.__name__
-_SHIPPED, _CANCELLED, _RETURNED = OrderShipped.__name__, OrderCancelled.__name__, OrderReturned.__name__
-_ACTIONS = {name: cls.action for name, cls in TRANSITION_EVENTS.items()}
+_COLUMNS_RECORDED = frozenset(ORDER_COLUMNS_RECORDED)
 _WORKFLOW_TYPES = frozenset(WORKFLOW_EVENT_TYPES)
 _STARTED, _MIGRATED = WorkflowStarted.__name__, WorkflowMigrated.__name__
 _SCHEMA_VERSIONS: dict[str, int] = {name: cls.schema_version for name, cls in EVENT_TYPES.items()}
@@ -228,9 +233,13 @@ def decode_batch(batch: Sequence[StoredEvent]) -> list[Decoded]:
 
 
 def _upcast(stored: StoredEvent) -> EventData | BaseException | None:
-    """decode_batch's slow path: another workflow's event (None), or data of an older or newer version."""
+    """decode_batch's slow path: data of an older or newer version, or an order transition stored under a
+    name of its definition's own (`emits: OrderHeld`); None for an event of no order or workflow."""
     if stored.type not in _SCHEMA_VERSIONS:
-        return None
+        if "/" in stored.stream_id:
+            return None
+        if stored.schema_version == current_schema_version(stored.type):
+            return stored.data
     try:
         return upcast(stored.type, stored.schema_version, stored.data)
     except Exception as exc:
@@ -313,15 +322,19 @@ class OrderProjector:
             row.item_count += 1
             row.amount += price * quantity
             changes.add_item(ItemRow(order_id, row.item_count, str(data["product_id"]), quantity, price))
-        else:  # a transition (every other order event type)
+        else:  # a transition (every other order event type): its state, and what it recorded or cleared
             row.status = str(data["target"])
-            if kind == _SHIPPED:
-                row.tracking_number = str(data.get("tracking_number", ""))
-                row.shipping_address = str(data.get("shipping_address", ""))
-            elif kind == _CANCELLED:
-                row.cancellation_reason = str(data.get("reason", ""))
-            elif kind == _RETURNED:
-                row.return_reason = str(data.get("reason", ""))
+            recorded, cleared = data.get("recorded"), data.get("cleared")
+            if recorded:
+                row.data.update(recorded)
+                for name in _COLUMNS_RECORDED.intersection(recorded):
+                    value = recorded[name]
+                    setattr(row, name, None if value is None else str(value))
+            if cleared:
+                for name in cleared:
+                    row.data.pop(name, None)
+                    if name in _COLUMNS_RECORDED:
+                        setattr(row, name, None)
         changes.dirty[order_id] = row  # put_order, inline: the row is already in changes.orders
 
     def _create(self, changes: Changes, stored: StoredEvent, data: EventData) -> None:
@@ -337,6 +350,7 @@ class OrderProjector:
         changes.put_order(OrderRow(
             stored.stream_id, str(data["customer_id"]), str(data.get("description", "")), initial_amount, amount,
             self.initial_state, at, at, stored.version, len(items), stored.position, stored.position,
+            data=dict(data.get("data") or {}),
         ))
 
 
@@ -355,23 +369,17 @@ class OrderHistoryProjector:
         kind = stored.type
         if kind in _WORKFLOW_TYPES:  # workflows' history is read from their streams
             return
-        action = _ACTIONS.get(kind)
-        if action is not None:
-            source, target = str(data["source"]), str(data["target"])
-        elif kind == _CREATED:
-            source, target = None, self.initial_state
-        else:
-            source = target = None
+        action: str | None
+        if kind == _CREATED or kind == _ITEM_ADDED:
+            action, source, target = None, None, (self.initial_state if kind == _CREATED else None)
+            extra = dict(data)
+            extra.pop("at")
+        else:  # a transition: its action's fields are the entry's data
+            action, source, target = str(data["action"]), str(data["source"]), str(data["target"])
+            extra = data.get("data") or {}
         at = data["at"]
         if type(at) is not str:
             raise ProjectionConflict(f"at must be an ISO 8601 time, got {at!r}")
-        if len(data) > 3 or action is None:  # a plain transition has only the three kept in columns
-            extra = dict(data)
-            extra.pop("at")
-            extra.pop("source", None)
-            extra.pop("target", None)
-        else:
-            extra = {}
         # tuple.__new__ builds the named tuple without the Python-level __new__ (a third of the cost)
         changes.history.append(_new_tuple(HistoryRow, (
             stored.position, stored.stream_id, stored.version, kind, action, source, target, at, extra,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InvalidCommandError
 from ..ids import id_problem
@@ -47,6 +47,8 @@ class OrderReadModel(BaseModel):
     shipping_address: str | None = None
     cancellation_reason: str | None = None
     return_reason: str | None = None
+    #: every value the order's actions recorded, by the names order.yaml gives them (JSON form)
+    data: dict[str, Any] = Field(default_factory=dict)
 
 
 class OrderSummaryReadModel(BaseModel):
@@ -135,7 +137,7 @@ def order_model(row: OrderRow, items: Sequence[ItemRow]) -> OrderReadModel:
         status=row.status, created_at=row.created_at, updated_at=row.updated_at,
         items=[item_model(i) for i in items], version=row.version,
         tracking_number=row.tracking_number, shipping_address=row.shipping_address,
-        cancellation_reason=row.cancellation_reason, return_reason=row.return_reason,
+        cancellation_reason=row.cancellation_reason, return_reason=row.return_reason, data=dict(row.data),
     )
 
 

@@ -36,7 +36,7 @@ R = TypeVar("R")
 logger = logging.getLogger(__name__)
 
 #: bump when a read-model table changes: older tables are dropped and rebuilt from the events on open
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS read_workflows (
     stream_id TEXT PRIMARY KEY,
@@ -73,7 +73,8 @@ CREATE TABLE IF NOT EXISTS read_orders (
     tracking_number TEXT,
     shipping_address TEXT,
     cancellation_reason TEXT,
-    return_reason TEXT
+    return_reason TEXT,
+    data TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS read_orders_by_customer ON read_orders (customer_id, created_position);
 CREATE INDEX IF NOT EXISTS read_orders_by_status ON read_orders (status, created_position);
@@ -111,7 +112,7 @@ _TABLES = (*VIEW_TABLES.values(), "projection_checkpoints")
 
 _ORDER_COLUMNS = ("id, customer_id, description, initial_amount, amount, status, created_at, updated_at, version, "
                   "item_count, created_position, position, tracking_number, shipping_address, "
-                  "cancellation_reason, return_reason")
+                  "cancellation_reason, return_reason, data")
 _SELECT_ORDER = f"SELECT {_ORDER_COLUMNS} FROM read_orders"
 _UPSERT_TAIL = " ON CONFLICT (id) DO UPDATE SET " + ", ".join(
     f"{c} = excluded.{c}" for c in _ORDER_COLUMNS.split(", ")[1:])
@@ -127,14 +128,15 @@ _encode_json = msgspec.json.Encoder().encode
 
 def _order_row(r: Sequence[Any]) -> OrderRow:
     return OrderRow(r[0], r[1], r[2], Decimal(r[3]) if r[3] is not None else None, Decimal(r[4]), r[5],
-                    from_micros(r[6]), from_micros(r[7]), r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15])
+                    from_micros(r[6]), from_micros(r[7]), r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15],
+                    json.loads(r[16]))
 
 
 def _order_values(o: OrderRow) -> tuple[Any, ...]:
     return (o.id, o.customer_id, o.description, str(o.initial_amount) if o.initial_amount is not None else None,
             str(o.amount), o.status, to_micros(o.created_at), to_micros(o.updated_at), o.version, o.item_count,
             o.created_position, o.position, o.tracking_number, o.shipping_address, o.cancellation_reason,
-            o.return_reason)
+            o.return_reason, _dumps(o.data))
 
 
 def _item_values(i: ItemRow) -> tuple[Any, ...]:
@@ -144,7 +146,7 @@ def _item_values(i: ItemRow) -> tuple[Any, ...]:
 def _write_orders(conn: sqlite3.Connection, orders: Sequence[OrderRow], items: Sequence[ItemRow]) -> None:
     """Upsert `orders` and insert `items` (a batch's, or one repaired order's)."""
     if orders:
-        _insert_rows(conn, f"INSERT INTO read_orders ({_ORDER_COLUMNS})", 16, [_order_values(o) for o in orders],
+        _insert_rows(conn, f"INSERT INTO read_orders ({_ORDER_COLUMNS})", 17, [_order_values(o) for o in orders],
                      _UPSERT_TAIL)
     if items:
         _insert_rows(conn, "INSERT INTO read_order_items", 5, [_item_values(i) for i in items])

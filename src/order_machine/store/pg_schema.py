@@ -196,6 +196,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX read_workflows_by_state ON {s}.read_workflows (definition, state, created_position)",
         "CREATE INDEX read_workflows_by_created ON {s}.read_workflows (definition, created_position)",
     )),
+    # what an order's actions recorded, whatever order.yaml names it; filled here from the four columns
+    # that held it before, which is what replaying the orders' events gives
+    Migration(5, "read models: an order's recorded data", (
+        "ALTER TABLE {s}.read_orders ADD COLUMN data jsonb NOT NULL DEFAULT '{{}}'",
+        """UPDATE {s}.read_orders SET data = jsonb_strip_nulls(jsonb_build_object(
+            'tracking_number', tracking_number, 'shipping_address', shipping_address,
+            'cancellation_reason', cancellation_reason, 'return_reason', return_reason))""",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
