@@ -10,9 +10,9 @@ repeatable and within a minute or so on a 2-core machine.
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
+import pytest
 import schemathesis
 from schemathesis.engine import Status, events, from_schema
 from schemathesis.python import asgi

@@ -18,6 +18,7 @@ from order_machine.api.error_bodies import EXAMPLES
 from order_machine.config import Settings
 
 from http_support import ITEM, app, client, db_url  # noqa: F401 (fixtures)
+from test_api_order_definition import held_definitions  # noqa: F401 (fixture)
 
 GADGET = """\
 name: gadget
@@ -115,6 +116,22 @@ async def test_order_yaml_actions_are_documented_under_the_orders_action_route(c
     assert cancel["responses"]["200"]["content"]["application/json"]["example"]["events"] == ["OrderCancelled"]
     assert "/orders/{order_id}/actions/start-processing" in spec["paths"]
     assert "/workflows/order" not in spec["paths"]  # orders are served at /orders
+
+
+async def test_actions_and_data_fields_added_to_order_yaml_are_documented(held_definitions: Path) -> None:
+    application = create_app(Settings(db_url="memory://", definitions_dir=held_definitions))
+    async with application.router.lifespan_context(application):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(application), base_url="http://testserver") as c:
+            spec = await _spec(c)
+    hold = spec["paths"]["/orders/{order_id}/actions/hold"]["post"]
+    fields = hold["requestBody"]["content"]["application/json"]["schema"]
+    assert fields["required"] == ["reason"] and fields["properties"]["until"]["format"] == "date-time"
+    assert "requestBody" not in spec["paths"]["/orders/{order_id}/actions/release"]["post"]
+    create = spec["components"]["schemas"]["CreateOrderRequest"]
+    data = create["properties"]["data"]
+    assert (data["required"], set(data["properties"]), data["additionalProperties"]) == (["channel"], {"channel", "rush"},
+                                                                                          False)
+    assert data["properties"]["rush"]["type"] == ["boolean", "null"] and "data" in create["required"]
 
 
 async def test_every_operation_documents_the_errors_it_can_answer_with_the_bodies_the_server_writes(

@@ -16,7 +16,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from .error_bodies import BY_STATUS, component_schemas
-from .openapi_definitions import REF, definition_tags, order_paths, workflow_paths
+from ..definition import Definition
+from ..order import CORE_DATA
+from .openapi_definitions import REF, definition_tags, fields_schema, order_paths, workflow_paths
 from .schemas import COMMAND_HEADERS, CREATED_HEADERS, error_responses
 
 if TYPE_CHECKING:
@@ -69,9 +71,21 @@ def build_openapi(app: FastAPI, runtime: Runtime | None) -> dict[str, Any]:
         for definition in definitions:
             document["paths"].update(workflow_paths(definition))
         document["paths"].update(order_paths(runtime.machine.definition))
+        _order_data(document, runtime.machine.definition)
         document["tags"] = [*document.get("tags", []), *definition_tags(definitions)]
     complete(document)
     return document
+
+
+def _order_data(document: dict[str, Any], definition: Definition) -> None:
+    """`POST /orders`' `data`: the fields order.yaml declares beyond the four every order has, typed."""
+    extra = {name: spec for name, spec in definition.data.items() if name not in CORE_DATA}
+    create = document["components"]["schemas"].get("CreateOrderRequest")
+    if create is not None:
+        data = create["properties"]["data"]
+        create["properties"]["data"] = {**fields_schema(extra), "description": data.get("description", "")}
+        if any(spec.required for spec in extra.values()):
+            create["required"] = [*create.get("required", []), "data"]
 
 
 def complete(document: dict[str, Any]) -> None:
