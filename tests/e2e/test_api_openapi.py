@@ -227,3 +227,12 @@ async def test_the_docs_pages_load_only_files_this_server_serves(client: httpx.A
             answer = await client.get(url)
             assert answer.status_code == 200, (page, url)
             assert len(answer.content) > 1000, (page, url)
+
+
+async def test_before_the_app_runs_its_document_has_the_routes_but_no_definitions_operations(
+        gadget_client: httpx.AsyncClient, tmp_path: Path) -> None:
+    idle = create_app(Settings(db_url="memory://", definitions_dir=tmp_path / "definitions"))
+    paths = idle.openapi()["paths"]
+    assert "/workflows/{definition}/{workflow_id}/actions/{action}" in paths
+    assert not any(p.startswith("/workflows/gadget") for p in paths)
+    assert any(p.startswith("/workflows/gadget") for p in (await _spec(gadget_client))["paths"])

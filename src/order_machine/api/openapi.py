@@ -47,18 +47,15 @@ def install_openapi(app: FastAPI, runtime: Runtime | None = None) -> None:
     The definitions come from the running Runtime (the app's lifespan, or `runtime` when the caller owns
     it); before one runs the document has only the generic routes and is not kept.
     """
-    cache: dict[int, dict[str, Any]] = {}
+    built: list[tuple[object, dict[str, Any]]] = []  # (the catalog it was built from, the document)
 
     def openapi() -> dict[str, Any]:
         rt: Runtime | None = getattr(app.state, "runtime", None) or runtime
-        key = id(rt.engine.catalog) if rt is not None else 0
-        if key not in cache:
-            document = build_openapi(app, rt)
-            if rt is None:
-                return document
-            cache.clear()
-            cache[key] = document
-        return cache[key]
+        if rt is None:
+            return build_openapi(app, None)
+        if not built or built[0][0] is not rt.engine.catalog:
+            built[:] = [(rt.engine.catalog, build_openapi(app, rt))]
+        return built[0][1]
 
     app.openapi = openapi  # type: ignore[method-assign]
 
