@@ -22,6 +22,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "store": ("bench.store", "SQLite commands, projection rebuild and load vs eventsourcing"),
     "http": ("bench.http", "POST /orders + confirm through the real server vs a bare FastAPI endpoint"),
     "postgres": ("bench.postgres", "PostgreSQL commands with 1/4/8 clients and projection vs eventsourcing"),
+    "auth": ("bench.auth", "what API keys add to a request: the same app with auth none and keys, in process"),
 }
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .apikeys import KeyStore, MemoryKeyRows, open_key_store
 from .bus import EventBus
 from .catalog import Catalog
 from .config import Settings
@@ -48,6 +49,8 @@ class Runtime:
     # PostgreSQL: the projectors run under leases shared with every other process on the database (the
     # runner above then only serves rebuild and check); it follows their progress for read-your-writes
     worker: LeasedProjectionWorker | None = None
+    # the API keys, beside the events (api_keys table; in memory for memory://)
+    keys: KeyStore = field(default_factory=lambda: KeyStore(MemoryKeyRows()))
     started: bool = field(default=False, init=False)
 
     @property
@@ -79,6 +82,7 @@ class Runtime:
             await self.bus.stop()
             self.started = False
         await self.read_models.close()
+        await self.keys.close()
         await self.store.close()
 
     async def __aenter__(self) -> Runtime:
@@ -211,11 +215,11 @@ async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Gu
     else:
         bus.subscribe(follower.wake)
     commands = OrderCommandService(store, machine, bus, retries=settings.command_retries,
-                                   cache_size=settings.order_cache_size)
+                                   cache_size=settings.order_cache_size, max_items=settings.max_items_per_order)
     service = OrderApplicationService(commands, read_models, follower, read_your_writes=settings.read_your_writes,
                                       wait_seconds=settings.read_wait_seconds)
     engine = WorkflowEngine(store, catalog, bus, retries=settings.command_retries)
     workflows = WorkflowQueries(engine, read_models, follower if settings.read_your_writes else None,
                                 wait_seconds=settings.read_wait_seconds)
     return Runtime(settings, store, bus, machine, definitions, read_models, runner, commands, service, engine,
-                   workflows, worker)
+                   workflows, worker, open_key_store(store))

@@ -52,6 +52,28 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # who may call the API, and how much a caller may send (docs/security.md)
+    auth: Literal["none", "keys"] | None = Field(
+        default=None, description="keys: every route but /health needs `Authorization: Bearer KEY` "
+                                  "(order-machine keys create); none: no check. Unset: none, but `serve` refuses "
+                                  "a non-loopback host until one is chosen",
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1, description="larger request bodies answer 413 too_large")
+    body_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a request body must arrive whole this soon after its headers, else 408",
+    )
+    max_header_bytes: int = Field(
+        default=16_384, ge=1024, description="a request's target and headers may take at most this many bytes, "
+                                             "else 431 (serve also gives it to uvicorn: h11_max_incomplete_event_size)",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="serve only: a request's line and headers must arrive this soon after the "
+                                        "connection opens or their first byte, else the connection is closed",
+    )
+    max_items_per_order: int = Field(
+        default=1000, ge=1, le=1000,
+        description="items an order may hold, more is 422 `items` (it can only lower the request models' ceiling of 1000)",
+    )
     # PostgreSQL operational settings
     pg_pool_size: int = Field(default=10, ge=1)
     pg_statement_timeout_ms: int = Field(default=30_000, ge=0)

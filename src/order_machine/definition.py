@@ -29,6 +29,8 @@ __all__ = [
 FieldType = Literal["str", "int", "decimal", "bool", "datetime", "list", "dict"]
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
 DEFINITION_NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
+#: fields an action (or a definition's `data`) may declare: each is checked on every command that carries it
+MAX_FIELDS = 100
 
 
 class _Model(BaseModel):
@@ -58,7 +60,8 @@ class StateSpec(_Model):
 class ActionSpec(_Model):
     name: str = Field(pattern=NAME_PATTERN, description="e.g. Confirm")
     description: str = ""
-    fields: dict[str, FieldSpec] = Field(default_factory=dict, description="data the action carries")
+    fields: dict[str, FieldSpec] = Field(default_factory=dict, max_length=MAX_FIELDS,
+                                         description="data the action carries")
     sets: dict[str, Any] = Field(default_factory=dict, description="constant values the action records")
     clears: list[str] = Field(default_factory=list, description="recorded fields the action clears")
     increments: list[str] = Field(default_factory=list, description="counters the action adds one to")
@@ -107,7 +110,8 @@ class Definition(_Model):
     version: int = Field(default=1, ge=1, strict=True)  # schema.json says integer: "2" is refused
     description: str = ""
     initial: str = Field(description="the state every entity starts in")
-    data: dict[str, FieldSpec] = Field(default_factory=dict, description="data an entity is created with")
+    data: dict[str, FieldSpec] = Field(default_factory=dict, max_length=MAX_FIELDS,
+                                       description="data an entity is created with")
     states: list[StateSpec] = Field(min_length=1)
     actions: list[ActionSpec] = Field(min_length=1)
     guards: list[GuardSpec] = Field(default_factory=list)
@@ -299,6 +303,11 @@ def _schema_problems(exc: ValidationError, located: LocatedData, path: str) -> t
             msg, hint = f"{where} must be true or false, got {got!r}", "write true or false, unquoted"
         elif kind.startswith("int"):
             msg, hint = f"{where} must be a whole number, got {got!r}", "write it unquoted, e.g. 2"
+        elif kind == "too_long":
+            ctx = err.get("ctx", {})
+            count = len(got) if isinstance(got, (dict, list)) else "too many"  # pydantic stops counting a dict
+            msg = f"{where} declares {count} entries; at most {ctx.get('max_length')} are allowed"
+            hint = "split it into smaller actions or workflows"
         else:
             msg = f"{where}: {err['msg']}"
         out.append(Problem(msg, path, line, hint))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from .actor import with_actor
 from .bus import EventBus
 from .catalog import Catalog
 from .errors import (
@@ -256,8 +257,8 @@ class WorkflowEngine:
                     fingerprint: str) -> WorkflowResult:
         pending: list[WorkflowEvent] = instance.take_pending_events()
         causation = command_id or self._causation_id()
-        metadata = {"command_id": command_id, "causation_id": causation, "correlation_id": causation,
-                    "definition_version": instance.definition_version}
+        metadata = with_actor({"command_id": command_id, "causation_id": causation, "correlation_id": causation,
+                               "definition_version": instance.definition_version})
         kinds = [type(e).__name__ for e in pending]
         body = {"id": instance.id, "definition": instance.definition,
                 "definition_version": instance.definition_version, "state": instance.state,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from .actor import with_actor
 from .bus import EventBus
 from .commands import (
     ACTION_COMMANDS, AddOrderItem, CommandResult, CreateOrder, GetOrder, GetOrdersByCustomer, GetOrdersByStatus,
@@ -114,9 +115,11 @@ class OrderCommandService:
         *,
         retries: int = 10,
         cache_size: int = 10_000,
+        max_items: int = 1000,
     ) -> None:
         self.store, self.machine, self.bus = store, machine, bus
         self.retries = retries
+        self.max_items = max_items
         self.counters = CommandCounters()
         # Orders this process saved last, to skip the reload on the next command. Safe because every
         # append is checked against the version the order had: a stale copy fails the append (or is
@@ -171,7 +174,8 @@ class OrderCommandService:
         return await self._change(command, order_id, None, lambda o: o.fire(action, **data))
 
     async def _add_item(self, command: AddOrderItem) -> CommandResult:
-        return await self._change(command, command.order_id, command.expected_version, lambda o: _add_item(o, command))
+        return await self._change(command, command.order_id, command.expected_version,
+                                  lambda o: _add_item(o, command, self.max_items))
 
     async def _perform(self, command: PerformAction) -> CommandResult:
         return await self._change(command, command.order_id, command.expected_version,
@@ -201,6 +205,9 @@ class OrderCommandService:
     async def _create(self, command: CreateOrder) -> CommandResult:
         if (seen := await self._seen(command)) is not None:
             return seen
+        if len(command.items) > self.max_items:
+            raise InvalidCommandError(f"an order may hold at most {self.max_items} items, got {len(command.items)}",
+                                      "items")
         order_id = command.order_id or new_id()
         order = Order.create(self.machine, order_id, command.customer_id,
                              [i.model_dump() for i in command.items], command.amount, command.description,
@@ -279,7 +286,8 @@ class OrderCommandService:
         # causation: the command that caused these events; correlation: the conversation it belongs to
         # (the caller's command id when given, so retries of one request correlate)
         causation = command.command_id or causation_id()
-        metadata = {"command_id": command.command_id, "causation_id": causation, "correlation_id": causation}
+        metadata = with_actor({"command_id": command.command_id, "causation_id": causation,
+                               "correlation_id": causation})
         new_events = [encode(e, {**metadata, "command": type(command).__name__}) for e in pending]
         kinds = [e.type_name for e in pending]
         body = {"order_id": order.id, "state": order.state, "version": order.version, "events": kinds}
@@ -317,7 +325,10 @@ class OrderCommandService:
         return order.fire(actions[0], **command.data)
 
 
-def _add_item(order: Order, command: AddOrderItem) -> None:
+def _add_item(order: Order, command: AddOrderItem, max_items: int) -> None:
+    if len(order.items) >= max_items:
+        raise InvalidCommandError(f"order {order.id} holds {len(order.items)} items, the most an order may hold",
+                                  "items")
     order.add_item(command.product_id, command.quantity, Decimal(command.unit_price))
 
 

@@ -17,7 +17,9 @@ from fastapi_offline import FastAPIOffline
 from ..bootstrap import Runtime, bootstrap, tune_gc
 from ..config import Settings
 from . import routes_definitions, routes_ops, routes_orders, routes_workflows
+from .auth import guard_routes, install_key_auth
 from .errors import install_error_handlers
+from .limits import RequestLimits
 from .openapi import docs_app_options, install_openapi
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     Without `runtime`, the lifespan bootstraps one from `settings` (default: `Settings()`, i.e. the
     ORDER_MACHINE_* environment), starts it and stops it at shutdown. With `runtime`, the caller owns its
-    start and stop. To mount inside another app, run this app's lifespan from the host's:
+    start and stop. The settings' limits apply to every request, and `auth="keys"` requires API keys
+    (the runtime's `keys`). To mount inside another app, run this app's lifespan from the host's:
 
         orders = create_app(settings)
         @asynccontextmanager
@@ -58,11 +61,15 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         host = FastAPI(lifespan=lifespan); host.mount("/orders-api", orders)
     """
 
+    config = settings if settings is not None else runtime.settings if runtime is not None else Settings()
+
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         # `app` (not the argument) receives the state: a host app may run this lifespan for us
         owned = runtime is None
-        rt = runtime if runtime is not None else await bootstrap(settings or Settings())
+        rt = runtime if runtime is not None else await bootstrap(config)
+        if config.auth == "keys":
+            guard_routes(app)  # routes added since create_app returned get their scope too
         try:
             if owned:
                 await rt.store.last_position()  # a missing or corrupt database fails the startup, not each request
@@ -88,6 +95,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         _add_routes(app, module.router)
     _commands_first(app)
     install_openapi(app, runtime)
+    app.add_middleware(RequestLimits, max_bytes=config.max_body_bytes, timeout=config.body_timeout_seconds,
+                       max_header_bytes=config.max_header_bytes)
+    if config.auth == "keys":
+        install_key_auth(app)  # outermost: a caller without a key is refused before its body is read
     return app
 
 
