@@ -17,7 +17,7 @@ from order_machine.api import create_app
 from order_machine.api.error_bodies import EXAMPLES
 from order_machine.config import Settings
 
-from http_support import ITEM, app, client, db_url  # noqa: F401 (fixtures)
+from http_support import ITEM, app, client, db_url, runtime_of, settings_for  # noqa: F401 (fixtures)
 from test_api_order_definition import held_definitions  # noqa: F401 (fixture)
 
 GADGET = """\
@@ -45,8 +45,8 @@ transitions:
 """
 
 
-async def _spec(client: httpx.AsyncClient) -> dict[str, Any]:
-    answer = await client.get("/openapi.json")
+async def _spec(client: httpx.AsyncClient, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    answer = await client.get("/openapi.json", headers=headers)
     assert answer.status_code == 200
     spec: dict[str, Any] = answer.json()
     return spec
@@ -145,7 +145,8 @@ async def test_every_operation_documents_the_errors_it_can_answer_with_the_bodie
             assert "503" in codes, (method, path)
             assert ({"401", "403"} <= codes) is (path != "/health"), (method, path)
             if "requestBody" in operation:
-                assert {"400", "413", "422"} <= codes, (method, path)
+                assert {"400", "408", "413", "422"} <= codes, (method, path)
+            assert "431" in codes, (method, path)
             for code, response in operation["responses"].items():
                 if code >= "400" and path != "/health":
                     ref = response["content"]["application/json"]["schema"]["$ref"]
@@ -197,6 +198,35 @@ async def test_the_error_examples_are_the_answers_the_server_gives(client: httpx
     unreadable = await client.post("/orders", content=b'{"customer_id": "\xff"}',
                                    headers={"content-type": "application/json"})
     assert (unreadable.status_code, unreadable.json()) == (400, EXAMPLES[400])
+
+
+async def test_the_key_and_limit_examples_are_the_answers_a_server_with_keys_gives(tmp_path: Path) -> None:
+    application = create_app(settings_for(f"sqlite:///{tmp_path}/orders.db", auth="keys"))
+    async with application.router.lifespan_context(application):
+        reporting = (await runtime_of(application).keys.create("read", "reporting")).token
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(application), base_url="http://testserver") as c:
+            spec = await _spec(c, headers={"Authorization": f"Bearer {reporting}"})
+            anonymous = await c.post("/orders", json={"customer_id": "c"})
+            assert (anonymous.status_code, anonymous.json()) == (401, EXAMPLES[401])
+            assert anonymous.headers["www-authenticate"].startswith('Bearer realm="order-machine"')
+            read_only = await c.post("/orders", json={"customer_id": "c"},
+                                     headers={"Authorization": f"Bearer {reporting}"})
+            assert (read_only.status_code, read_only.json()) == (403, EXAMPLES[403])
+            huge = await c.post("/orders", content=b"x" * 1_048_577, headers={
+                "content-type": "application/json", "Authorization": f"Bearer {reporting}"})
+            assert (huge.status_code, huge.json()) == (413, EXAMPLES[413])
+            long = await c.get("/health", headers={"X-Padding": "p" * 20_000})
+            body = long.json()
+            assert (long.status_code, {**body, "message": re.sub(r"take \d+ bytes", "take 20512 bytes",
+                                                                    body["message"])}) == (431, EXAMPLES[431])
+    assert spec["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    assert spec["security"] == [{"apiKey": []}] and spec["paths"]["/health"]["get"]["security"] == []
+    assert "WWW-Authenticate" in spec["paths"]["/orders"]["post"]["responses"]["401"]["headers"]
+
+
+async def test_without_keys_the_document_declares_no_security_scheme(client: httpx.AsyncClient) -> None:
+    spec = await _spec(client)
+    assert "security" not in spec and "securitySchemes" not in spec["components"]
 
 
 async def test_success_examples_are_the_answers_the_server_gives(client: httpx.AsyncClient) -> None:

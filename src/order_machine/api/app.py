@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     for module in (routes_orders, routes_workflows, routes_definitions, routes_ops):
         _add_routes(app, module.router)
     _commands_first(app)
-    install_openapi(app, runtime)
+    install_openapi(app, runtime, keys=config.auth == "keys")
     app.add_middleware(RequestLimits, max_bytes=config.max_body_bytes, timeout=config.body_timeout_seconds,
                        max_header_bytes=config.max_header_bytes)
     if config.auth == "keys":

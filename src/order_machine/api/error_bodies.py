@@ -1,6 +1,6 @@
 """The error bodies the API answers, by HTTP status, as models for the OpenAPI document, each with a real example.
 
-`errors.py` builds these bodies; this module only describes them (tests/e2e/test_api_openapi_truth.py
+`errors.py`, `auth.py` and `limits.py` build these bodies; this module only describes them (tests/e2e/test_api_openapi_truth.py
 checks that the examples are what the server answers). Imports pydantic only.
 """
 
@@ -17,28 +17,24 @@ class _Error(BaseModel):
     message: str = Field(description="for people; `error` is the stable code to act on")
 
 
-class _OpenError(_Error):
-    # written by middleware that may add fields of its own (authentication, limits)
-    model_config = ConfigDict(extra="allow")
-
-
 class BadRequest(_Error):
     """The body could not be read at all (e.g. JSON text that is not UTF-8)."""
 
     error: Literal["bad_request"]
 
 
-class Unauthorized(_OpenError):
-    """No API key, or one the server does not know (the server runs with API keys)."""
+class Unauthorized(_Error):
+    """No API key, or one the server does not know or has revoked (a server run with `--auth keys`)."""
 
     error: Literal["unauthorized"]
 
 
-class Forbidden(_OpenError):
+class Forbidden(_Error):
     """The API key lacks the scope this route needs."""
 
     error: Literal["forbidden"]
-    scope: str | None = Field(default=None, description="the scope the route needs: read, write or admin")
+    required_scope: Literal["read", "write", "admin"] = Field(description="the scope this route needs")
+    scopes: list[str] = Field(description="the scopes the key has")
 
 
 class OrderNotFound(_Error):
@@ -107,10 +103,25 @@ class VersionConflict(_Error):
     actual_version: int
 
 
-class TooLarge(_OpenError):
-    """The request body is larger than the server accepts."""
+class BodyTimeout(_Error):
+    """The request body did not arrive whole in time (`Settings.body_timeout_seconds`)."""
+
+    error: Literal["body_timeout"]
+    received_bytes: int
+
+
+class TooLarge(_Error):
+    """The request body is larger than the server takes (`Settings.max_body_bytes`)."""
 
     error: Literal["too_large"]
+    max_bytes: int
+
+
+class HeadersTooLarge(_Error):
+    """The request's target and headers are longer than the server takes (`Settings.max_header_bytes`)."""
+
+    error: Literal["headers_too_large"]
+    max_bytes: int
 
 
 class Problem(BaseModel):
@@ -142,18 +153,21 @@ BY_STATUS: dict[int, tuple[type[BaseModel], ...]] = {
     403: (Forbidden,),
     404: (OrderNotFound, DefinitionNotFound, WorkflowNotFound, RouteNotFound),
     409: (TransitionRefused, OrderExists, WorkflowExists, VersionConflict),
+    408: (BodyTimeout,),
     412: (VersionConflict,),
     413: (TooLarge,),
     422: (Invalid,),
+    431: (HeadersTooLarge,),
     503: (Unavailable,),
 }
 """Every body each error status can carry."""
 
 DESCRIPTIONS = {
     400: "The body could not be read", 401: "An API key is needed", 403: "The API key lacks the scope",
-    404: "Not found", 409: "Refused: not allowed now, already exists, or a conflicting write",
+    404: "Not found", 408: "The body did not arrive in time",
+    409: "Refused: not allowed now, already exists, or a conflicting write",
     412: "If-Match named a version the instance has moved past", 413: "The body is too large",
-    422: "A field broke its rule; `field` names it", 503: "Unavailable; retry later",
+    422: "A field broke its rule; `field` names it", 431: "The headers are too large", 503: "Unavailable; retry later",
 }
 
 _REFUSAL_MESSAGE = ("ord-1001: cannot 'Confirm' while 'Pending': guard 'has_value' refused: The order has at least one "
@@ -162,8 +176,10 @@ _REFUSAL_MESSAGE = ("ord-1001: cannot 'Confirm' while 'Pending': guard 'has_valu
 
 EXAMPLES: dict[int, dict[str, Any]] = {
     400: {"error": "bad_request", "message": "There was an error parsing the body"},
-    401: {"error": "unauthorized", "message": "this route needs an API key: Authorization: Bearer KEY"},
-    403: {"error": "forbidden", "scope": "write", "message": "this API key lacks the scope 'write'"},
+    401: {"error": "unauthorized", "message": "this route needs an API key: send `Authorization: Bearer KEY` with a "
+                                              "key from `order-machine keys create`"},
+    403: {"error": "forbidden", "required_scope": "write", "scopes": ["read"],
+          "message": "POST /orders needs the 'write' scope; the key 'reporting' has 'read'"},
     404: {"error": "order_not_found", "order_id": "ord-404", "message": "order 'ord-404' does not exist"},
     409: {"error": "transition_not_allowed", "order_id": "ord-1001", "state": "Pending", "action": "Confirm",
           "allowed_actions": ["Confirm", "Cancel"],
@@ -175,13 +191,18 @@ EXAMPLES: dict[int, dict[str, Any]] = {
           "message": _REFUSAL_MESSAGE},
     412: {"error": "version_conflict", "order_id": "ord-1001", "expected_version": 1, "actual_version": 2,
           "message": "stream 'ord-1001': expected version 1, found 2; reload and retry"},
-    413: {"error": "too_large", "message": "the request body is larger than 1048576 bytes"},
+    408: {"error": "body_timeout", "received_bytes": 512,
+          "message": "the request body did not arrive within 10s (it has 512 bytes so far)"},
+    413: {"error": "too_large", "max_bytes": 1048576,
+          "message": "the request body is larger than 1048576 bytes, the most this server takes"},
     422: {"error": "invalid", "field": "items[0].quantity", "message": "items[0].quantity: Input should be greater than 0",
           "problems": [{"field": "items[0].quantity", "message": "Input should be greater than 0"}]},
+    431: {"error": "headers_too_large", "max_bytes": 16384,
+          "message": "the request's target and headers take 20512 bytes; this server takes at most 16384"},
     503: {"error": "store_unavailable",
           "message": "the store cannot answer right now; retry later (the server log has the details)"},
 }
-"""One real answer per status (401, 403 and 413 as the authentication and limits middleware word them)."""
+"""One real answer per status, on the default settings."""
 
 
 def schema_name(status: int) -> str:

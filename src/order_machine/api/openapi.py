@@ -1,9 +1,9 @@
 """The OpenAPI document as the server behaves, and the docs pages (Swagger UI, ReDoc) served from the package.
 
 FastAPI's own document is completed here, in one place: the error bodies `errors.py` writes, by status (no
-HTTPValidationError: a 422 is `{"error": "invalid", "field": ...}`); 401 and 403 on every route but
-PUBLIC_PATHS; 400 and 413 on every route with a body; 404 on every route with a path parameter; 503
-everywhere; the headers of commands' answers. Each served definition's actions get operations of their own
+HTTPValidationError: a 422 is `{"error": "invalid", "field": ...}`); 401 and 403 on every route but auth's
+PUBLIC_PATHS (and a bearer scheme when the server runs with keys); 400, 408 and 413 on every route with a
+body; 404 on every route with a path parameter; 431 and 503 everywhere; the headers of commands' answers. Each served definition's actions get operations of their own
 (`openapi_definitions`). Imports `bootstrap` for the Runtime type and the api package's modules.
 """
 
@@ -18,18 +18,20 @@ from fastapi.openapi.utils import get_openapi
 from .error_bodies import BY_STATUS, component_schemas
 from ..definition import Definition
 from ..order import CORE_DATA
+from .auth import PUBLIC_PATHS
 from .openapi_definitions import REF, definition_tags, fields_schema, order_paths, workflow_paths
 from .schemas import COMMAND_HEADERS, CREATED_HEADERS, error_responses
 
 if TYPE_CHECKING:
     from ..bootstrap import Runtime
 
-PUBLIC_PATHS = frozenset({"/health"})
-"""The routes answered without an API key (`serve --auth keys`); every other one documents 401 and 403."""
-
-AUTH_ERRORS = (401, 403)
-BODY_ERRORS = (400, 413, 422)
-ALWAYS = (503,)
+AUTH_ERRORS = (401, 403)  # on every route but auth.PUBLIC_PATHS, the routes KeyAuth lets through without a key
+BODY_ERRORS = (400, 408, 413, 422)
+ALWAYS = (431, 503)
+SECURITY_SCHEME = {"type": "http", "scheme": "bearer", "description": "An API key from `order-machine keys "
+                   "create --scope read|write|admin`, sent as `Authorization: Bearer KEY`"}
+CHALLENGE_HEADER = {"WWW-Authenticate": {"description": 'How to authenticate: Bearer realm="order-machine"',
+                                         "required": True, "schema": {"type": "string"}}}
 
 # the docs pages ask for nothing outside this server (fastapi-offline ships the Swagger UI and ReDoc files)
 SWAGGER_UI_PARAMETERS = {"validatorUrl": None, "tryItOutEnabled": True, "displayRequestDuration": True}
@@ -41,26 +43,27 @@ def docs_app_options() -> dict[str, Any]:
             "swagger_ui_parameters": SWAGGER_UI_PARAMETERS}
 
 
-def install_openapi(app: FastAPI, runtime: Runtime | None = None) -> None:
+def install_openapi(app: FastAPI, runtime: Runtime | None = None, *, keys: bool = False) -> None:
     """Replace `app.openapi` by the completed document, built once per set of served definitions.
 
     The definitions come from the running Runtime (the app's lifespan, or `runtime` when the caller owns
-    it); before one runs the document has only the generic routes and is not kept.
+    it); before one runs the document has only the generic routes and is not kept. With `keys` (the
+    server checks API keys) the document declares the bearer scheme every route but /health needs.
     """
     built: list[tuple[object, dict[str, Any]]] = []  # (the catalog it was built from, the document)
 
     def openapi() -> dict[str, Any]:
         rt: Runtime | None = getattr(app.state, "runtime", None) or runtime
         if rt is None:
-            return build_openapi(app, None)
+            return build_openapi(app, None, keys=keys)
         if not built or built[0][0] is not rt.engine.catalog:
-            built[:] = [(rt.engine.catalog, build_openapi(app, rt))]
+            built[:] = [(rt.engine.catalog, build_openapi(app, rt, keys=keys))]
         return built[0][1]
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def build_openapi(app: FastAPI, runtime: Runtime | None) -> dict[str, Any]:
+def build_openapi(app: FastAPI, runtime: Runtime | None, *, keys: bool = False) -> dict[str, Any]:
     document = get_openapi(title=app.title, version=app.version, openapi_version=app.openapi_version,
                            description=app.description, routes=app.routes, tags=app.openapi_tags, servers=app.servers)
     if runtime is not None:
@@ -71,6 +74,12 @@ def build_openapi(app: FastAPI, runtime: Runtime | None) -> dict[str, Any]:
         _order_data(document, runtime.machine.definition)
         document["tags"] = [*document.get("tags", []), *definition_tags(definitions)]
     complete(document)
+    if keys:
+        document["components"]["securitySchemes"] = {"apiKey": SECURITY_SCHEME}
+        document["security"] = [{"apiKey": []}]
+        for path in PUBLIC_PATHS:
+            for operation in document["paths"].get(path, {}).values():
+                operation["security"] = []
     return document
 
 
@@ -110,6 +119,8 @@ def complete(document: dict[str, Any]) -> None:
             for status, response in responses.items():
                 if status in errors and not _custom(response):
                     response.update(errors[status])
+            if "401" in responses:
+                responses["401"]["headers"] = CHALLENGE_HEADER
             _command_headers(responses, parameters)
 
 
