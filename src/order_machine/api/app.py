@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from ..bootstrap import Runtime, bootstrap, tune_gc
 from ..config import Settings
@@ -20,6 +21,7 @@ from . import routes_definitions, routes_ops, routes_orders, routes_workflows
 from .auth import guard_routes, install_key_auth
 from .errors import install_error_handlers
 from .limits import RequestLimits
+from .openapi import docs_app_options, install_openapi
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,9 @@ Orders as explicit, event-sourced state machines.
   `Idempotent-Replayed: true`) and changes nothing.
 * Action routes take **`If-Match: "<version>"`** (the `ETag` of an order read): 412 if the order moved on.
 * A refused action answers **409** naming the state, the action, the actions allowed now and the guard.
+* Reads with an `ETag` take **`If-None-Match`**: 304 with no body while your copy is current.
+* Every served definition has its own operations below (a tag each): its start, list, and one form per action
+  with the action's fields; the generic `/workflows/{definition}/...` routes serve them.
 * Money is a decimal string, times are UTC ISO 8601. After a 2xx command, a read of that order shows its effect.
 """
 
@@ -83,9 +88,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             if owned:
                 await rt.stop()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the installed fastapi-offline package: /docs works with no network
+    app = FastAPIOffline(
         title="order-machine", version=_version(), description=DESCRIPTION, openapi_tags=TAGS,
-        lifespan=lifespan,
+        lifespan=lifespan, **docs_app_options(),
     )
     app.state.runtime = None
     app.state.diagram_cache = {}
@@ -93,6 +99,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     for module in (routes_orders, routes_workflows, routes_definitions, routes_ops):
         _add_routes(app, module.router)
     _commands_first(app)
+    install_openapi(app, runtime, keys=config.auth == "keys")
     app.add_middleware(RequestLimits, max_bytes=config.max_body_bytes, timeout=config.body_timeout_seconds,
                        max_header_bytes=config.max_header_bytes)
     if config.auth == "keys":

@@ -43,7 +43,7 @@ class DatabaseHealthResponse(HealthResponse):
             summary="Database reachable (schema version, oldest transaction) and projection lag; 503 when it is down",
             responses={**ok(DatabaseHealthResponse),
                        503: {"description": "the database cannot be reached", "content": {"application/json": {
-                           "example": {"status": "unavailable", "store": "unreachable", "projections": {},
+                           "schema": {"$ref": "#/components/schemas/DatabaseHealthResponse"}, "example": {"status": "unavailable", "store": "unreachable", "projections": {},
                                        "database": {"reachable": False},
                                        "message": "the database cannot be reached: StoreError (the server log has the details)"}}}}})
 async def health(rt: RuntimeDep) -> Response:
