@@ -15,6 +15,7 @@ from .projectors import (
     INITIAL_STATE, Changes, HistoryRow, ItemRow, OrderHistoryProjector, OrderProjector, OrderRow, ProjectedOrder,
     Projector, default_projectors, project_order, run_batch,
 )
+from .quarantine import Quarantine, QuarantineStorage, check_stream, release_quarantined, release_stream
 from .queries import (
     OrderHistoryEntry, OrderItemReadModel, OrderReadModel, OrderSummaryReadModel, Page, ReadModels,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "INITIAL_STATE", "Changes", "ConsistencyChecker", "ConsistencyReport", "FieldDifference", "HistoryRow",
     "InMemoryReadModels", "ItemRow", "OrderCheck", "OrderHistoryEntry", "OrderHistoryProjector",
     "OrderItemReadModel", "OrderProjector", "OrderReadModel", "OrderRow", "OrderSummaryReadModel", "Page",
-    "ProjectedOrder", "ProjectionRunner", "ProjectionStatus", "Projector", "ReadModels", "RebuildReport",
-    "RetryPolicy", "SQLiteReadModels", "default_projectors", "open_read_models", "project_order", "run_batch",
+    "ProjectedOrder", "ProjectionRunner", "ProjectionStatus", "Projector", "Quarantine", "QuarantineStorage",
+    "ReadModels", "RebuildReport", "RetryPolicy", "SQLiteReadModels", "check_stream", "default_projectors",
+    "open_read_models", "project_order", "release_quarantined", "release_stream", "run_batch",
 ]

@@ -196,6 +196,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX read_workflows_by_state ON {s}.read_workflows (definition, state, created_position)",
         "CREATE INDEX read_workflows_by_created ON {s}.read_workflows (definition, created_position)",
     )),
+    Migration(5, "read models: streams a projector quarantined", (
+        """CREATE TABLE {s}.projection_quarantine (
+            projector text NOT NULL,
+            stream_id text COLLATE "C" NOT NULL,
+            position bigint NOT NULL,
+            event_type text NOT NULL,
+            error text NOT NULL,
+            since timestamptz NOT NULL,
+            PRIMARY KEY (projector, stream_id)
+        )""",
+        "CREATE INDEX projection_quarantine_by_stream ON {s}.projection_quarantine (stream_id)",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
