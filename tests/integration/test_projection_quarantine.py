@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,17 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from event_surgery import rewrite_event
 from test_projections import (
     FAST_RETRY, T0, Backend, FailingAt, append, confirmed, created, open_backend, random_history, snapshot,
 )
 
 from order_machine.errors import ReleaseError
-from order_machine.events import NewEvent, OrderItemAdded, OrderProcessingStarted, OrderShipped, encode
+from order_machine.events import NewEvent, OrderItemAdded, OrderProcessingStarted, OrderShipped
 from order_machine.projections import (
     InMemoryReadModels, OrderHistoryProjector, OrderProjector, ProjectionRunner, Quarantine, release_quarantined,
 )
 from order_machine.projections.projectors import WorkflowProjector
-from order_machine.store.memory import InMemoryEventStore
 
 SINCE = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -74,32 +72,11 @@ async def raw(backend: Backend, stream_id: str, type_: str, data: dict[str, Any]
     return (await backend.store.append(stream_id, [NewEvent(type_, data)], version)).position
 
 
-async def rewrite(backend: Backend, position: int, data: dict[str, Any]) -> None:
-    """Repair an event's data in place, as an operator fixing a corrupt row would."""
-    store: Any = backend.store
-    if isinstance(store, InMemoryEventStore):
-        old = store._events[position - 1]
-        store._events[position - 1] = new = old._replace(data=data)
-        stream = store._streams[old.stream_id]
-        stream[stream.index(old)] = new
-    elif backend.path is not None:
-        with sqlite3.connect(backend.path) as conn:
-            conn.execute("UPDATE events SET data = ? WHERE position = ?", (json.dumps(data), position))
-        store._recent.clear()  # this process's copy of the rows it wrote last: the edit came from outside
-    else:
-        import psycopg
-        from pg_support import pg_url
-
-        async with await psycopg.AsyncConnection.connect(pg_url(), autocommit=True) as conn:
-            await conn.execute(f"UPDATE {store.quoted_schema}.events SET data = %s::jsonb WHERE position = %s",
-                               (json.dumps(data), position))
-
-
 async def reference(backend: Backend) -> dict[str, Any]:
     """What a projection of every event from scratch shows (nothing quarantined)."""
     models = InMemoryReadModels()
     runner = ProjectionRunner(backend.store, models)
-    await runner.catch_up()
+    assert await runner.wait_for(await backend.store.last_position(), timeout=5)
     assert not await models.quarantined() and not runner.failed
     return await snapshot(models, backend.store)
 
@@ -111,11 +88,11 @@ async def test_a_stream_its_projector_keeps_failing_on_is_quarantined_and_every_
         backend: Backend) -> None:
     await append(backend.store, created("o-1"), created("o-2"))
     poison_at = await append(backend.store, confirmed("o-1"))
-    await append(backend.store, confirmed("o-2"))
+    last = await append(backend.store, confirmed("o-2"))
     poison = FailingAt(OrderProjector(), {poison_at})
     runner = ProjectionRunner(backend.store, backend.models, [poison, OrderHistoryProjector()], retry=FAST_RETRY,
                               clock=clock)
-    await runner.catch_up()
+    assert await runner.wait_for(last, timeout=5)
     assert poison.attempts[poison_at] == FAST_RETRY.retries + 1  # retried with backoff first
     expected = [Quarantine("orders", "o-1", poison_at, "OrderConfirmed", f"RuntimeError: poison at {poison_at}", SINCE)]
     assert await backend.models.quarantined() == expected
@@ -144,7 +121,7 @@ async def test_a_second_poison_behind_a_quarantined_stream_is_set_aside_too_and_
     last = await append(backend.store, processing("o-2"))
     runner = ProjectionRunner(backend.store, backend.models, [FailingAt(OrderProjector(), {first, second})],
                               retry=FAST_RETRY, clock=clock)
-    await runner.catch_up()  # one batch: the second poison comes after a skipped event of the first stream
+    assert await runner.wait_for(last, timeout=5)  # one batch: the second poison after a skipped event of the first
     assert [(q.stream_id, q.position) for q in await backend.models.quarantined()] == [("o-1", first),
                                                                                        ("o-3", second)]
     assert await backend.models.checkpoint("orders") == last
@@ -183,9 +160,9 @@ async def test_a_bad_decimal_is_quarantined_then_released_once_the_event_is_repa
     await append(backend.store, created("o-1"), created("o-2"))
     bad = await raw(backend, "o-1", "OrderItemAdded", {"at": T0.isoformat(), "product_id": "p-9", "quantity": 2,
                                                        "unit_price": "12,50"})
-    await append(backend.store, confirmed("o-2"))
+    last = await append(backend.store, confirmed("o-2"))
     runner = ProjectionRunner(backend.store, backend.models, retry=FAST_RETRY, clock=clock)
-    await runner.catch_up()
+    assert await runner.wait_for(last, timeout=5)
     [q] = await backend.models.quarantined()
     assert (q.projector, q.stream_id, q.position) == ("orders", "o-1", bad) and "12,50" in q.error
 
@@ -193,7 +170,7 @@ async def test_a_bad_decimal_is_quarantined_then_released_once_the_event_is_repa
         await release_quarantined(backend.store, backend.models, runner.projectors, "o-1")
     assert await backend.models.quarantined() == [q]
 
-    await rewrite(backend, bad, {"at": T0.isoformat(), "product_id": "p-9", "quantity": 2, "unit_price": "12.50"})
+    await rewrite_event(backend.store, bad, {"at": T0.isoformat(), "product_id": "p-9", "quantity": 2, "unit_price": "12.50"})
     assert await release_quarantined(backend.store, backend.models, runner.projectors, "o-1") == {"orders": 2}
     assert await backend.models.quarantined() == []
     last = await append(backend.store, confirmed("o-1"))  # followed again from where the runner is
@@ -210,9 +187,8 @@ async def test_a_released_stream_is_rebuilt_from_its_events_and_followed_again(b
     poison_at = await append(backend.store, confirmed("o-1"))
     poison = FailingAt(OrderProjector(), {poison_at})
     runner = ProjectionRunner(backend.store, backend.models, [poison, OrderHistoryProjector()], retry=FAST_RETRY)
-    await runner.catch_up()
-    await append(backend.store, processing("o-1"), confirmed("o-2"))
-    await runner.catch_up()
+    assert await runner.wait_for(poison_at, timeout=5)
+    assert await runner.wait_for(await append(backend.store, processing("o-1"), confirmed("o-2")), timeout=5)
 
     with pytest.raises(ReleaseError, match="not quarantined by projection 'order_history'"):
         await release_quarantined(backend.store, backend.models, runner.projectors, "o-1", "order_history")
@@ -236,7 +212,7 @@ async def test_a_rebuild_forgets_the_quarantines_and_sets_a_still_failing_stream
     await append(backend.store, created("o-1"))
     ghost = await append(backend.store, confirmed("ghost"))
     runner = ProjectionRunner(backend.store, backend.models, retry=FAST_RETRY, clock=clock)
-    await runner.catch_up()
+    assert await runner.wait_for(ghost, timeout=5)
     assert [q.stream_id for q in await backend.models.quarantined()] == ["ghost"]
     runner.clock = lambda: SINCE + timedelta(days=1)
     await runner.rebuild("order_history")  # another projector's rebuild leaves it alone
@@ -256,7 +232,7 @@ async def test_a_value_the_database_cannot_hold_is_quarantined_not_a_stopped_pro
                                                         "quantity": 10**20, "unit_price": "1"})
     last = await append(backend.store, confirmed("o-2"), created("o-3"))
     runner = ProjectionRunner(backend.store, backend.models, [OrderProjector()], retry=FAST_RETRY, clock=clock)
-    await runner.catch_up()  # the projector accepts it; the database refuses the row: that event alone
+    assert await runner.wait_for(last, timeout=5)  # the projector accepts it; the database refuses that row alone
     assert not runner.failed
     [q] = await backend.models.quarantined()
     assert (q.stream_id, q.position, q.event_type) == ("o-1", huge, "OrderItemAdded")
@@ -315,7 +291,7 @@ async def test_a_batch_waiting_on_the_checkpoint_lock_sees_the_release_that_held
         poison_at = await append(store, confirmed("o-1"))
         poison = FailingAt(OrderProjector(), {poison_at})
         runner = ProjectionRunner(store, models, [poison], retry=FAST_RETRY)
-        await runner.catch_up()
+        assert await runner.wait_for(poison_at, timeout=5)
         assert [q.stream_id for q in await models.quarantined()] == ["o-1"]
         last = await append(store, processing("o-1"))
         s = store.quoted_schema
