@@ -131,7 +131,8 @@ class Runtime:
                                                      "not_found")},
             "events_appended": c.events_appended,
             "projections": {s.name: {"checkpoint": s.checkpoint, "last_position": s.last_position, "lag": s.lag,
-                                     "failed": s.error is not None} for s in statuses},
+                                     "failed": s.error is not None, "quarantined": len(s.quarantined)}
+                            for s in statuses},
             "bus": {"published": bus.published, "processed": bus.processed, "failed": bus.failed,
                     "queue_size": bus.queue_size, "processing_seconds": bus.processing_seconds},
         }

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from integration.pg_support import drop_schema, fresh_schema, pg_url
 
+from order_machine.store.pg_schema import LATEST_VERSION, MIGRATIONS
+
 from cli_support import CLI, assert_one_line_error, cli  # noqa: F401
 
 
@@ -42,21 +44,23 @@ def test_db_status_lists_pending_migrations_and_upgrade_applies_them_once(cli: C
     password = urlsplit(schema_url).password or ""
     before = cli("db", "status", "--db", schema_url)
     assert before.code == 0, before
-    assert "version 0 (latest 4)" in before.out and "apply with `order-machine db upgrade`" in before.out
-    assert [line.split(":")[0].strip() for line in before.out.splitlines()[2:]] == ["1", "2", "3", "4"]
+    latest = LATEST_VERSION
+    assert f"version 0 (latest {latest})" in before.out and "apply with `order-machine db upgrade`" in before.out
+    assert [line.split(":")[0].strip() for line in before.out.splitlines()[2:]] == [
+        str(m.version) for m in MIGRATIONS]
     assert cli("db", "status", "--check", "--db", schema_url).code == 1
 
     upgraded = cli("db", "upgrade", "--db", schema_url)
     assert upgraded.code == 0, upgraded
-    assert "upgraded from version 0 to 4" in upgraded.out
-    assert upgraded.out.count("  applied ") == 4
+    assert f"upgraded from version 0 to {latest}" in upgraded.out
+    assert upgraded.out.count("  applied ") == len(MIGRATIONS)
     again = cli("db", "upgrade", "--db", schema_url)
-    assert (again.code, "already at version 4" in again.out) == (0, True)
+    assert (again.code, f"already at version {latest}" in again.out) == (0, True)
 
     after = cli("db", "status", "--json", "--check", "--db", schema_url)
     assert after.code == 0, after
     assert {k: after.json()[k] for k in ("database", "version", "latest", "pending")} == {
-        "database": "postgresql", "version": 4, "latest": 4, "pending": []}
+        "database": "postgresql", "version": latest, "latest": latest, "pending": []}
     for run in (before, upgraded, again, after):
         assert password not in run.out + run.err and "***" in run.out
 

@@ -122,7 +122,7 @@ async def release_stream(store: EventStore, storage: QuarantineStorage, projecto
             raise ReleaseError(f"stream {stream_id!r} still fails in projection {projector.name!r} at position "
                                f"{exc.position}: {type(exc.cause).__name__}: {exc.cause}; it stays quarantined") from exc
         if released:
-            logger.warning("projection %r: stream %r released, %d events re-applied", projector.name, stream_id,
+            logger.info("projection %r: stream %r released, %d events re-applied", projector.name, stream_id,
                            len(events))
             return len(events)
     raise ReleaseError(f"projection {projector.name!r} kept moving while stream {stream_id!r} was being released "
