@@ -9,52 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import heapq
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from ..errors import ProjectionError
 from ..events import StoredEvent, utcnow
 from ..store import EventStore
+from .gc_pause import collector_paused
 from .projectors import CheckpointMoved, Decoded, EventFailed, Projector, decode_batch, default_projectors
 from .quarantine import Quarantine, quarantine_of
 from .queries import ReadModels
 
 logger = logging.getLogger(__name__)
-
-_pause_lock = threading.Lock()
-_pauses = 0
-_resume_collector = False
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while one rebuild batch is in flight (tens of ms).
-
-    A batch is thousands of events and rows alive at once; they form no reference cycles and are
-    freed by reference counting when the batch ends, but while alive the collector would scan them
-    again and again (a quarter of a rebuild's time). Nested and concurrent pauses count; the
-    collector is re-enabled only if it was enabled when the first pause began.
-    """
-    global _pauses, _resume_collector
-    with _pause_lock:
-        if _pauses == 0:
-            _resume_collector = gc.isenabled()
-            gc.disable()
-        _pauses += 1
-    try:
-        yield
-    finally:
-        with _pause_lock:
-            _pauses -= 1
-            if _pauses == 0 and _resume_collector:
-                gc.enable()
-
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -316,9 +286,8 @@ class ProjectionRunner:
 
         `first_error` is the outcome of a first attempt already made (applying together with the
         other projectors): it is handled as this loop's first try, so no event is tried more often.
-        A quarantine is recorded in the transaction that applies the events after it, so the record and
-        the checkpoint passing its event commit together; if even that transaction fails, the storage is at
-        fault, not the event: the projector stops there (`failed`) as it did before quarantines.
+        A quarantine is recorded in the transaction that applies the events after it (record and checkpoint
+        commit together); if even that fails, the storage is at fault, not the event: the projector stops.
         """
         name, attempt, limit = projector.name, 0, len(events)
         failure: EventFailed | None = None  # an event that failed after a prefix that did not
@@ -330,10 +299,8 @@ class ProjectionRunner:
                 if first_error is not None:
                     error, first_error = first_error, None
                     raise error
-                if pending is None:
-                    after = await self.read_models.apply(projector, chunk, after)
-                else:
-                    after = await self.read_models.apply(projector, chunk, after, quarantine=pending)
+                record = {"quarantine": pending} if pending is not None else {}  # the usual call: unchanged
+                after = await self.read_models.apply(projector, chunk, after, **record)
             except CheckpointMoved as moved:
                 # another worker (or a rebuild elsewhere) moved it: adopt its checkpoint and read again from there
                 self._checkpoints[name] = moved.actual
@@ -395,7 +362,7 @@ class ProjectionRunner:
         count = 0
         # reading the next batch while applying this one was measured slower: both sides hold the GIL
         while active := [p for p in chosen if p.name not in self.failed]:
-            with _collector_paused():
+            with collector_paused():
                 batch = await self._read(min(self._checkpoints[p.name] for p in active))
                 if not batch:
                     break
