@@ -68,8 +68,8 @@ async def show(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"projections": [_status(s) for s in statuses]})
         return 0
-    print(table([(s.name, s.checkpoint, s.lag, len(s.quarantined), "stopped" if s.error else "") for s in statuses],
-                ("PROJECTION", "CHECKPOINT", "LAG", "QUARANTINED", "")))
+    print(table([(s.name, s.checkpoint, s.lag, len(s.quarantined)) for s in statuses],
+                ("PROJECTION", "CHECKPOINT", "LAG", "QUARANTINED")))
     for s in statuses:
         if s.error is not None:
             print(f"\n{s.name} stopped: {s.error}")
