@@ -18,7 +18,7 @@ from .definition import Definition, load_definitions
 from .engine import WorkflowEngine, WorkflowQueries
 from .machine import Guard, Hook, Machine
 from .order import order_machine, packaged_definitions_dir
-from .projections import ProjectionRunner, ProjectionStatus, ReadModels, open_read_models
+from .projections import ProjectionRunner, ProjectionStatus, ReadModels, RetryPolicy, open_read_models
 from .service import OrderApplicationService, OrderCommandService
 from .store import EventStore, open_store
 
@@ -190,9 +190,10 @@ async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Gu
     # on SQLite their commits need not wait for an fsync (WAL + NORMAL stays consistent; after a power
     # cut the projection resumes from its last durable checkpoint). The events stay synchronous=FULL.
     read_models = open_read_models(store, synchronous="NORMAL") if scheme == "sqlite" else open_read_models(store)
+    retry = RetryPolicy(retries=settings.projection_retries)
     runner = ProjectionRunner(store, read_models, batch_size=settings.projection_batch_size,
                               poll_interval=settings.projection_poll_seconds,
-                              linger=settings.projection_linger_seconds)
+                              linger=settings.projection_linger_seconds, retry=retry)
     worker: LeasedProjectionWorker | None = None
     if scheme in POSTGRES_SCHEMES:
         # several processes share one database: a plain runner in each would compete for every batch
@@ -203,7 +204,7 @@ async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Gu
         assert isinstance(store, PostgresEventStore) and isinstance(read_models, PostgresReadModels)
         worker = LeasedProjectionWorker(store, read_models, runner.projectors,
                                         batch_size=settings.projection_batch_size,
-                                        poll_interval=settings.projection_poll_seconds,
+                                        poll_interval=settings.projection_poll_seconds, retry=retry,
                                         take_leases=settings.run_projections)
     follower = worker if worker is not None else runner
     on_commit = getattr(store, "on_commit", None)

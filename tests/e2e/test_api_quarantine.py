@@ -16,12 +16,11 @@ from integration.event_surgery import rewrite_event
 from order_machine.api import create_app
 from order_machine.bootstrap import Runtime
 from order_machine.events import NewEvent
-from order_machine.projections import RetryPolicy, release_quarantined
+from order_machine.projections import release_quarantined
 from test_api_ops import parse_metrics
 
 from http_support import ITEM, create_order, runtime_of, settings_for
 
-FAST = RetryPolicy(retries=2, initial_delay=0.001, max_delay=0.01)
 AT = "2024-05-01T09:30:00+00:00"
 
 
@@ -36,10 +35,9 @@ async def app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[F
         url = url_on(schema)
     else:
         url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/orders.db"
-    application = create_app(settings_for(url))
+    application = create_app(settings_for(url, projection_retries=1))  # one retry, 0.1 s later
     try:
         async with application.router.lifespan_context(application):
-            fast_retries(runtime_of(application))
             yield application
     finally:
         if schema is not None:
@@ -50,15 +48,6 @@ async def app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[F
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver") as c:
         yield c
-
-
-def fast_retries(rt: Runtime) -> None:
-    """Retry a poison event briefly (the default backs off for seconds before the quarantine)."""
-    rt.runner.retry = FAST
-    if rt.worker is not None:
-        rt.worker.retry = FAST
-        if rt.worker.runner is not None:
-            rt.worker.runner.retry = FAST
 
 
 async def poison(rt: Runtime, stream_id: str, type_: str, data: dict[str, Any]) -> int:

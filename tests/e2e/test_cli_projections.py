@@ -1,11 +1,12 @@
-"""`order-machine projections [--json]`, `projections release` and `check` with a quarantined stream, through
-main([...]) on a SQLite file."""
+"""`order-machine projections [--json]`, `projections release`, `check` and `rebuild` with a quarantined stream,
+through main([...]) on a SQLite file."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
 from integration.event_surgery import rewrite_event
 
 from order_machine.events import NewEvent
@@ -98,6 +99,16 @@ def test_check_reports_a_quarantined_stream_and_exits_1_until_it_is_repaired_and
     assert cli("orders", "show", "ord-1", "--json").json()["amount"] == "27.50"
     assert cli("projections", "--json").json()["projections"][0]["quarantined"] == []
     assert_one_line_error(cli("projections", "release", "ord-1"), "'ord-1' is not quarantined")
+
+
+def test_rebuild_names_a_stream_it_quarantined_again_and_exits_1(cli: CLI, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = quarantine_one(cli)
+    monkeypatch.setenv("ORDER_MACHINE_PROJECTION_RETRIES", "0")  # its events still fail: no need to wait
+    run = cli("rebuild")
+    assert run.code == 1 and run.out.startswith(f"rebuilt orders, order_history, workflows: {bad} events in "), run
+    assert (f"error: orders quarantined stream 'ord-1' at position {bad} (OrderItemAdded): ProjectionConflict: "
+            "unit_price must be a finite decimal, got '12,50' (see `order-machine projections`)") in run.err
+    assert cli("orders", "show", "ord-2", "--json").json()["status"] == "Pending"
 
 
 def test_projections_on_a_missing_database_is_one_line(cli: CLI) -> None:

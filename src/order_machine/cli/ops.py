@@ -78,14 +78,16 @@ async def rebuild(args: argparse.Namespace) -> int:
             report = await _with_progress(rt, name, chosen if name is None else [name], total, sys.stderr)
             events += report.events
         failed = {n: e for n, e in rt.runner.failed.items() if n in chosen}
+        held = [q for q in await rt.read_models.quarantined() if q.projector in chosen]
     seconds = time.perf_counter() - started
     rate = events / seconds if seconds > 0 else 0.0
     print(f"rebuilt {', '.join(chosen)}: {events} events in {seconds:.2f}s ({rate:,.0f} events/s)")
-    if failed:
-        for name, error in failed.items():
-            print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    for q in held:  # rebuilt without them: their events still fail
+        print(f"error: {q.projector} quarantined stream {q.stream_id!r} at position {q.position} ({q.event_type}): "
+              f"{q.error} (see `order-machine projections`)", file=sys.stderr)
+    for error in failed.values():
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if failed or held else 0
 
 
 async def _with_progress(rt: Runtime, name: str | None, watched: list[str], total: int, out: TextIO) -> RebuildReport:
