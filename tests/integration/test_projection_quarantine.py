@@ -170,7 +170,8 @@ async def test_a_bad_decimal_is_quarantined_then_released_once_the_event_is_repa
         await release_quarantined(backend.store, backend.models, runner.projectors, "o-1")
     assert await backend.models.quarantined() == [q]
 
-    await rewrite_event(backend.store, bad, {"at": T0.isoformat(), "product_id": "p-9", "quantity": 2, "unit_price": "12.50"})
+    await rewrite_event(backend.store, bad, {"at": T0.isoformat(), "product_id": "p-9", "quantity": 2,
+                                             "unit_price": "12.50"})
     assert await release_quarantined(backend.store, backend.models, runner.projectors, "o-1") == {"orders": 2}
     assert await backend.models.quarantined() == []
     last = await append(backend.store, confirmed("o-1"))  # followed again from where the runner is
@@ -239,6 +240,9 @@ async def test_a_value_the_database_cannot_hold_is_quarantined_not_a_stopped_pro
     assert await backend.models.checkpoint("orders") == last
     o2 = await backend.models.get_order("o-2")
     assert o2 is not None and o2.status == "Confirmed" and await backend.models.get_order("o-3") is not None
+    with pytest.raises(ReleaseError, match="could not be released from projection 'orders'.*stays quarantined"):
+        await release_quarantined(backend.store, backend.models, runner.projectors, "o-1")
+    assert await backend.models.quarantined() == [q]
 
 
 async def test_a_release_racing_the_running_runner_and_new_events_of_that_stream_loses_nothing(

@@ -1,8 +1,8 @@
 """`order-machine rebuild [PROJECTION ...]` and `order-machine check [--repair]`: operate the read side.
 
 rebuild replays the store into fresh read models (progress on stderr, events/s at the end); check
-compares every order's read model with its events and exits 1 on a mismatch or a quarantined stream. Imports the CLI helpers
-and `projections` (the consistency checker).
+compares every order's read model with its events; both exit 1 on a mismatch or a quarantined stream.
+Imports the CLI helpers and `projections` (the consistency checker).
 """
 
 from __future__ import annotations

@@ -106,8 +106,8 @@ async def release_stream(store: EventStore, storage: QuarantineStorage, projecto
     """Rebuild `projector`'s rows of `stream_id` from its events and lift the quarantine; returns how many of
     its events were re-applied. Later events of the stream are the runner's again once this commits.
 
-    Raises ReleaseError when the stream is not quarantined by that projector, or its events still fail
-    (the record stays, with the new error logged).
+    Raises ReleaseError when the stream is not quarantined by that projector, or its events still fail or
+    cannot be written (then nothing changes: the record stays as it was).
     """
     if not await storage.quarantined(projector=projector.name, stream_id=stream_id):
         raise ReleaseError(f"stream {stream_id!r} is not quarantined by projection {projector.name!r}")
@@ -120,10 +120,14 @@ async def release_stream(store: EventStore, storage: QuarantineStorage, projecto
             released = await storage.release(projector, stream_id, decode_batch(events), checkpoint)
         except EventFailed as exc:
             raise ReleaseError(f"stream {stream_id!r} still fails in projection {projector.name!r} at position "
-                               f"{exc.position}: {type(exc.cause).__name__}: {exc.cause}; it stays quarantined") from exc
+                               f"{exc.position}: {type(exc.cause).__name__}: {exc.cause}; it stays quarantined"
+                               ) from exc
+        except Exception as exc:  # the rows it builds cannot be written (a value the database cannot hold)
+            raise ReleaseError(f"stream {stream_id!r} could not be released from projection {projector.name!r}: "
+                               f"{type(exc).__name__}: {exc}; it stays quarantined") from exc
         if released:
             logger.info("projection %r: stream %r released, %d events re-applied", projector.name, stream_id,
-                           len(events))
+                        len(events))
             return len(events)
     raise ReleaseError(f"projection {projector.name!r} kept moving while stream {stream_id!r} was being released "
                        f"({RELEASE_ATTEMPTS} tries); try again")
