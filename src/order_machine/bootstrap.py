@@ -20,7 +20,7 @@ from .engine import WorkflowEngine, WorkflowQueries
 from .machine import Guard, Hook, Machine
 from .order import order_machine, packaged_definitions_dir
 from .projections import (
-    ProjectionRunner, ProjectionStatus, ProjectorTables, ReadModels, TableProjector, default_projectors,
+    ProjectionRunner, ProjectionStatus, ProjectorTables, ReadModels, RetryPolicy, TableProjector, default_projectors,
     load_projectors, open_projector_tables, open_read_models,
 )
 from .service import OrderApplicationService, OrderCommandService
@@ -142,7 +142,8 @@ class Runtime:
                                                      "not_found")},
             "events_appended": c.events_appended,
             "projections": {s.name: {"checkpoint": s.checkpoint, "last_position": s.last_position, "lag": s.lag,
-                                     "failed": s.error is not None} for s in statuses},
+                                     "failed": s.error is not None, "quarantined": len(s.quarantined)}
+                            for s in statuses},
             "bus": {"published": bus.published, "processed": bus.processed, "failed": bus.failed,
                     "queue_size": bus.queue_size, "processing_seconds": bus.processing_seconds},
         }
@@ -205,9 +206,10 @@ async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Gu
     tables = open_projector_tables(store) if scheme in POSTGRES_SCHEMES else open_projector_tables(store, synchronous="NORMAL")
     builtin = default_projectors()
     custom = tables.bind([*load_projectors(settings.projectors), *projectors], taken=[p.name for p in builtin])
+    retry = RetryPolicy(retries=settings.projection_retries)
     runner = ProjectionRunner(store, read_models, [*builtin, *custom], batch_size=settings.projection_batch_size,
                               poll_interval=settings.projection_poll_seconds,
-                              linger=settings.projection_linger_seconds)
+                              linger=settings.projection_linger_seconds, retry=retry)
     worker: LeasedProjectionWorker | None = None
     if scheme in POSTGRES_SCHEMES:
         # several processes share one database: a plain runner in each would compete for every batch
@@ -218,7 +220,7 @@ async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Gu
         assert isinstance(store, PostgresEventStore) and isinstance(read_models, PostgresReadModels)
         worker = LeasedProjectionWorker(store, read_models, runner.projectors,
                                         batch_size=settings.projection_batch_size,
-                                        poll_interval=settings.projection_poll_seconds,
+                                        poll_interval=settings.projection_poll_seconds, retry=retry,
                                         take_leases=settings.run_projections)
     follower = worker if worker is not None else runner
     on_commit = getattr(store, "on_commit", None)

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         description="your own projectors, as package.module:ClassName, comma-separated in ORDER_MACHINE_PROJECTORS "
                     "(run, rebuilt and reported beside the built-in ones; see docs/projectors.md)",
     )
+    projection_retries: int = Field(
+        default=5, ge=0, le=20, description="retries of an event a projection fails on (backoff 0.1 s doubling to "
+                                            "5 s) before its stream is quarantined (docs/quarantine.md)")
     command_retries: int = Field(default=10, ge=0, description="reloads after a concurrent write before giving up")
     order_cache_size: int = Field(
         default=10_000, ge=0, description="orders kept after a command to skip the next reload (0: always reload)"

@@ -30,6 +30,7 @@ from .events import WorkflowEvent, decode_workflow, encode_workflow, utcnow, wor
 from .ids import check_id, check_stored, key_problem
 from .instance import WorkflowInstance
 from .machine import Machine
+from .projections.quarantine import check_stream
 from .store import EventStore
 
 logger = logging.getLogger(__name__)
@@ -305,11 +306,13 @@ class WorkflowQueries:
         self.engine.machine(definition)
         check_id(workflow_id, "id")
         stream = workflow_stream(definition, workflow_id)
-        _version, position = await self.engine.store.stream_head(stream)
+        version, position = await self.engine.store.stream_head(stream)
         if not position:
             raise WorkflowNotFoundError(definition, workflow_id)
         await self._show(position)
         found = await self.read_models.get_workflow(stream)
+        if found is None or found.version < version:  # behind its events: set aside by the projection?
+            await check_stream(self.read_models, stream, "workflows")
         if found is None:
             raise WorkflowNotFoundError(definition, workflow_id)
         return found

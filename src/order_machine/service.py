@@ -35,7 +35,7 @@ from .ids import check_id
 from .machine import Machine
 from .order import Order
 from .projections import (
-    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, ReadModels,
+    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, ReadModels, check_stream,
 )
 from .store import EventStore
 
@@ -375,11 +375,20 @@ class OrderApplicationService:
                 logger.warning("projections did not reach position %d within %.1fs; answering from the "
                                "read models as they are", position, self.wait_seconds)
 
-    async def _show_order(self, order_id: str) -> None:
-        """Wait until the read models applied every event the store holds for this order now."""
+    async def _show_order(self, order_id: str) -> int | None:
+        """Wait until the read models applied every event the store holds for this order now; returns the
+        order's version then (None when reads do not wait)."""
         if self.read_your_writes and self.runner is not None:
-            _version, position = await self.commands.store.stream_head(order_id)
+            version, position = await self.commands.store.stream_head(order_id)
             await self._show(position)
+            return version
+        return None
+
+    async def _not_quarantined(self, order_id: str, projection: str, shown: int | None, version: int | None) -> None:
+        """StreamQuarantinedError when `projection` set this order aside. Only a view behind the order's events
+        can be, so a view that shows the version the store has costs no lookup."""
+        if shown is None or version is None or shown < version:
+            await check_stream(self.read_models, order_id, projection)
 
     # ----------------------------------------------------------------- queries
 
@@ -397,16 +406,18 @@ class OrderApplicationService:
 
     async def get_order(self, order_id: str) -> OrderReadModel:
         check_id(order_id, "order_id")  # Python callers too: a NUL must never reach a store's query
-        await self._show_order(order_id)
+        version = await self._show_order(order_id)
         order = await self.read_models.get_order(order_id)
+        await self._not_quarantined(order_id, "orders", order.version if order else None, version)
         if order is None:
             raise OrderNotFoundError(order_id)
         return order
 
     async def get_order_summary(self, order_id: str) -> OrderSummaryReadModel:
         check_id(order_id, "order_id")
-        await self._show_order(order_id)
+        version = await self._show_order(order_id)
         summary = await self.read_models.get_summary(order_id)
+        await self._not_quarantined(order_id, "orders", None, version)  # a summary shows no version to compare
         if summary is None:
             raise OrderNotFoundError(order_id)
         return summary
@@ -439,6 +450,7 @@ class OrderApplicationService:
         check_id(order_id, "order_id")
         if after_version == 0:  # the first page; the next ones follow it
             await self._show_order(order_id)
+            await self._not_quarantined(order_id, "order_history", None, None)
         history = await self.read_models.order_history(order_id, after_version=after_version, limit=limit)
         if not history and after_version == 0:
             raise OrderNotFoundError(order_id)

@@ -18,8 +18,8 @@ from starlette.routing import Match, Route
 
 from ..errors import (
     ConcurrencyError, DefinitionError, DiagramError, InvalidCommandError, OrderExistsError, OrderMachineError,
-    OrderNotFoundError, ProjectionError, StoreError, TransitionNotAllowedError, UnknownDefinitionError,
-    WorkflowExistsError, WorkflowNotFoundError,
+    OrderNotFoundError, ProjectionError, StoreError, StreamQuarantinedError, TransitionNotAllowedError,
+    UnknownDefinitionError, WorkflowExistsError, WorkflowNotFoundError,
 )
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,12 @@ def _unavailable(exc: OrderMachineError, request: Request) -> tuple[int, Body]:
                  "message": "the store cannot answer right now; retry later (the server log has the details)"}
 
 
+def _quarantined(exc: StreamQuarantinedError, request: Request) -> tuple[int, Body]:
+    # names the stream and where its projection set it aside; why (the error text) stays with operators
+    return 503, {"error": "stream_quarantined", "stream": exc.stream_id, "projection": exc.projection,
+                 "position": exc.position, "event_type": exc.event_type, "message": str(exc)}
+
+
 def public_message(exc: BaseException) -> str:
     """What a client may read about a server-side failure: never a database's host, port, name, schema or
     a driver's text (those go to the log). Domain errors keep their first line; store and driver errors
@@ -122,6 +128,7 @@ ERROR_TABLE: dict[type[OrderMachineError], Mapper] = {
     InvalidCommandError: _invalid,                 # 422
     StoreError: _unavailable,                      # 503
     ProjectionError: _unavailable,                 # 503
+    StreamQuarantinedError: _quarantined,          # 503: that stream's read model is out of date
     DiagramError: _unavailable,                    # 503
     DefinitionError: _definition,                  # 500: the server's own files are broken
 }

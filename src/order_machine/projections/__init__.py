@@ -19,6 +19,7 @@ from .projectors import (
     INITIAL_STATE, Changes, HistoryRow, ItemRow, OrderHistoryProjector, OrderProjector, OrderRow, ProjectedOrder,
     Projector, default_projectors, project_order, run_batch,
 )
+from .quarantine import Quarantine, QuarantineStorage, check_stream, release_quarantined, release_stream
 from .queries import (
     OrderHistoryEntry, OrderItemReadModel, OrderReadModel, OrderSummaryReadModel, Page, ReadModels, WorkflowReadModel,
 )
@@ -49,8 +50,9 @@ __all__ = [
     "INITIAL_STATE", "Changes", "ConsistencyChecker", "ConsistencyReport", "CustomProjection", "FieldDifference",
     "HistoryRow", "InMemoryReadModels", "ItemRow", "OrderCheck", "OrderHistoryEntry", "OrderHistoryProjector",
     "OrderItemReadModel", "OrderProjector", "OrderReadModel", "OrderRow", "OrderSummaryReadModel", "Page",
-    "ProjectedOrder", "ProjectionRunner", "ProjectionStatus", "Projector", "ProjectorTables", "ProjectorTransaction",
-    "ReadModels", "RebuildReport", "RetryPolicy", "SQLiteReadModels", "Table", "TableProjector", "WorkflowReadModel",
-    "default_projectors", "load_projectors", "open_projector_tables", "open_read_models", "project_order",
-    "run_batch",
+    "ProjectedOrder", "ProjectionRunner", "ProjectionStatus", "Projector", "ProjectorTables",
+    "ProjectorTransaction", "Quarantine", "QuarantineStorage", "ReadModels", "RebuildReport", "RetryPolicy",
+    "SQLiteReadModels", "Table", "TableProjector", "WorkflowReadModel", "check_stream", "default_projectors",
+    "load_projectors", "open_projector_tables", "open_read_models", "project_order", "release_quarantined",
+    "release_stream", "run_batch",
 ]

@@ -21,6 +21,7 @@ from ..events import StoredEvent
 from ..store import EventStore
 from .projectors import Decoded, Projector
 from .queries import ReadModels
+from .quarantine import Quarantine
 
 if TYPE_CHECKING:
     from .custom_backend import TablesBackend
@@ -228,10 +229,14 @@ async def checkpoint_of(read_models: ReadModels, projector: AnyProjector) -> int
     return await read_models.checkpoint(projector.name)
 
 
-async def apply_batch(read_models: ReadModels, projector: AnyProjector, events: Sequence[Decoded], after: int) -> int:
-    """Apply a batch with the projector's checkpoint in one transaction: its own tables', or the read models'."""
+async def apply_batch(read_models: ReadModels, projector: AnyProjector, events: Sequence[Decoded], after: int,
+                      quarantine: Quarantine | None = None) -> int:
+    """Apply a batch with the projector's checkpoint in one transaction: its own tables', or the read models'
+    (with `quarantine`, the record of a stream set aside, committed in the same transaction)."""
     if isinstance(projector, CustomProjection):
         return await projector.owner.apply(projector, events, after)
+    if quarantine is not None:
+        return await read_models.apply(projector, events, after, quarantine=quarantine)
     return await read_models.apply(projector, events, after)
 
 

@@ -15,10 +15,12 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 
 import psycopg
 
 from ..errors import OrderMachineError, ProjectionError
+from ..events import utcnow
 from ..store.pg_schema import LOCK_CLASS_LEASE
 from ..store.postgres import Conn, PostgresEventStore
 from .postgres import PostgresReadModels
@@ -59,8 +61,9 @@ class LeasedProjectionWorker:
         retry: RetryPolicy = RetryPolicy(),
         on_lease: LeaseListener | None = None,
         take_leases: bool = True,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.store = store
+        self.store, self.clock = store, clock
         self.read_models = read_models if read_models is not None else PostgresReadModels(store)
         self.projectors: list[AnyProjector] = [*(default_projectors() if projectors is None else projectors)]
         self.batch_size, self.poll_interval, self.lease_interval = batch_size, poll_interval, lease_interval
@@ -127,7 +130,7 @@ class LeasedProjectionWorker:
             # a new runner reads the checkpoints afresh: the previous holder may have moved them
             self.runner = ProjectionRunner(
                 self.store, self.read_models, [p for p in self.projectors if p.name in self.owned],
-                batch_size=self.batch_size, poll_interval=self.poll_interval, retry=self.retry,
+                batch_size=self.batch_size, poll_interval=self.poll_interval, retry=self.retry, clock=self.clock,
             )
             for name in gained:
                 logger.info("projection worker took the lease of %r", name)
@@ -283,8 +286,9 @@ class LeasedProjectionWorker:
         last = await self.store.last_position()
         checkpoints = {p.name: await checkpoint_of(self.read_models, p) for p in self.projectors}
         self._saw(checkpoints)
-        failed = self.failed
-        return [ProjectionStatus(name, position, last, failed.get(name)) for name, position in checkpoints.items()]
+        failed, held = self.failed, await self.read_models.quarantined()
+        return [ProjectionStatus(name, position, last, failed.get(name), tuple(q for q in held if q.projector == name))
+                for name, position in checkpoints.items()]
 
     async def _notify(self, kind: str, checkpoints: Mapping[str, int] | None = None) -> None:
         payload = " ".join([kind, self.store.schema, *(f"{n}={p}" for n, p in (checkpoints or {}).items())])
