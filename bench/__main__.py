@@ -23,6 +23,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "workflow": ("bench.workflow", "a generic workflow's lifecycle vs the order's, in memory and on SQLite"),
     "http": ("bench.http", "POST /orders + confirm through the real server vs a bare FastAPI endpoint"),
     "postgres": ("bench.postgres", "PostgreSQL commands with 1/4/8 clients and projection vs eventsourcing"),
+    "projectors": ("bench.projectors", "a user's projector rebuilt (SQLite, memory, PostgreSQL) vs a bare sqlite3 loop"),
+    "auth": ("bench.auth", "what API keys add to a request: the same app with auth none and keys, in process"),
 }
 
 

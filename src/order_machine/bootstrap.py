@@ -8,9 +8,10 @@ from __future__ import annotations
 import gc
 import logging
 from dataclasses import dataclass, field
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .apikeys import KeyStore, MemoryKeyRows, open_key_store
 from .bus import EventBus
 from .catalog import Catalog
 from .config import Settings
@@ -18,7 +19,10 @@ from .definition import Definition, load_definitions
 from .engine import WorkflowEngine, WorkflowQueries
 from .machine import Guard, Hook, Machine
 from .order import order_machine, packaged_definitions_dir
-from .projections import ProjectionRunner, ProjectionStatus, ReadModels, open_read_models
+from .projections import (
+    ProjectionRunner, ProjectionStatus, ProjectorTables, ReadModels, RetryPolicy, TableProjector, default_projectors,
+    load_projectors, open_projector_tables, open_read_models,
+)
 from .service import OrderApplicationService, OrderCommandService
 from .store import EventStore, open_store
 
@@ -48,6 +52,10 @@ class Runtime:
     # PostgreSQL: the projectors run under leases shared with every other process on the database (the
     # runner above then only serves rebuild and check); it follows their progress for read-your-writes
     worker: LeasedProjectionWorker | None = None
+    # the API keys, beside the events (api_keys table; in memory for memory://)
+    keys: KeyStore = field(default_factory=lambda: KeyStore(MemoryKeyRows()))
+    # the tables of the application's own projectors (bootstrap(projectors=...)): `tables.fetch(sql)` reads them
+    tables: ProjectorTables = field(kw_only=True)
     started: bool = field(default=False, init=False)
 
     @property
@@ -65,6 +73,7 @@ class Runtime:
             return
         # open the store (its file, schema and journal mode) before anything else touches the database
         await self.store.last_position()
+        await self.tables.setup()  # a user's projector that cannot run (its tables, its DDL) fails the start
         await self.bus.start()
         if self.worker is not None:
             await self.worker.start()  # with run_projections off it only follows the others' progress
@@ -78,7 +87,9 @@ class Runtime:
             await self.projections.stop()
             await self.bus.stop()
             self.started = False
+        await self.tables.close()
         await self.read_models.close()
+        await self.keys.close()
         await self.store.close()
 
     async def __aenter__(self) -> Runtime:
@@ -131,7 +142,8 @@ class Runtime:
                                                      "not_found")},
             "events_appended": c.events_appended,
             "projections": {s.name: {"checkpoint": s.checkpoint, "last_position": s.last_position, "lag": s.lag,
-                                     "failed": s.error is not None} for s in statuses},
+                                     "failed": s.error is not None, "quarantined": len(s.quarantined)}
+                            for s in statuses},
             "bus": {"published": bus.published, "processed": bus.processed, "failed": bus.failed,
                     "queue_size": bus.queue_size, "processing_seconds": bus.processing_seconds},
         }
@@ -170,11 +182,13 @@ def store_options(settings: Settings) -> dict[str, Any]:
 
 
 async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Guard] | None = None,
-                    hooks: Mapping[str, Hook] | None = None) -> Runtime:
+                    hooks: Mapping[str, Hook] | None = None, projectors: Sequence[TableProjector] = ()) -> Runtime:
     """Open the store named by settings.db_url and wire every part; the caller starts the Runtime.
 
     `guards` and `hooks` register Python callables by name for the definitions that declare them
     (`"name"` for any definition, `"definition.name"` for one); YAML guards (`when:`) need none.
+    `projectors` are the application's own (projections.custom.TableProjector), run beside the built-in
+    ones after those named in settings.projectors.
     """
     settings = settings or Settings()
     definitions = load_definitions(settings.definitions_dir)
@@ -189,9 +203,13 @@ async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Gu
     # on SQLite their commits need not wait for an fsync (WAL + NORMAL stays consistent; after a power
     # cut the projection resumes from its last durable checkpoint). The events stay synchronous=FULL.
     read_models = open_read_models(store, synchronous="NORMAL") if scheme == "sqlite" else open_read_models(store)
-    runner = ProjectionRunner(store, read_models, batch_size=settings.projection_batch_size,
+    tables = open_projector_tables(store) if scheme in POSTGRES_SCHEMES else open_projector_tables(store, synchronous="NORMAL")
+    builtin = default_projectors()
+    custom = tables.bind([*load_projectors(settings.projectors), *projectors], taken=[p.name for p in builtin])
+    retry = RetryPolicy(retries=settings.projection_retries)
+    runner = ProjectionRunner(store, read_models, [*builtin, *custom], batch_size=settings.projection_batch_size,
                               poll_interval=settings.projection_poll_seconds,
-                              linger=settings.projection_linger_seconds)
+                              linger=settings.projection_linger_seconds, retry=retry)
     worker: LeasedProjectionWorker | None = None
     if scheme in POSTGRES_SCHEMES:
         # several processes share one database: a plain runner in each would compete for every batch
@@ -202,7 +220,7 @@ async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Gu
         assert isinstance(store, PostgresEventStore) and isinstance(read_models, PostgresReadModels)
         worker = LeasedProjectionWorker(store, read_models, runner.projectors,
                                         batch_size=settings.projection_batch_size,
-                                        poll_interval=settings.projection_poll_seconds,
+                                        poll_interval=settings.projection_poll_seconds, retry=retry,
                                         take_leases=settings.run_projections)
     follower = worker if worker is not None else runner
     on_commit = getattr(store, "on_commit", None)
@@ -211,7 +229,7 @@ async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Gu
     else:
         bus.subscribe(follower.wake)
     commands = OrderCommandService(store, machine, bus, retries=settings.command_retries,
-                                   cache_size=settings.order_cache_size)
+                                   cache_size=settings.order_cache_size, max_items=settings.max_items_per_order)
     service = OrderApplicationService(commands, read_models, follower, read_your_writes=settings.read_your_writes,
                                       wait_seconds=settings.read_wait_seconds)
     engine = WorkflowEngine(store, catalog, bus, retries=settings.command_retries,
@@ -219,4 +237,4 @@ async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Gu
     workflows = WorkflowQueries(engine, read_models, follower if settings.read_your_writes else None,
                                 wait_seconds=settings.read_wait_seconds)
     return Runtime(settings, store, bus, machine, definitions, read_models, runner, commands, service, engine,
-                   workflows, worker)
+                   workflows, worker, open_key_store(store), tables=tables)

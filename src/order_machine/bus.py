@@ -1,4 +1,5 @@
-"""An in-process async event bus: handlers by event type (or all), start/stop, metrics, streams.
+"""An in-process async event bus: handlers by event type (a class takes its subclasses too, or a
+type name, or all), start/stop, metrics, streams.
 
 Publishing is a wake-up call: the store stays the truth and projectors read it, not the bus.
 Knows no domain class; handlers receive whatever object was published.
@@ -33,8 +34,11 @@ class BusMetrics:
 
 
 def _type_key(event: Any) -> str:
-    # stored events carry their type name; domain and machine events are known by class name
+    # stored events carry their type name, an order transition the name it is stored under (its `emits:`);
+    # other domain and machine events are known by class name
     name = getattr(event, "type", None)
+    if not isinstance(name, str):
+        name = getattr(event, "type_name", None)
     return name if isinstance(name, str) else type(event).__name__
 
 
@@ -42,7 +46,9 @@ class EventBus:
     """Delivers published events to subscribed handlers on a background task, in publish order."""
 
     def __init__(self, max_queue: int = 10_000) -> None:
-        self._handlers: dict[str | None, list[Handler]] = {}
+        self._handlers: dict[type | str | None, list[Handler]] = {}
+        # the handlers of each (class, type name) delivered so far, in subscription order; cleared on (un)subscribe
+        self._chosen: dict[tuple[type, str], tuple[Handler, ...]] = {}
         self._streams: list[asyncio.Queue[Any]] = []
         self._queue: asyncio.Queue[Any] = asyncio.Queue(max_queue)
         self._task: asyncio.Task[None] | None = None
@@ -50,13 +56,31 @@ class EventBus:
         self._seconds = 0.0
 
     def subscribe(self, handler: Handler, event_type: type | str | None = None) -> Callable[[], None]:
-        """Call `handler` for every event of that type (class or name), or for all when None.
+        """Call `handler` for every event of that type, or for all when None.
 
-        Returns a function that unsubscribes it.
+        A class receives its subclasses' events too (`OrderTransitioned`: every transition), and the
+        events whose type name is its name (a StoredEvent of that type); a string matches the type name
+        only. Returns a function that unsubscribes it.
         """
-        key = event_type if event_type is None or isinstance(event_type, str) else event_type.__name__
+        key = event_type
         self._handlers.setdefault(key, []).append(handler)
-        return lambda: self._handlers.get(key, []).remove(handler) if handler in self._handlers.get(key, []) else None
+        self._chosen.clear()
+
+        def unsubscribe() -> None:
+            if handler in self._handlers.get(key, []):
+                self._handlers[key].remove(handler)
+                self._chosen.clear()
+        return unsubscribe
+
+    def _handlers_for(self, event: Any) -> tuple[Handler, ...]:
+        cls, name = type(event), _type_key(event)
+        chosen = self._chosen.get((cls, name))
+        if chosen is None:  # once per kind of event, not per event
+            chosen = tuple(handler for key, handlers in self._handlers.items() if key is not None and (
+                key == name if isinstance(key, str) else issubclass(cls, key) or key.__name__ == name)
+                for handler in handlers) + tuple(self._handlers.get(None, ()))
+            self._chosen[(cls, name)] = chosen
+        return chosen
 
     @property
     def running(self) -> bool:
@@ -125,7 +149,7 @@ class EventBus:
     async def _deliver(self, event: Any) -> None:
         started = time.perf_counter()
         failed = False
-        for handler in (*self._handlers.get(_type_key(event), ()), *self._handlers.get(None, ())):
+        for handler in self._handlers_for(event):
             try:
                 result = handler(event)
                 if result is not None:

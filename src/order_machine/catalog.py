@@ -3,11 +3,13 @@
 A definitions folder holds the latest version of each workflow (`ticket.yaml`) and, in its `versions/`
 subfolder, the earlier versions still running (`versions/ticket.v1.yaml`, any file name: the `name:` and
 `version:` inside count). New instances start on the latest version; an instance goes on with the version
-it started on until a migration moves it. Imports `definition`, `machine` and `errors`.
+it started on until a migration moves it (the latest file's `migrations:` say how its states map).
+Imports `definition`, `machine`, `yaml_lines` and `errors`.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 from .definition import Definition, definition_files, load_definition
 from .errors import DefinitionError, Problem, UnknownDefinitionError
 from .machine import Guard, Hook, Machine
+from .yaml_lines import LocatedData, read_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -39,29 +42,95 @@ def compile_definition(definition: Definition, guards: Mapping[str, Guard] | Non
     return Machine(definition, g, h)  # type: ignore[arg-type]
 
 
-def version_problems(definitions: Iterable[tuple[Path, Definition]]) -> list[Problem]:
-    """Problems of a set of versions: a version number used twice, a `versions/` file whose latest is missing
-    or older than it."""
+class _Lines:
+    """The line of a key in a definition file (read again only when a problem needs it)."""
+
+    def __init__(self) -> None:
+        self._read: dict[Path, LocatedData | None] = {}
+
+    def __call__(self, path: Path, *loc: str | int) -> int:
+        if path not in self._read:
+            try:
+                self._read[path] = read_yaml(path.read_text(encoding="utf-8"), str(path))[1]
+            except (OSError, UnicodeDecodeError, DefinitionError):
+                self._read[path] = None
+        located = self._read[path]
+        return (located.line_of(loc) if located is not None else None) or 1
+
+
+def version_problems(definitions: Iterable[tuple[Path, Definition]], unreadable: Iterable[Path] = ()) -> list[Problem]:
+    """Problems of a set of versions (a folder's definitions and its `versions/`): a version number used twice,
+    a `versions/` file whose latest is missing or not newer than it, and `migrations:` that name a version,
+    or map a state, that is not there. A missing latest is not reported while a top-level file of the set is
+    `unreadable` (it may be that latest; its own problems say what is wrong with it)."""
+    pairs = list(definitions)
+    line = _Lines()
     problems: list[Problem] = []
     seen: dict[tuple[str, int], Path] = {}
-    for path, d in definitions:
+    for path, d in pairs:
         key = (d.name, d.version)
         if key in seen:
-            problems.append(Problem(f"{d.name} version {d.version} is also defined in {seen[key]}", str(path), 1,
-                                    "give each version its own `version:` number"))
-        seen.setdefault(key, path)
-    latest = {name: (version, path) for (name, version), path in sorted(seen.items())
-              if path.parent.name != VERSIONS_FOLDER}
+            problems.append(Problem(f"{d.name} version {d.version} is also defined in {seen[key]}", str(path),
+                                    line(path, "version"), "give each version its own `version:` number"))
+        else:
+            seen[key] = path
+    latest = {name: (version, path) for (name, version), path in seen.items() if path.parent.name != VERSIONS_FOLDER}
     for (name, version), path in seen.items():
         if path.parent.name != VERSIONS_FOLDER:
             continue
         if name not in latest:
-            problems.append(Problem(f"{path.name} is a version of {name!r}, but the folder above has no {name}.yaml "
-                                    "(the latest version)", str(path), 1))
+            if any(f.parent == path.parent.parent for f in unreadable):
+                continue
+            close = difflib.get_close_matches(name, list(latest), n=1)
+            problems.append(Problem(
+                f"{path.name} is a version of {name!r}, but the folder above has no {name}.yaml (the latest version)",
+                str(path), line(path, "name"), f"did you mean {close[0]!r}?" if close else
+                f"put the latest version of {name} in {path.parent.parent / (name + '.yaml')}"))
         elif version >= latest[name][0]:
             problems.append(Problem(f"{name} version {version} in {VERSIONS_FOLDER}/ is not older than the latest "
-                                    f"({latest[name][1].name}: version {latest[name][0]})", str(path), 1,
-                                    "the top-level file holds the latest version"))
+                                    f"({latest[name][1].name}: version {latest[name][0]})", str(path),
+                                    line(path, "version"), "the top-level file holds the latest version"))
+    versions: dict[str, dict[int, Definition]] = {}
+    for path, d in pairs:
+        if seen[(d.name, d.version)] == path:
+            versions.setdefault(d.name, {})[d.version] = d
+    for path, d in pairs:
+        if seen[(d.name, d.version)] == path:
+            problems += _migration_problems(path, d, versions[d.name], line)
+    return problems
+
+
+def _migration_problems(path: Path, d: Definition, versions: Mapping[int, Definition], line: _Lines) -> list[Problem]:
+    """A definition's `migrations:`: each from an earlier version of the set, mapping its states onto this one's."""
+    problems: list[Problem] = []
+    declared: set[int] = set()
+    for n, migration in enumerate(d.migrations):
+        old = migration.from_version
+        at = line(path, "migrations", n, "from")
+        if old in declared:
+            problems.append(Problem(f"a second migration from version {old}", str(path), at,
+                                    "declare one `from:` per earlier version"))
+            continue
+        declared.add(old)
+        if old >= d.version:
+            problems.append(Problem(f"migrations bring earlier versions to this one (version {d.version}); "
+                                    f"from: {old} is not earlier", str(path), at))
+            continue
+        source = versions.get(old)
+        if source is None:
+            earlier = ", ".join(str(v) for v in sorted(versions) if v < d.version) or "none"
+            problems.append(Problem(f"{d.name} has no version {old} to migrate from (earlier versions here: "
+                                    f"{earlier})", str(path), at,
+                                    f"keep version {old} in {VERSIONS_FOLDER}/, or remove this migration"))
+            continue
+        for state, target in migration.map.items():
+            where = line(path, "migrations", n, "map", state)
+            if state not in source.state_names:
+                problems.append(Problem(f"map: {state!r} is not a state of {d.name} version {old}", str(path), where,
+                                        f"states there: {', '.join(source.state_names)}"))
+            if target not in d.state_names:
+                problems.append(Problem(f"map: {state} -> {target!r}, which is not a state of {d.name} version "
+                                        f"{d.version}", str(path), where, f"states here: {', '.join(d.state_names)}"))
     return problems
 
 
@@ -73,12 +142,14 @@ def load_versions(folder: str | Path) -> list[tuple[Path, Definition]]:
         files += definition_files([folder / VERSIONS_FOLDER])
     found: list[tuple[Path, Definition]] = []
     problems: list[Problem] = []
+    unreadable: list[Path] = []
     for file in files:
         try:
             found.append((file, load_definition(file)))
         except DefinitionError as exc:
             problems.extend(exc.problems)
-    problems += version_problems(found)
+            unreadable.append(file)
+    problems += version_problems(found, unreadable)
     if problems:
         raise DefinitionError(problems, str(folder))
     return found
@@ -136,6 +207,14 @@ class Catalog:
             raise UnknownDefinitionError(name, self.names, f"{name} has no version {version}; versions: "
                                          f"{', '.join(map(str, sorted(versions)))}")
         return machine
+
+    def state_map(self, name: str, from_version: int, to_version: int) -> dict[str, str]:
+        """The states map that version `to_version` declares (`migrations:`) for instances of `from_version`;
+        empty when it declares none (states then keep their names)."""
+        for migration in self.machine(name, to_version).definition.migrations:
+            if migration.from_version == from_version:
+                return dict(migration.map)
+        return {}
 
     def _by_version(self, name: str) -> dict[int, Machine]:
         versions = self._machines.get(name)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .order import default_definitions_dir
 
@@ -36,6 +36,14 @@ class Settings(BaseSettings):
         description="after a short batch, wait this long for more events unless a query waits (larger batches)",
     )
     run_projections: bool = Field(default=True, description="run the projection runner in this process")
+    projectors: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="your own projectors, as package.module:ClassName, comma-separated in ORDER_MACHINE_PROJECTORS "
+                    "(run, rebuilt and reported beside the built-in ones; see docs/projectors.md)",
+    )
+    projection_retries: int = Field(
+        default=5, ge=0, le=20, description="retries of an event a projection fails on (backoff 0.1 s doubling to "
+                                            "5 s) before its stream is quarantined (docs/quarantine.md)")
     command_retries: int = Field(default=10, ge=0, description="reloads after a concurrent write before giving up")
     order_cache_size: int = Field(
         default=10_000, ge=0, description="orders kept after a command to skip the next reload (0: always reload)"
@@ -56,8 +64,38 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # who may call the API, and how much a caller may send (docs/security.md)
+    auth: Literal["none", "keys"] | None = Field(
+        default=None, description="keys: every route but /health needs `Authorization: Bearer KEY` "
+                                  "(order-machine keys create); none: no check. Unset: none, but `serve` refuses "
+                                  "a non-loopback host until one is chosen",
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1, description="larger request bodies answer 413 too_large")
+    body_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a request body must arrive whole this soon after its headers, else 408",
+    )
+    max_header_bytes: int = Field(
+        default=16_384, ge=1024, description="a request's target and headers may take at most this many bytes, "
+                                             "else 431 (serve also gives it to uvicorn: h11_max_incomplete_event_size)",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="serve only: a request's line and headers must arrive this soon after the "
+                                        "connection opens or their first byte, else the connection is closed",
+    )
+    max_items_per_order: int = Field(
+        default=1000, ge=1, le=1000,
+        description="items an order may hold, more is 422 `items` (it can only lower the request models' ceiling of 1000)",
+    )
     # PostgreSQL operational settings
     pg_pool_size: int = Field(default=10, ge=1)
     pg_statement_timeout_ms: int = Field(default=30_000, ge=0)
     pg_idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
     pg_schema: str = Field(default="order_machine", pattern=r"^[a-z_][a-z0-9_]*$")
+
+    @field_validator("projectors", mode="before")
+    @classmethod
+    def _split_projectors(cls, value: Any) -> Any:
+        # one variable, several projectors: "app.projections:Totals, app.projections:Audit"
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

@@ -21,7 +21,7 @@ from .errors import DefinitionError, Problem
 from .yaml_lines import YAML11_BOOLEANS, LocatedData, read_yaml, size_problem
 
 __all__ = [
-    "ActionSpec", "Definition", "FieldSpec", "GuardSpec", "HookSpec", "StateSpec",
+    "ActionSpec", "Definition", "FieldSpec", "GuardSpec", "HookSpec", "MigrationSpec", "StateSpec",
     "TransitionSpec", "YAML11_BOOLEANS", "check_definition", "definition_files", "json_schema",
     "load_definition", "load_definitions", "parse_definition", "validate_definition",
 ]
@@ -29,6 +29,8 @@ __all__ = [
 FieldType = Literal["str", "int", "decimal", "bool", "datetime", "list", "dict"]
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
 DEFINITION_NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
+#: fields an action (or a definition's `data`) may declare: each is checked on every command that carries it
+MAX_FIELDS = 100
 
 
 class _Model(BaseModel):
@@ -58,7 +60,8 @@ class StateSpec(_Model):
 class ActionSpec(_Model):
     name: str = Field(pattern=NAME_PATTERN, description="e.g. Confirm")
     description: str = ""
-    fields: dict[str, FieldSpec] = Field(default_factory=dict, description="data the action carries")
+    fields: dict[str, FieldSpec] = Field(default_factory=dict, max_length=MAX_FIELDS,
+                                         description="data the action carries")
     sets: dict[str, Any] = Field(default_factory=dict, description="constant values the action records")
     clears: list[str] = Field(default_factory=list, description="recorded fields the action clears")
     increments: list[str] = Field(default_factory=list, description="counters the action adds one to")
@@ -100,6 +103,14 @@ class TransitionSpec(_Model):
         return [value] if isinstance(value, str) else value
 
 
+class MigrationSpec(_Model):
+    """How instances of an earlier version move to the version that declares this (`order-machine migrate`)."""
+
+    from_version: int = Field(alias="from", ge=1, strict=True, description="the earlier version, e.g. 1")
+    map: dict[str, str] = Field(default_factory=dict, description="state of that version -> state of this one, "
+                                "e.g. {Open: New}; a state not listed keeps its name")
+
+
 class Definition(_Model):
     """A whole workflow: states, actions, guards, hooks and the transitions between them."""
 
@@ -107,12 +118,15 @@ class Definition(_Model):
     version: int = Field(default=1, ge=1, strict=True)  # schema.json says integer: "2" is refused
     description: str = ""
     initial: str = Field(description="the state every entity starts in")
-    data: dict[str, FieldSpec] = Field(default_factory=dict, description="data an entity is created with")
+    data: dict[str, FieldSpec] = Field(default_factory=dict, max_length=MAX_FIELDS,
+                                       description="data an entity is created with")
     states: list[StateSpec] = Field(min_length=1)
     actions: list[ActionSpec] = Field(min_length=1)
     guards: list[GuardSpec] = Field(default_factory=list)
     hooks: list[HookSpec] = Field(default_factory=list)
     transitions: list[TransitionSpec] = Field(min_length=1)
+    migrations: list[MigrationSpec] = Field(default_factory=list, description="how instances of earlier "
+                                            "versions (in versions/) move to this one")
 
     @property
     def state_names(self) -> list[str]:
@@ -224,7 +238,7 @@ def load_definitions(folder: str | Path) -> dict[str, Definition]:
 
 _CHILDREN: dict[type[BaseModel], dict[str, type[BaseModel]]] = {
     Definition: {"states": StateSpec, "actions": ActionSpec, "guards": GuardSpec, "hooks": HookSpec,
-                 "transitions": TransitionSpec, "data": FieldSpec},
+                 "transitions": TransitionSpec, "data": FieldSpec, "migrations": MigrationSpec},
     ActionSpec: {"fields": FieldSpec},
 }
 _MISSING_HINTS = {
@@ -299,6 +313,11 @@ def _schema_problems(exc: ValidationError, located: LocatedData, path: str) -> t
             msg, hint = f"{where} must be true or false, got {got!r}", "write true or false, unquoted"
         elif kind.startswith("int"):
             msg, hint = f"{where} must be a whole number, got {got!r}", "write it unquoted, e.g. 2"
+        elif kind == "too_long":
+            ctx = err.get("ctx", {})
+            count = len(got) if isinstance(got, (dict, list)) else "too many"  # pydantic stops counting a dict
+            msg = f"{where} declares {count} entries; at most {ctx.get('max_length')} are allowed"
+            hint = "split it into smaller actions or workflows"
         else:
             msg = f"{where}: {err['msg']}"
         out.append(Problem(msg, path, line, hint))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from .actor import with_actor
 from .bus import EventBus
 from .catalog import Catalog
 from .errors import (
@@ -27,6 +28,7 @@ from .events import WorkflowEvent, decode_workflow, encode_workflow, utcnow, wor
 from .ids import check_id, check_stored, key_problem
 from .instance import WorkflowInstance
 from .machine import Machine
+from .projections.quarantine import check_stream
 from .store import EventStore
 from .write_path import AggregateCache, StreamQueues, decide_and_save
 
@@ -159,7 +161,10 @@ class WorkflowEngine:
 
     async def migrate(self, definition: str, workflow_id: str, to_version: int, state_map: Mapping[str, str], *,
                       command_id: str | None = None) -> WorkflowResult:
-        """Move one instance to another version of its definition (an event); refuses a state with no place."""
+        """Move one instance to another version of its definition (an event); refuses a state with no place.
+
+        States map by `state_map`, else by the target version's `migrations:` for the instance's version,
+        else by name."""
         target = self.machine(definition, to_version)
         self._check_input(workflow_id, command_id, {})
         fingerprint = _fingerprint(command_id, "migrate", definition, workflow_id, to_version, dict(state_map))
@@ -167,7 +172,8 @@ class WorkflowEngine:
         async def decide(instance: WorkflowInstance) -> None:
             if instance.definition_version == to_version:
                 return  # already there: nothing to record
-            instance.migrate(target, state_map, at=self.clock())
+            declared = self.catalog.state_map(definition, instance.definition_version, to_version)
+            instance.migrate(target, {**declared, **state_map}, at=self.clock())
         return await self._change(definition, workflow_id, None, command_id, fingerprint, decide)
 
     # ----------------------------------------------------------------- reads from the store
@@ -249,8 +255,8 @@ class WorkflowEngine:
                     fingerprint: str) -> WorkflowResult:
         pending: list[WorkflowEvent] = instance.take_pending_events()
         causation = command_id or self._causation_id()
-        metadata = {"command_id": command_id, "causation_id": causation, "correlation_id": causation,
-                    "definition_version": instance.definition_version}
+        metadata = with_actor({"command_id": command_id, "causation_id": causation, "correlation_id": causation,
+                               "definition_version": instance.definition_version})
         kinds = [type(e).__name__ for e in pending]
         body = {"id": instance.id, "definition": instance.definition,
                 "definition_version": instance.definition_version, "state": instance.state,
@@ -295,11 +301,13 @@ class WorkflowQueries:
         self.engine.machine(definition)
         check_id(workflow_id, "id")
         stream = workflow_stream(definition, workflow_id)
-        _version, position = await self.engine.store.stream_head(stream)
+        version, position = await self.engine.store.stream_head(stream)
         if not position:
             raise WorkflowNotFoundError(definition, workflow_id)
         await self._show(position)
         found = await self.read_models.get_workflow(stream)
+        if found is None or found.version < version:  # behind its events: set aside by the projection?
+            await check_stream(self.read_models, stream, "workflows")
         if found is None:
             raise WorkflowNotFoundError(definition, workflow_id)
         return found

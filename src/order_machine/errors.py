@@ -166,5 +166,30 @@ class ProjectionError(OrderMachineError):
         super().__init__(f"projection {projection!r} stopped at position {position}: {cause!r}")
 
 
+class InvalidProjectorError(OrderMachineError):
+    """A user's projector cannot run: a bad name, a table it cannot own, DDL that does not create its table."""
+
+    def __init__(self, projector: str, problem: str) -> None:
+        self.projector, self.problem = projector, problem
+        super().__init__(f"projector {projector!r}: {problem}")
+
+
+class StreamQuarantinedError(OrderMachineError):
+    """A projection set one stream aside (it could not apply one of its events): that stream's read model
+    is out of date until an operator releases it (`order-machine projections release`)."""
+
+    def __init__(self, stream_id: str, projection: str, position: int, event_type: str) -> None:
+        self.stream_id, self.projection, self.position, self.event_type = stream_id, projection, position, event_type
+        super().__init__(
+            f"stream {stream_id!r} is quarantined by projection {projection!r} at position {position} "
+            f"({event_type}): its read model is out of date until it is repaired and released "
+            "(see `order-machine projections`)"
+        )
+
+
+class ReleaseError(OrderMachineError):
+    """A quarantined stream was not released: it is not quarantined there, or its events still fail."""
+
+
 class DiagramError(OrderMachineError):
     """A diagram could not be drawn: Graphviz is missing or failed, or an order's path does not fit."""

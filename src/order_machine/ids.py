@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from .errors import InvalidCommandError
 
 __all__ = [
-    "ID_MARKS", "ID_MAX_LENGTH", "ID_RULE", "KEY_MAX_LENGTH", "KEY_RULE", "Id", "Key", "StoredText", "check_id",
+    "ID_JSON_SCHEMA", "ID_MARKS", "ID_MAX_LENGTH", "ID_RULE", "KEY_MAX_LENGTH", "KEY_RULE", "Id", "Key", "StoredText", "check_id",
     "check_stored", "id_problem", "key_problem", "quote_id", "text_problem",
 ]
 
@@ -37,6 +37,17 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9\-._~:@!$&'()*+,;=]{1,%d}" % ID_MAX_LENGTH)  
 KEY_MAX_LENGTH = 200
 KEY_RULE = f"1 to {KEY_MAX_LENGTH} visible ASCII characters (! to ~), no spaces"
 _KEY = re.compile(r"[!-~]{1,%d}" % KEY_MAX_LENGTH)
+
+# The id rule as JSON Schema, for OpenAPI and clients that validate before sending. "Letters of any script"
+# has no portable regex (JSON Schema's ECMA-262 and Python's `re` disagree on \p{L}), so the pattern states
+# the ASCII part exactly and refuses the characters that are never letters (controls, spaces, format
+# characters); the description says the rest, and the server checks it (422 naming the field).
+ID_JSON_SCHEMA: dict[str, Any] = {
+    "type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH,
+    "pattern": r'^[^\x00-\x20"#%/<>?\[\\\]^`{|}\x7f-\xa0\xad\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000'
+               r'\ufeff\ufff9-\ufffb]+$',
+    "description": f"an id: {ID_RULE}",
+}
 
 
 _KINDS = {"C": "the control or format character", "Z": "the space", "S": "the symbol", "P": "the mark"}
@@ -140,7 +151,7 @@ def _pydantic_key(value: str) -> str:
     return value
 
 
-Id = Annotated[str, AfterValidator(_pydantic_id)]
+Id = Annotated[str, AfterValidator(_pydantic_id), WithJsonSchema(ID_JSON_SCHEMA)]
 """An id from outside, checked by `id_problem`; the 422 names the field and states the rule."""
 
 StoredText = Annotated[str, AfterValidator(_pydantic_text)]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from .actor import with_actor
 from .bus import EventBus
 from .commands import (
     ACTION_COMMANDS, AddOrderItem, CommandResult, CreateOrder, GetOrder, GetOrdersByCustomer, GetOrdersByStatus,
@@ -31,7 +32,7 @@ from .ids import check_id
 from .machine import Machine
 from .order import Order
 from .projections import (
-    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, ReadModels,
+    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, ReadModels, check_stream,
 )
 from .store import EventStore
 from .write_path import AggregateCache, StreamQueues, decide_and_save
@@ -112,9 +113,11 @@ class OrderCommandService:
         *,
         retries: int = 10,
         cache_size: int = 10_000,
+        max_items: int = 1000,
     ) -> None:
         self.store, self.machine, self.bus = store, machine, bus
         self.retries = retries
+        self.max_items = max_items
         self.counters = CommandCounters()
         # the orders this process saved last (write_path.AggregateCache says why a copy is safe)
         self._cache: AggregateCache[Order] = AggregateCache(cache_size)
@@ -163,7 +166,8 @@ class OrderCommandService:
         return await self._change(command, order_id, None, lambda o: o.fire(action, **data))
 
     async def _add_item(self, command: AddOrderItem) -> CommandResult:
-        return await self._change(command, command.order_id, command.expected_version, lambda o: _add_item(o, command))
+        return await self._change(command, command.order_id, command.expected_version,
+                                  lambda o: _add_item(o, command, self.max_items))
 
     async def _perform(self, command: PerformAction) -> CommandResult:
         return await self._change(command, command.order_id, command.expected_version,
@@ -193,6 +197,9 @@ class OrderCommandService:
     async def _create(self, command: CreateOrder) -> CommandResult:
         if (seen := await self._seen(command)) is not None:
             return seen
+        if len(command.items) > self.max_items:
+            raise InvalidCommandError(f"an order may hold at most {self.max_items} items, got {len(command.items)}",
+                                      "items")
         order_id = command.order_id or new_id()
         order = Order.create(self.machine, order_id, command.customer_id,
                              [i.model_dump() for i in command.items], command.amount, command.description,
@@ -224,7 +231,8 @@ class OrderCommandService:
         # causation: the command that caused these events; correlation: the conversation it belongs to
         # (the caller's command id when given, so retries of one request correlate)
         causation = command.command_id or causation_id()
-        metadata = {"command_id": command.command_id, "causation_id": causation, "correlation_id": causation}
+        metadata = with_actor({"command_id": command.command_id, "causation_id": causation,
+                               "correlation_id": causation})
         new_events = [encode(e, {**metadata, "command": type(command).__name__}) for e in pending]
         kinds = [e.type_name for e in pending]
         body = {"order_id": order.id, "state": order.state, "version": order.version, "events": kinds}
@@ -262,7 +270,10 @@ class OrderCommandService:
         return order.fire(actions[0], **command.data)
 
 
-def _add_item(order: Order, command: AddOrderItem) -> None:
+def _add_item(order: Order, command: AddOrderItem, max_items: int) -> None:
+    if len(order.items) >= max_items:
+        raise InvalidCommandError(f"order {order.id} holds {len(order.items)} items, the most an order may hold",
+                                  "items")
     order.add_item(command.product_id, command.quantity, Decimal(command.unit_price))
 
 
@@ -309,11 +320,20 @@ class OrderApplicationService:
                 logger.warning("projections did not reach position %d within %.1fs; answering from the "
                                "read models as they are", position, self.wait_seconds)
 
-    async def _show_order(self, order_id: str) -> None:
-        """Wait until the read models applied every event the store holds for this order now."""
+    async def _show_order(self, order_id: str) -> int | None:
+        """Wait until the read models applied every event the store holds for this order now; returns the
+        order's version then (None when reads do not wait)."""
         if self.read_your_writes and self.runner is not None:
-            _version, position = await self.commands.store.stream_head(order_id)
+            version, position = await self.commands.store.stream_head(order_id)
             await self._show(position)
+            return version
+        return None
+
+    async def _not_quarantined(self, order_id: str, projection: str, shown: int | None, version: int | None) -> None:
+        """StreamQuarantinedError when `projection` set this order aside. Only a view behind the order's events
+        can be, so a view that shows the version the store has costs no lookup."""
+        if shown is None or version is None or shown < version:
+            await check_stream(self.read_models, order_id, projection)
 
     # ----------------------------------------------------------------- queries
 
@@ -331,16 +351,18 @@ class OrderApplicationService:
 
     async def get_order(self, order_id: str) -> OrderReadModel:
         check_id(order_id, "order_id")  # Python callers too: a NUL must never reach a store's query
-        await self._show_order(order_id)
+        version = await self._show_order(order_id)
         order = await self.read_models.get_order(order_id)
+        await self._not_quarantined(order_id, "orders", order.version if order else None, version)
         if order is None:
             raise OrderNotFoundError(order_id)
         return order
 
     async def get_order_summary(self, order_id: str) -> OrderSummaryReadModel:
         check_id(order_id, "order_id")
-        await self._show_order(order_id)
+        version = await self._show_order(order_id)
         summary = await self.read_models.get_summary(order_id)
+        await self._not_quarantined(order_id, "orders", None, version)  # a summary shows no version to compare
         if summary is None:
             raise OrderNotFoundError(order_id)
         return summary
@@ -373,6 +395,7 @@ class OrderApplicationService:
         check_id(order_id, "order_id")
         if after_version == 0:  # the first page; the next ones follow it
             await self._show_order(order_id)
+            await self._not_quarantined(order_id, "order_history", None, None)
         history = await self.read_models.order_history(order_id, after_version=after_version, limit=limit)
         if not history and after_version == 0:
             raise OrderNotFoundError(order_id)

@@ -184,3 +184,17 @@ async def test_if_match_on_add_item_pins_the_version(client: httpx.AsyncClient) 
     assert stale.status_code == 412 and stale.json()["actual_version"] == 1
     fresh = await client.post("/orders/v-2/items", json=item, headers={"If-Match": '"1"'})
     assert fresh.status_code == 200 and fresh.json()["version"] == 2
+
+
+async def test_a_method_a_path_does_not_take_is_405_naming_every_method_it_takes(client: httpx.AsyncClient) -> None:
+    # the command routes are tried first: Starlette alone answered `Allow: POST` for /orders
+    for method, path, allow in [("DELETE", "/orders", "GET, POST"), ("PUT", "/orders/o-1", "GET"),
+                                ("GET", "/orders/o-1/confirm", "POST"), ("DELETE", "/workflows/payment", "GET, POST")]:
+        answer = await client.request(method, path)
+        assert (answer.status_code, answer.headers["allow"]) == (405, allow), (method, path)
+        assert answer.json()["error"] == "method_not_allowed"
+
+
+async def test_a_body_that_is_not_utf8_json_is_400_bad_request(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/orders", content=b'{"customer_id": "\xff"}', headers={"content-type": "application/json"})
+    assert (answer.status_code, answer.json()["error"]) == (400, "bad_request")

@@ -191,3 +191,18 @@ async def test_an_order_action_is_reachable_by_name(client: httpx.AsyncClient) -
     assert shipped.json()["state"] == "Shipped"
     refused = await client.post("/orders/ord-1/actions/cancel", json={"reason": "late"})
     assert (refused.status_code, refused.json()["order_id"]) == (409, "ord-1")
+
+
+async def test_a_read_with_if_none_match_of_the_current_version_is_304_without_a_body(
+        client: httpx.AsyncClient) -> None:
+    data = {"amount": "100.50", "currency": "USD", "method": "CreditCard"}
+    await client.post("/workflows/payment", json={"id": "pay-1", "data": data})
+    current = await client.get("/workflows/payment/pay-1", headers={"If-None-Match": '"1"'})
+    assert (current.status_code, current.headers["etag"], current.content) == (304, '"1"', b"")
+    for header in ('W/"1"', '"7", "1"', "*"):
+        assert (await client.get("/workflows/payment/pay-1", headers={"If-None-Match": header})).status_code == 304
+    await client.post("/workflows/payment/pay-1/actions/process")
+    moved = await client.get("/workflows/payment/pay-1", headers={"If-None-Match": '"1"'})
+    assert (moved.status_code, moved.headers["etag"], moved.json()["state"]) == (200, '"2"', "Processing")
+    gone = await client.get("/workflows/payment/nope", headers={"If-None-Match": "*"})
+    assert gone.status_code == 404

@@ -70,6 +70,31 @@ def test_check_exits_1_on_a_mismatch_and_repair_fixes_it(cli: CLI) -> None:
     assert cli("orders", "show", "ord-1", "--json").json()["status"] == "Pending"
 
 
+def test_check_exits_1_on_a_workflow_row_that_disagrees_with_its_events_and_repair_fixes_it(cli: CLI) -> None:
+    place_orders(cli, 1)
+    assert cli("workflows", "start", "payment", "--id", "pay-1", "--field", "amount=100.50", "--field",
+               "currency=USD", "--field", "method=card").code == 0
+    assert cli("workflows", "do", "payment", "pay-1", "process").code == 0
+    clean = cli("check")
+    assert (clean.code, clean.out) == (0, "checked 1 orders and 1 workflows: 0 mismatched, 0 repaired\n")
+    tamper(cli.workdir / "orders.db", "UPDATE read_workflows SET state = 'Completed', version = 9 WHERE stream_id = ?",
+           "payment/pay-1")
+
+    found = cli("check")
+    assert found.code == 1
+    assert found.out.splitlines()[0] == ("MISMATCH payment/pay-1: state: stored 'Completed', events say "
+                                         "'Processing'; version: stored 9, events say 2")
+    assert cli("workflows", "show", "payment", "pay-1", "--json").json()["state"] == "Completed"  # still wrong
+    repaired = cli("check", "--repair")
+    assert repaired.code == 0, repaired
+    assert repaired.out.splitlines() == ["repaired payment/pay-1: state: stored 'Completed', events say "
+                                         "'Processing'; version: stored 9, events say 2",
+                                         "checked 1 orders and 1 workflows: 1 mismatched, 1 repaired"]
+    assert cli("check").code == 0
+    shown = cli("workflows", "show", "payment", "pay-1", "--json").json()
+    assert (shown["state"], shown["version"]) == ("Processing", 2)
+
+
 def test_rebuild_and_check_on_a_missing_database_are_one_line(cli: CLI) -> None:
     assert_one_line_error(cli("rebuild"), "no database")
     assert_one_line_error(cli("check"), "no database")

@@ -229,3 +229,28 @@ def test_migrate_moves_in_flight_instances_all_or_none(cli: CLI, tmp_path: Path)
     assert cli("workflows", "do", "ticket", "t-1", "start", *opts).code == 0
     again = cli("migrate", "ticket", "--to", "2", *opts)
     assert again.code == 0 and again.out.startswith("moved 0 ticket instance(s)") and "2 already on v2" in again.out
+
+
+def test_migrate_follows_the_map_the_new_version_declares_and_map_wins_over_it(cli: CLI, tmp_path: Path) -> None:
+    folder, opts = ticket_folder(cli, tmp_path)
+    (folder / "ticket.yaml").write_text(TICKET_V2 + "migrations:\n  - {from: 1, map: {Open: New}}\n")
+    assert cli("validate", "-q", str(folder)).code == 0
+
+    dry = cli("migrate", "ticket", "--to", "2", "--dry-run", *opts)
+    assert dry.code == 0, dry
+    assert dry.out.splitlines()[:2] == ["t-1: v1 Open -> v2 New", "t-2: v1 InProgress -> v2 InProgress"]
+    overridden = cli("migrate", "ticket", "--to", "2", "--map", "InProgress=New", "--dry-run", *opts)
+    assert overridden.out.splitlines()[:2] == ["t-1: v1 Open -> v2 New", "t-2: v1 InProgress -> v2 New"]
+
+    moved = cli("migrate", "ticket", "--to", "2", "--map", "Open=InProgress", *opts)
+    assert moved.code == 0, moved
+    assert shown(cli, opts, "t-1") == (2, "InProgress", 2)  # --map wins over the declared map
+    assert shown(cli, opts, "t-2") == (2, "InProgress", 3)
+
+
+def test_migrate_without_a_map_uses_the_declared_one(cli: CLI, tmp_path: Path) -> None:
+    folder, opts = ticket_folder(cli, tmp_path)
+    (folder / "ticket.yaml").write_text(TICKET_V2 + "migrations:\n  - {from: 1, map: {Open: New}}\n")
+    moved = cli("migrate", "ticket", "--to", "2", *opts)
+    assert moved.code == 0, moved
+    assert shown(cli, opts, "t-1") == (2, "New", 2)

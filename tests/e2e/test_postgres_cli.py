@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from urllib.parse import parse_qs
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
@@ -90,3 +91,30 @@ def test_db_on_sqlite_says_it_migrates_on_open_and_status_shows_the_versions(cli
     assert "no schema" in cli("db", "status", "--db", "memory://").out
     usage = cli("db")
     assert usage.code == 2 and "upgrade or status" in usage.err
+
+
+@pytest.mark.postgres
+def test_check_repairs_a_workflow_row_that_disagrees_with_its_events(cli: CLI, schema_url: str) -> None:
+    db = ("--db", schema_url)
+    assert cli("workflows", "start", "document", "--id", "doc-1", "--field", "title=T", "--field", "author=a",
+               *db).code == 0
+    assert cli("workflows", "do", "document", "doc-1", "submit", *db).code == 0
+    assert cli("check", *db).out == "checked 0 orders and 1 workflows: 0 mismatched, 0 repaired\n"
+    schema = parse_qs(urlsplit(schema_url).query)["schema"][0]
+
+    async def tamper() -> None:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(pg_url(), autocommit=True) as conn:
+            await conn.execute(f'DELETE FROM "{schema}".read_workflows WHERE stream_id = %s', ("document/doc-1",))
+    asyncio.run(tamper())
+
+    found = cli("check", "--json", *db)
+    assert found.code == 1
+    assert found.json()["mismatched"] == [{"order_id": "document/doc-1", "repaired": False, "error": None,
+                                           "differences": [{"field": "exists", "stored": False, "expected": True}]}]
+    repaired = cli("check", "--repair", *db)
+    assert (repaired.code, repaired.out.splitlines()[-1]) == (0, "checked 0 orders and 1 workflows: 1 mismatched, "
+                                                                 "1 repaired")
+    assert cli("check", *db).code == 0
+    assert cli("workflows", "show", "document", "doc-1", "--json", *db).json()["state"] == "UnderReview"

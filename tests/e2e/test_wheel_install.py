@@ -10,10 +10,12 @@ source tree gets on the path.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -74,6 +76,9 @@ def test_the_installed_wheel_serves_and_validates_from_an_empty_folder(tmp_path:
     names = subprocess.run([sys.executable, "-m", "zipfile", "-l", str(wheel)], capture_output=True, text=True).stdout
     for file in sorted((ROOT / "definitions").iterdir()):
         assert f"order_machine/definitions/{file.name}" in names, f"the wheel lacks definitions/{file.name}"
+    with zipfile.ZipFile(wheel) as archive:  # the docs pages' files come with this dependency
+        metadata = next(archive.read(n).decode() for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+    assert re.search(r"^Requires-Dist: fastapi-offline\b", metadata, re.M), metadata
 
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", venv], timeout=120)
@@ -105,6 +110,13 @@ def test_the_installed_wheel_serves_and_validates_from_an_empty_folder(tmp_path:
             confirmed = http.post(f"/orders/{created.json()['order_id']}/confirm")
             assert confirmed.status_code == 200, confirmed.text
             assert confirmed.json()["state"] == "Confirmed"
+            # the docs pages and their Swagger UI and ReDoc files come from the installed packages, no CDN
+            pages = http.get("/docs").text + http.get("/redoc").text
+            assets = set(re.findall(r'(?:src|href)="([^"]+)"', pages))
+            assert {a.rsplit("/", 1)[-1] for a in assets} >= {"swagger-ui-bundle.js", "swagger-ui.css",
+                                                              "redoc.standalone.js"}, assets
+            for asset in assets:
+                assert asset.startswith("/") and http.get(asset).status_code == 200, asset
         helpers = children(server.process.pid) if HAS_PROC else []
     finally:
         code = server.stop()  # SIGTERM, then SIGKILL after a bounded wait

@@ -50,7 +50,7 @@ def order_machine_command() -> list[str]:
 class Server:
     """One `order-machine serve` (with its uvicorn workers) in a process group of its own."""
 
-    def __init__(self, db_url: str, workdir: Path, workers: int = 1) -> None:
+    def __init__(self, db_url: str, workdir: Path, workers: int = 1, definitions: Path = DEFINITIONS) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"serve-{self.port}.log"
@@ -59,7 +59,7 @@ class Server:
         env.pop("ORDER_MACHINE_DB_URL", None)
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
-                [*order_machine_command(), "serve", "--db", db_url, "--definitions", str(DEFINITIONS),
+                [*order_machine_command(), "serve", "--db", db_url, "--definitions", str(definitions),
                  "--port", str(self.port), "--workers", str(workers), "--log-level", "warning"],
                 cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
@@ -110,8 +110,8 @@ class Cluster:
         self.workdir = workdir
         self.servers: list[Server] = []
 
-    def start(self, workers: int = 1) -> Server:
-        server = Server(self.db_url, self.workdir, workers)
+    def start(self, workers: int = 1, definitions: Path = DEFINITIONS) -> Server:
+        server = Server(self.db_url, self.workdir, workers, definitions)
         self.servers.append(server)
         return server
 

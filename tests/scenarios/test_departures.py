@@ -18,9 +18,9 @@ def test_the_departures_page_lists_each_one_pinned_here() -> None:
 
 
 async def test_an_order_with_no_items_and_no_amount_cannot_be_confirmed(
-    order_machine: Machine, scenario: ScenarioBus
+    order_machine: Machine, memory_bus: ScenarioBus
 ) -> None:
-    order = new_order(order_machine, "ord-0", "customer-0", [], "0", scenario.bus)
+    order = new_order(order_machine, "ord-0", "customer-0", [], "0", memory_bus.bus)
     await order.initialise()
     assert await order.confirm() is False  # the reference answers True
     assert order.state == "Pending"
@@ -28,8 +28,8 @@ async def test_an_order_with_no_items_and_no_amount_cannot_be_confirmed(
     assert await order.cancel("nothing to send") is True
 
 
-async def test_revise_clears_the_rejection_reason(document_machine: Machine, scenario: ScenarioBus) -> None:
-    document = new_document(document_machine, "doc-r", "T", "C", "author", scenario.bus)
+async def test_revise_clears_the_rejection_reason(document_machine: Machine, memory_bus: ScenarioBus) -> None:
+    document = new_document(document_machine, "doc-r", "T", "C", "author", memory_bus.bus)
     await document.initialise()
     await document.submit()
     await document.reject("reviewer-2", "Needs more detail")
@@ -39,8 +39,8 @@ async def test_revise_clears_the_rejection_reason(document_machine: Machine, sce
         {"reviewer": "reviewer-2", "reason": "Needs more detail"}]  # kept in the history
 
 
-async def test_a_reviewer_who_reviews_twice_is_recorded_twice(document_machine: Machine, scenario: ScenarioBus) -> None:
-    document = new_document(document_machine, "doc-t", "T", "C", "author", scenario.bus)
+async def test_a_reviewer_who_reviews_twice_is_recorded_twice(document_machine: Machine, memory_bus: ScenarioBus) -> None:
+    document = new_document(document_machine, "doc-t", "T", "C", "author", memory_bus.bus)
     await document.initialise()
     await document.submit()
     await document.reject("reviewer-2", "Needs more detail")

@@ -1,26 +1,22 @@
-"""DocumentMachineTest, ported: seven document scenarios run from definitions/document.yaml alone."""
+"""DocumentMachineTest, ported: seven document scenarios run from definitions/document.yaml alone, on each engine."""
 
 from __future__ import annotations
 
 import pytest
 
-from order_machine.errors import NotInitialisedError
-from order_machine.machine import Machine
-
-from ._harness import ScenarioBus, new_document
+from ._harness import Entities, ScenarioBus
 
 
-def test_create_definition_get_valid_definition(document_machine: Machine) -> None:
-    definition = document_machine.definition
+def test_create_definition_get_valid_definition(entities: Entities) -> None:
+    definition = entities.machine("document").definition
     assert definition is not None
     assert definition.initial == "Draft"
 
 
 async def test_document_should_transition_through_complete_workflow(
-    document_machine: Machine, scenario: ScenarioBus
+    entities: Entities, scenario: ScenarioBus
 ) -> None:
-    document = new_document(document_machine, "doc-1", "Sample Document", "This is a sample document", "author-1",
-                            scenario.bus)
+    document = entities.document("doc-1", "Sample Document", "This is a sample document", "author-1")
     assert document.state == "Draft"
     await document.initialise()
     assert document.state == "Draft"
@@ -35,9 +31,8 @@ async def test_document_should_transition_through_complete_workflow(
     assert (document.title, document.author) == ("Sample Document", "author-1")
 
 
-async def test_document_should_handle_rejection_workflow(document_machine: Machine, scenario: ScenarioBus) -> None:
-    document = new_document(document_machine, "doc-2", "Rejected Document", "This document will be rejected",
-                            "author-2", scenario.bus)
+async def test_document_should_handle_rejection_workflow(entities: Entities, scenario: ScenarioBus) -> None:
+    document = entities.document("doc-2", "Rejected Document", "This document will be rejected", "author-2")
     await document.initialise()
     await document.submit()
     assert document.state == "UnderReview"
@@ -53,10 +48,9 @@ async def test_document_should_handle_rejection_workflow(document_machine: Machi
 
 
 async def test_document_should_handle_archive_and_restore_workflow(
-    document_machine: Machine, scenario: ScenarioBus
+    entities: Entities, scenario: ScenarioBus
 ) -> None:
-    document = new_document(document_machine, "doc-3", "Archived Document", "This document will be archived",
-                            "author-3", scenario.bus)
+    document = entities.document("doc-3", "Archived Document", "This document will be archived", "author-3")
     await document.initialise()
     await document.submit()
     await document.approve("reviewer-3")
@@ -72,9 +66,8 @@ async def test_document_should_handle_archive_and_restore_workflow(
     assert scenario.path("doc-3") == ["Draft", "UnderReview", "Approved", "Published", "Archived", "Draft"]
 
 
-async def test_document_should_handle_deletion_workflow(document_machine: Machine, scenario: ScenarioBus) -> None:
-    document = new_document(document_machine, "doc-4", "Deleted Document", "This document will be deleted",
-                            "author-4", scenario.bus)
+async def test_document_should_handle_deletion_workflow(entities: Entities, scenario: ScenarioBus) -> None:
+    document = entities.document("doc-4", "Deleted Document", "This document will be deleted", "author-4")
     await document.initialise()
 
     assert await document.delete() is True
@@ -83,20 +76,18 @@ async def test_document_should_handle_deletion_workflow(document_machine: Machin
 
 
 async def test_document_should_throw_exception_when_not_initialized(
-    document_machine: Machine, scenario: ScenarioBus
+    entities: Entities, scenario: ScenarioBus
 ) -> None:
-    document = new_document(document_machine, "doc-5", "Uninitialized Document", "This document is not initialized",
-                            "author-5", scenario.bus)
+    document = entities.document("doc-5", "Uninitialized Document", "This document is not initialized", "author-5")
 
-    with pytest.raises(NotInitialisedError, match="doc-5"):
+    with pytest.raises(entities.not_initialised, match="doc-5"):
         await document.submit()
 
 
 async def test_document_should_handle_invalid_transitions_gracefully(
-    document_machine: Machine, scenario: ScenarioBus
+    entities: Entities, scenario: ScenarioBus
 ) -> None:
-    document = new_document(document_machine, "doc-6", "Test Document", "Testing invalid transitions", "author-6",
-                            scenario.bus)
+    document = entities.document("doc-6", "Test Document", "Testing invalid transitions", "author-6")
     await document.initialise()
 
     assert await document.approve("reviewer-6") is False

@@ -1,25 +1,23 @@
-"""OnboardingMachineTest, ported: six onboarding scenarios run from definitions/onboarding.yaml alone."""
+"""OnboardingMachineTest, ported: six onboarding scenarios run from definitions/onboarding.yaml alone, on each
+engine."""
 
 from __future__ import annotations
 
 import pytest
 
-from order_machine.errors import NotInitialisedError
-from order_machine.machine import Machine
-
-from ._harness import ScenarioBus, new_onboarding
+from ._harness import Entities, ScenarioBus
 
 
-def test_create_definition_get_valid_definition(onboarding_machine: Machine) -> None:
-    definition = onboarding_machine.definition
+def test_create_definition_get_valid_definition(entities: Entities) -> None:
+    definition = entities.machine("onboarding").definition
     assert definition is not None
     assert definition.initial == "Registration"
 
 
 async def test_user_onboarding_should_transition_through_complete_workflow(
-    onboarding_machine: Machine, scenario: ScenarioBus
+    entities: Entities, scenario: ScenarioBus
 ) -> None:
-    onboarding = new_onboarding(onboarding_machine, "user-1", "user1@example.com", scenario.bus)
+    onboarding = entities.onboarding("user-1", "user1@example.com")
     assert onboarding.state == "Registration"
     await onboarding.initialise()
     assert onboarding.state == "Registration"
@@ -45,9 +43,9 @@ async def test_user_onboarding_should_transition_through_complete_workflow(
 
 
 async def test_user_onboarding_should_handle_suspension_and_resume_workflow(
-    onboarding_machine: Machine, scenario: ScenarioBus
+    entities: Entities, scenario: ScenarioBus
 ) -> None:
-    onboarding = new_onboarding(onboarding_machine, "user-2", "user2@example.com", scenario.bus)
+    onboarding = entities.onboarding("user-2", "user2@example.com")
     await onboarding.initialise()
     await onboarding.verify_email()
     assert onboarding.state == "EmailVerification"
@@ -62,9 +60,9 @@ async def test_user_onboarding_should_handle_suspension_and_resume_workflow(
 
 
 async def test_user_onboarding_should_handle_suspension_from_multiple_states(
-    onboarding_machine: Machine, scenario: ScenarioBus
+    entities: Entities, scenario: ScenarioBus
 ) -> None:
-    onboarding1 = new_onboarding(onboarding_machine, "user-3", "user3@example.com", scenario.bus)
+    onboarding1 = entities.onboarding("user-3", "user3@example.com")
     await onboarding1.initialise()
     await onboarding1.verify_email()
     await onboarding1.setup_profile("Jane Smith")
@@ -72,7 +70,7 @@ async def test_user_onboarding_should_handle_suspension_from_multiple_states(
     assert await onboarding1.suspend("Manual review required") is True
     assert onboarding1.state == "Suspended"
 
-    onboarding2 = new_onboarding(onboarding_machine, "user-4", "user4@example.com", scenario.bus)
+    onboarding2 = entities.onboarding("user-4", "user4@example.com")
     await onboarding2.initialise()
     await onboarding2.verify_email()
     await onboarding2.setup_profile("Bob Johnson")
@@ -87,18 +85,18 @@ async def test_user_onboarding_should_handle_suspension_from_multiple_states(
 
 
 async def test_user_onboarding_should_throw_exception_when_not_initialized(
-    onboarding_machine: Machine, scenario: ScenarioBus
+    entities: Entities, scenario: ScenarioBus
 ) -> None:
-    onboarding = new_onboarding(onboarding_machine, "user-5", "user5@example.com", scenario.bus)
+    onboarding = entities.onboarding("user-5", "user5@example.com")
 
-    with pytest.raises(NotInitialisedError, match="user-5"):
+    with pytest.raises(entities.not_initialised, match="user-5"):
         await onboarding.verify_email()
 
 
 async def test_user_onboarding_should_handle_invalid_transitions_gracefully(
-    onboarding_machine: Machine, scenario: ScenarioBus
+    entities: Entities, scenario: ScenarioBus
 ) -> None:
-    onboarding = new_onboarding(onboarding_machine, "user-6", "user6@example.com", scenario.bus)
+    onboarding = entities.onboarding("user-6", "user6@example.com")
     await onboarding.initialise()
 
     assert await onboarding.setup_profile("Invalid User") is False

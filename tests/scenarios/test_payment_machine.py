@@ -1,4 +1,4 @@
-"""PaymentMachineTest, ported: eight payment scenarios run from definitions/payment.yaml alone."""
+"""PaymentMachineTest, ported: eight payment scenarios run from definitions/payment.yaml alone, on each engine."""
 
 from __future__ import annotations
 
@@ -6,22 +6,19 @@ from decimal import Decimal
 
 import pytest
 
-from order_machine.errors import NotInitialisedError
-from order_machine.machine import Machine
-
-from ._harness import ScenarioBus, new_payment
+from ._harness import Entities, ScenarioBus
 
 
-def test_create_definition_get_valid_definition(payment_machine: Machine) -> None:
-    definition = payment_machine.definition
+def test_create_definition_get_valid_definition(entities: Entities) -> None:
+    definition = entities.machine("payment").definition
     assert definition is not None
     assert definition.initial == "Pending"
 
 
 async def test_payment_should_transition_through_complete_workflow(
-    payment_machine: Machine, scenario: ScenarioBus
+    entities: Entities, scenario: ScenarioBus
 ) -> None:
-    payment = new_payment(payment_machine, "pay-1", "100.50", "USD", "CreditCard", scenario.bus)
+    payment = entities.payment("pay-1", "100.50", "USD", "CreditCard")
     assert payment.state == "Pending"
     await payment.initialise()
     assert payment.state == "Pending"
@@ -38,9 +35,9 @@ async def test_payment_should_transition_through_complete_workflow(
 
 
 async def test_payment_should_handle_failure_and_retry_workflow(
-    payment_machine: Machine, scenario: ScenarioBus
+    entities: Entities, scenario: ScenarioBus
 ) -> None:
-    payment = new_payment(payment_machine, "pay-2", "50.00", "EUR", "DebitCard", scenario.bus)
+    payment = entities.payment("pay-2", "50.00", "EUR", "DebitCard")
     await payment.initialise()
     await payment.process()
     assert payment.state == "Processing"
@@ -55,8 +52,8 @@ async def test_payment_should_handle_failure_and_retry_workflow(
     assert payment.error_message is None
 
 
-async def test_payment_should_handle_cancellation_workflow(payment_machine: Machine, scenario: ScenarioBus) -> None:
-    payment = new_payment(payment_machine, "pay-3", "75.25", "GBP", "PayPal", scenario.bus)
+async def test_payment_should_handle_cancellation_workflow(entities: Entities, scenario: ScenarioBus) -> None:
+    payment = entities.payment("pay-3", "75.25", "GBP", "PayPal")
     await payment.initialise()
 
     assert await payment.cancel() is True
@@ -64,8 +61,8 @@ async def test_payment_should_handle_cancellation_workflow(payment_machine: Mach
     assert payment.is_terminal
 
 
-async def test_payment_should_handle_refund_workflow(payment_machine: Machine, scenario: ScenarioBus) -> None:
-    payment = new_payment(payment_machine, "pay-4", "200.00", "USD", "BankTransfer", scenario.bus)
+async def test_payment_should_handle_refund_workflow(entities: Entities, scenario: ScenarioBus) -> None:
+    payment = entities.payment("pay-4", "200.00", "USD", "BankTransfer")
     await payment.initialise()
     await payment.process()
     await payment.complete("txn-67890")
@@ -77,9 +74,9 @@ async def test_payment_should_handle_refund_workflow(payment_machine: Machine, s
 
 
 async def test_payment_should_handle_cancellation_from_failed_state(
-    payment_machine: Machine, scenario: ScenarioBus
+    entities: Entities, scenario: ScenarioBus
 ) -> None:
-    payment = new_payment(payment_machine, "pay-5", "150.75", "CAD", "ApplePay", scenario.bus)
+    payment = entities.payment("pay-5", "150.75", "CAD", "ApplePay")
     await payment.initialise()
     await payment.process()
     await payment.fail("Network timeout")
@@ -90,19 +87,19 @@ async def test_payment_should_handle_cancellation_from_failed_state(
 
 
 async def test_payment_should_throw_exception_when_not_initialized(
-    payment_machine: Machine, scenario: ScenarioBus
+    entities: Entities, scenario: ScenarioBus
 ) -> None:
-    payment = new_payment(payment_machine, "pay-6", "25.00", "USD", "Cash", scenario.bus)
+    payment = entities.payment("pay-6", "25.00", "USD", "Cash")
 
-    with pytest.raises(NotInitialisedError, match="pay-6"):
+    with pytest.raises(entities.not_initialised, match="pay-6"):
         await payment.process()
     assert payment.state == "Pending"
 
 
 async def test_payment_should_handle_invalid_transitions_gracefully(
-    payment_machine: Machine, scenario: ScenarioBus
+    entities: Entities, scenario: ScenarioBus
 ) -> None:
-    payment = new_payment(payment_machine, "pay-7", "300.00", "JPY", "Crypto", scenario.bus)
+    payment = entities.payment("pay-7", "300.00", "JPY", "Crypto")
     await payment.initialise()
     before = dict(payment.data)
 

@@ -1,24 +1,21 @@
 """SimpleMachineTest, ported: definitions/simple.yaml, whose async per-transition callback is the
-`on_step` hook registered in Python (tests/conftest.py)."""
+`on_step` hook registered in Python (tests/conftest.py), on each engine."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from order_machine.events import StateChanged
-from order_machine.machine import Machine
-from order_machine.workflow import Workflow
-
-from ._harness import ScenarioBus
+from ._harness import Entities, ScenarioBus
 
 
-def test_create_definition_get_valid_definition(simple_machine: Machine) -> None:
-    assert simple_machine.definition is not None
-    assert simple_machine.definition.initial == "Init"
+def test_create_definition_get_valid_definition(entities: Entities) -> None:
+    definition = entities.machine("simple").definition
+    assert definition is not None
+    assert definition.initial == "Init"
 
 
-async def test_machine_should_change_state_on_valid_transition(simple_machine: Machine) -> None:
-    machine = Workflow(simple_machine, "simple-1")  # no bus at all
+async def test_machine_should_change_state_on_valid_transition(entities: Entities) -> None:
+    machine = entities.workflow("simple", "simple-1", bus=False)  # no bus at all (the durable engine has its own)
     await machine.initialise()
     assert machine.state == "Init"
 
@@ -29,9 +26,9 @@ async def test_machine_should_change_state_on_valid_transition(simple_machine: M
 
 
 async def test_machine_should_execute_async_action_on_transition(
-    simple_machine: Machine, step_log: Any, scenario: ScenarioBus
+    entities: Entities, step_log: Any, scenario: ScenarioBus
 ) -> None:
-    machine = Workflow(simple_machine, "simple-2", scenario.bus)
+    machine = entities.workflow("simple", "simple-2")
     await machine.initialise()
 
     for action in ("Start", "Pause", "Continue", "Finish"):
@@ -45,4 +42,4 @@ async def test_machine_should_execute_async_action_on_transition(
         ("simple-2", "Working", "Finish", "Finished"),
     ]
     await scenario.settle()
-    assert [e.action for e in scenario.seen if isinstance(e, StateChanged)] == ["Start", "Pause", "Continue", "Finish"]
+    assert scenario.actions("simple-2") == ["Start", "Pause", "Continue", "Finish"]

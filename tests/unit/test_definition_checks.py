@@ -55,6 +55,7 @@ CASES = [
     ("string_required.yaml", 9, "actions[0].fields.note.required must be true or false, got 'true'"),
     ("long_state_name.yaml", 5, "is 10001 characters long; names may have at most 100"),
     ("long_field_name.yaml", 9, "is 150 characters long; names may have at most 100"),
+    ("too_many_fields.yaml", 8, "actions[0].fields declares 101 entries; at most 100 are allowed"),
     ("append_into_counter.yaml", 10, "records 'switches' as an int, but action 'Switch' (field 'note', append)"),
     ("into_collides_with_data_field.yaml", 11, "records 'customer_id' as a decimal, but data field 'customer_id'"),
     ("increments_a_text_field.yaml", 10, "records 'label' as an int, but data field 'label' records it as text"),

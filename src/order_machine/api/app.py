@@ -7,16 +7,21 @@ Nothing is built at import. Mount the app in another FastAPI app and run its lif
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from ..bootstrap import Runtime, bootstrap, tune_gc
 from ..config import Settings
+from ..projections.custom import TableProjector
 from . import routes_definitions, routes_ops, routes_orders, routes_workflows
+from .auth import guard_routes, install_key_auth
 from .errors import install_error_handlers
+from .limits import RequestLimits
+from .openapi import docs_app_options, install_openapi
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +32,9 @@ Orders as explicit, event-sourced state machines.
   `Idempotent-Replayed: true`) and changes nothing.
 * Action routes take **`If-Match: "<version>"`** (the `ETag` of an order read): 412 if the order moved on.
 * A refused action answers **409** naming the state, the action, the actions allowed now and the guard.
+* Reads with an `ETag` take **`If-None-Match`**: 304 with no body while your copy is current.
+* Every served definition has its own operations below (a tag each): its start, list, and one form per action
+  with the action's fields; the generic `/workflows/{definition}/...` routes serve them.
 * Money is a decimal string, times are UTC ISO 8601. After a 2xx command, a read of that order shows its effect.
 """
 
@@ -38,12 +46,15 @@ TAGS = [
 ]
 
 
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
+               projectors: Sequence[TableProjector] = ()) -> FastAPI:
     """The HTTP API over one Runtime.
 
     Without `runtime`, the lifespan bootstraps one from `settings` (default: `Settings()`, i.e. the
-    ORDER_MACHINE_* environment), starts it and stops it at shutdown. With `runtime`, the caller owns its
-    start and stop. To mount inside another app, run this app's lifespan from the host's:
+    ORDER_MACHINE_* environment) with your `projectors`, starts it and stops it at shutdown. With
+    `runtime`, the caller owns its start and stop (and gave bootstrap the projectors). The settings'
+    limits apply to every request, and `auth="keys"` requires API keys (the runtime's `keys`). To mount
+    inside another app, run this app's lifespan from the host's:
 
         orders = create_app(settings)
         @asynccontextmanager
@@ -52,12 +63,18 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 yield
         host = FastAPI(lifespan=lifespan); host.mount("/orders-api", orders)
     """
+    if runtime is not None and projectors:
+        raise ValueError("a runtime you built has its projectors already: pass them to bootstrap(projectors=...)")
+
+    config = settings if settings is not None else runtime.settings if runtime is not None else Settings()
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         # `app` (not the argument) receives the state: a host app may run this lifespan for us
         owned = runtime is None
-        rt = runtime if runtime is not None else await bootstrap(settings or Settings())
+        rt = runtime if runtime is not None else await bootstrap(config, projectors=projectors)
+        if config.auth == "keys":
+            guard_routes(app)  # routes added since create_app returned get their scope too
         try:
             if owned:
                 await rt.store.last_position()  # a missing or corrupt database fails the startup, not each request
@@ -71,9 +88,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             if owned:
                 await rt.stop()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the installed fastapi-offline package: /docs works with no network
+    app = FastAPIOffline(
         title="order-machine", version=_version(), description=DESCRIPTION, openapi_tags=TAGS,
-        lifespan=lifespan,
+        lifespan=lifespan, **docs_app_options(),
     )
     app.state.runtime = None
     app.state.diagram_cache = {}
@@ -81,6 +99,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     for module in (routes_orders, routes_workflows, routes_definitions, routes_ops):
         _add_routes(app, module.router)
     _commands_first(app)
+    install_openapi(app, runtime, keys=config.auth == "keys")
+    app.add_middleware(RequestLimits, max_bytes=config.max_body_bytes, timeout=config.body_timeout_seconds,
+                       max_header_bytes=config.max_header_bytes)
+    if config.auth == "keys":
+        install_key_auth(app)  # outermost: a caller without a key is refused before its body is read
     return app
 
 

@@ -54,6 +54,28 @@ _IF_MATCH_DOC = {
 }
 
 
+_IF_NONE_MATCH_DOC = {
+    "name": "If-None-Match", "in": "header", "required": False,
+    "description": 'The ETag of the copy you hold (e.g. "3", or several separated by commas): 304 with no body '
+                   "while it is current.",
+    "schema": {"type": "string", "title": "If-None-Match"},
+    "example": '"3"',
+}
+READ_HEADERS = {"parameters": [_IF_NONE_MATCH_DOC]}
+"""`openapi_extra` of a read answered with an ETag: its If-None-Match header parameter."""
+
+
+def not_modified(request: Request, tag: str) -> bool:
+    """Whether the request's If-None-Match names `tag` (or is `*`): the client's copy is current.
+
+    Compared weakly, as RFC 9110 asks for If-None-Match: `W/"3"` matches `"3"`.
+    """
+    header = request.headers.get("if-none-match")
+    if header is None:
+        return False
+    return header.strip() == "*" or any(t.strip().removeprefix("W/") == tag for t in header.split(","))
+
+
 def command_headers(*, if_match: bool = True) -> dict[str, Any]:
     """`openapi_extra` of a command route: its Idempotency-Key (and If-Match) header parameters."""
     return {"parameters": [_IDEMPOTENCY_KEY_DOC, *([_IF_MATCH_DOC] if if_match else [])]}

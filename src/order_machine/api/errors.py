@@ -14,11 +14,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from ..errors import (
     ConcurrencyError, DefinitionError, DiagramError, InvalidCommandError, OrderExistsError, OrderMachineError,
-    OrderNotFoundError, ProjectionError, StoreError, TransitionNotAllowedError, UnknownDefinitionError,
-    WorkflowExistsError, WorkflowNotFoundError,
+    OrderNotFoundError, ProjectionError, StoreError, StreamQuarantinedError, TransitionNotAllowedError,
+    UnknownDefinitionError, WorkflowExistsError, WorkflowNotFoundError,
 )
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,12 @@ def _unavailable(exc: OrderMachineError, request: Request) -> tuple[int, Body]:
                  "message": "the store cannot answer right now; retry later (the server log has the details)"}
 
 
+def _quarantined(exc: StreamQuarantinedError, request: Request) -> tuple[int, Body]:
+    # names the stream and where its projection set it aside; why (the error text) stays with operators
+    return 503, {"error": "stream_quarantined", "stream": exc.stream_id, "projection": exc.projection,
+                 "position": exc.position, "event_type": exc.event_type, "message": str(exc)}
+
+
 def public_message(exc: BaseException) -> str:
     """What a client may read about a server-side failure: never a database's host, port, name, schema or
     a driver's text (those go to the log). Domain errors keep their first line; store and driver errors
@@ -121,6 +128,7 @@ ERROR_TABLE: dict[type[OrderMachineError], Mapper] = {
     InvalidCommandError: _invalid,                 # 422
     StoreError: _unavailable,                      # 503
     ProjectionError: _unavailable,                 # 503
+    StreamQuarantinedError: _quarantined,          # 503: that stream's read model is out of date
     DiagramError: _unavailable,                    # 503
     DefinitionError: _definition,                  # 500: the server's own files are broken
 }
@@ -189,9 +197,24 @@ async def _on_pydantic_validation(request: Request, exc: Exception) -> JSONRespo
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse({"error": kind, "message": str(exc.detail)}, status_code=exc.status_code,
-                        headers=getattr(exc, "headers", None))
+    kind = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
+    return JSONResponse({"error": kind, "message": str(exc.detail)}, status_code=exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at the request's path, for a 405's `Allow`.
+
+    Starlette names only the first route whose path matched, and the app tries the commands first
+    (app._commands_first): a GET of /orders was told `Allow: POST`.
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -17,13 +17,12 @@ from ..diagrams import MEDIA_TYPES, order_path_from_events, render_diagram
 from ..errors import OrderNotFoundError
 from .deps import RuntimeDep, etag
 from ..errors import UnknownDefinitionError
-from .schemas import DefinitionSummary, error_responses, examples_of, ok
+from .schemas import ETAG_HEADERS, DefinitionSummary, drawing, error_responses, examples_of, ok
 
 router = APIRouter(tags=["definitions"])
 
 Name = Annotated[str, Path(min_length=1, max_length=100, description="a definition's name", examples=["order"])]
 DiagramFormat = Literal["svg", "png", "dot", "mmd"]
-_SVG_EXAMPLE = '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n<svg width="720pt" height="260pt" ...>...</svg>'
 
 
 def _definition(rt: RuntimeDep, name: str) -> Definition:
@@ -57,6 +56,7 @@ _DEFINITION_EXAMPLE = {
 
 
 @router.get("/definitions/{name}", name="get_definition", summary="One definition in full (as its YAML reads)",
+            response_model=Definition,
             responses={**ok(None, example=_DEFINITION_EXAMPLE), **error_responses(404)})
 async def get_definition(rt: RuntimeDep, name: Name) -> Response:
     definition = _definition(rt, name)
@@ -77,8 +77,9 @@ async def _render(request: Request, definition: Definition, fmt: str, **options:
 
 @router.get("/definitions/{name}/diagram.{fmt}", name="definition_diagram", response_class=Response,
             summary="A definition's transition diagram (svg, png, dot or mmd)",
-            responses={**ok(None, example=_SVG_EXAMPLE, media_type="image/svg+xml", description="The drawing"),
-                       **error_responses(404)})
+            responses={**drawing(("svg", "png", "dot", "mmd"), {"Cache-Control": {
+                "description": "drawings of a definition do not change while it is served", "required": True,
+                "schema": {"type": "string"}, "example": "max-age=300"}}), **error_responses(404)})
 async def definition_diagram(rt: RuntimeDep, request: Request, name: Name, fmt: DiagramFormat) -> Response:
     definition = _definition(rt, name)
     data = await _render(request, definition, fmt)
@@ -87,8 +88,7 @@ async def definition_diagram(rt: RuntimeDep, request: Request, name: Name, fmt: 
 
 @router.get("/orders/{order_id}/diagram.{fmt}", name="order_diagram", tags=["orders"], response_class=Response,
             summary="One order's diagram: current state, the path it took, the actions allowed now",
-            responses={**ok(None, example=_SVG_EXAMPLE, media_type="image/svg+xml", description="The drawing"),
-                       **error_responses(404)})
+            responses={**drawing(("svg", "png", "dot"), ETAG_HEADERS), **error_responses(404)})
 async def order_diagram(
     rt: RuntimeDep, request: Request,
     order_id: Annotated[str, Path(min_length=1, max_length=200, examples=["ord-1001"])],

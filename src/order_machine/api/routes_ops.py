@@ -33,7 +33,7 @@ class DatabaseHealthResponse(HealthResponse):
         "status": "ok", "store": "ok", "last_position": 42,
         "database": {"reachable": True, "database": "postgresql", "server_version": "16.4", "schema": "order_machine",
                      "schema_version": 3, "latest_schema_version": 3, "oldest_transaction_seconds": 0.004},
-        "projections": {"orders": {"position": 42, "lag": 0, "failed": None, "running": True,
+        "projections": {"orders": {"position": 42, "lag": 0, "failed": None, "quarantined": [], "running": True,
                                    "lease_held_here": True}}}]})
 
     database: dict[str, Any] = Field(default_factory=dict)
@@ -43,7 +43,7 @@ class DatabaseHealthResponse(HealthResponse):
             summary="Database reachable (schema version, oldest transaction) and projection lag; 503 when it is down",
             responses={**ok(DatabaseHealthResponse),
                        503: {"description": "the database cannot be reached", "content": {"application/json": {
-                           "example": {"status": "unavailable", "store": "unreachable", "projections": {},
+                           "schema": {"$ref": "#/components/schemas/DatabaseHealthResponse"}, "example": {"status": "unavailable", "store": "unreachable", "projections": {},
                                        "database": {"reachable": False},
                                        "message": "the database cannot be reached: StoreError (the server log has the details)"}}}}})
 async def health(rt: RuntimeDep) -> Response:
@@ -61,13 +61,16 @@ async def health(rt: RuntimeDep) -> Response:
                                       database={"reachable": False})
         return JSONResponse(body.model_dump(mode="json"), status_code=503)
     running = rt.projections.running
+    # quarantined streams are listed without their error text (it may quote the event's data): the CLI has it
     projections = {s.name: {"position": s.checkpoint, "lag": s.lag,
                             "failed": public_message(s.error) if s.error is not None else None,
+                            "quarantined": [{"stream": q.stream_id, "position": q.position, "event_type": q.event_type,
+                                             "since": q.since.isoformat()} for q in s.quarantined],
                             "running": running} for s in statuses}
     if rt.worker is not None:  # PostgreSQL: does this process hold the projection's lease (project it)?
         for name, projection in projections.items():
             projection["lease_held_here"] = name in rt.worker.owned
-    degraded = any(p["failed"] for p in projections.values())
+    degraded = any(p["failed"] or p["quarantined"] for p in projections.values())
     body = DatabaseHealthResponse(status="degraded" if degraded else "ok", store="ok", last_position=last,
                                   projections=projections, database={"reachable": True, **database})
     return JSONResponse(body.model_dump(mode="json"))
@@ -127,8 +130,11 @@ def prometheus_text(m: Mapping[str, Any]) -> str:
                  [({}, max((float(v["last_position"]) for v in projections.values()), default=0.0))]),
         *_family(f"{p}_projection_lag_events", "gauge", "Events in the store a projection has not applied yet.",
                  per_projection("lag")),
-        *_family(f"{p}_projection_failed", "gauge", "1 when a projection stopped at an event it cannot apply.",
+        *_family(f"{p}_projection_failed", "gauge", "1 when a projection stopped: its storage fails.",
                  [({"projection": n}, 1.0 if v["failed"] else 0.0) for n, v in sorted(projections.items())]),
+        *_family(f"{p}_projection_quarantined_streams", "gauge",
+                 "Streams a projection set aside because it cannot apply one of their events.",
+                 [({"projection": n}, float(v.get("quarantined", 0))) for n, v in sorted(projections.items())]),
         *_family(f"{p}_bus_published_total", "counter", "Events published on the in-process bus.",
                  [({}, bus.get("published", 0))]),
         *_family(f"{p}_bus_processed_total", "counter", "Bus deliveries handled.", [({}, bus.get("processed", 0))]),

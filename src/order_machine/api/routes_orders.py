@@ -19,11 +19,11 @@ from pydantic import BaseModel
 from ..commands import AddOrderItem, CommandResult, CreateOrder, PerformAction, UpdateOrderStatus, Command
 from ..ids import ID_MARKS, ID_MAX_LENGTH, Id, quote_id
 from ..projections import OrderReadModel
-from .deps import RuntimeDep, command_headers, etag, idempotency_key, if_match, runtime_of
+from .deps import READ_HEADERS, RuntimeDep, command_headers, etag, idempotency_key, if_match, not_modified, runtime_of
 from .schemas import (
-    ActionsResponse, AddItemRequest, CommandResponse, CreateOrderRequest, HistoryEntryResponse, OrderPage,
-    OrderResponse, OrderSummaryResponse, ReasonRequest, ShipRequest, StatusRequest, SummaryPage, body_examples,
-    error_responses, examples_of, ok,
+    ETAG_HEADERS, NOT_MODIFIED, ActionsResponse, AddItemRequest, CommandResponse, CreateOrderRequest,
+    HistoryEntryResponse, OrderPage, OrderResponse, OrderSummaryResponse, ReasonRequest, ShipRequest, StatusRequest,
+    SummaryPage, body_examples, error_responses, examples_of, ok,
 )
 
 router = APIRouter(tags=["orders"])
@@ -90,14 +90,13 @@ def order_location(base_url: str | None, root_path: str, order_id: str, collecti
 
 @router.get(
     "/orders/{order_id}", response_model=OrderResponse, name="get_order",
-    summary="Read an order (ETag: its version)",
-    responses={**ok(OrderResponse), 304: {"description": "If-None-Match matched the current version"},
-               **error_responses(404)},
+    summary="Read an order (ETag: its version; If-None-Match: 304 while current)", openapi_extra=READ_HEADERS,
+    responses={**ok(OrderResponse, headers=ETAG_HEADERS), **NOT_MODIFIED, **error_responses(404)},
 )
 async def get_order(rt: RuntimeDep, order_id: OrderId, request: Request) -> Response:
     order = await rt.service.get_order(order_id)
     tag = etag(order.version)
-    if request.headers.get("if-none-match", "").strip() in (tag, f"W/{tag}"):
+    if not_modified(request, tag):
         return Response(status_code=304, headers={"ETag": tag})
     return _json(OrderResponse.model_validate(order, from_attributes=True), headers={"ETag": tag})
 
@@ -170,7 +169,7 @@ async def order_history(rt: RuntimeDep, order_id: OrderId) -> Response:
 @router.get(
     "/orders/{order_id}/actions", response_model=ActionsResponse, name="order_actions",
     summary="Actions allowed now, with the data fields each takes",
-    responses={**ok(ActionsResponse), **error_responses(404)},
+    responses={**ok(ActionsResponse, headers=ETAG_HEADERS), **error_responses(404)},
 )
 async def order_actions(rt: RuntimeDep, order_id: OrderId) -> Response:
     order = await rt.service.get_order(order_id)

@@ -20,8 +20,10 @@ from ..diagrams import MEDIA_TYPES, render_diagram
 from ..engine import WorkflowResult, resolve_action
 from ..projections.queries import WorkflowReadModel
 from .routes_orders import order_location
-from .deps import RuntimeDep, command_headers, etag, idempotency_key, if_match, runtime_of
-from .schemas import body_examples, error_responses, ok
+from .deps import READ_HEADERS, RuntimeDep, command_headers, etag, idempotency_key, if_match, not_modified, runtime_of
+from .schemas import (
+    ETAG_HEADERS, NOT_MODIFIED, CommandResponse, FieldInfo, body_examples, drawing, error_responses, ok,
+)
 
 router = APIRouter(tags=["workflows"])
 
@@ -43,12 +45,59 @@ class StartWorkflowRequest(BaseModel):
 
 
 class WorkflowCommandResponse(BaseModel):
+    """A started instance: its id, the definition version it runs on, its state and version, the events appended."""
+
     id: str
     definition: str
     definition_version: int
     state: str
     version: int
     events: list[str]
+
+
+class WorkflowActionResponse(BaseModel):
+    """What an accepted action did: the instance's state and version after it, and the events it appended."""
+
+    id: str
+    state: str
+    version: int
+    events: list[str]
+
+
+class WorkflowPage(BaseModel):
+    """One page of instances; pass `next_cursor` back as `cursor` for the next one (null at the end)."""
+
+    items: list[WorkflowReadModel]
+    next_cursor: str | None = None
+
+
+class WorkflowAllowedAction(BaseModel):
+    action: str
+    description: str = ""
+    fields: dict[str, FieldInfo] = Field(default_factory=dict)
+
+
+class WorkflowActionsResponse(BaseModel):
+    """The actions the instance's state allows now, with the fields each takes."""
+
+    id: str
+    state: str
+    version: int
+    actions: list[WorkflowAllowedAction]
+
+
+class WorkflowHistoryEntry(BaseModel):
+    """One event: its version and type; for a transition the action and the states; the data; the time."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    version: int
+    type: str
+    action: str | None
+    from_: str | None = Field(alias="from")
+    to: str | None
+    data: dict[str, Any]
+    at: str | None
 
 
 _STARTED = {"id": "pay-1", "definition": "payment", "definition_version": 1, "state": "Pending", "version": 1,
@@ -70,7 +119,7 @@ def _answer(result: WorkflowResult, body: dict[str, Any], status_code: int = 200
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
-@router.post("/workflows/{definition}", status_code=201, name="start_workflow",
+@router.post("/workflows/{definition}", status_code=201, name="start_workflow", response_model=WorkflowCommandResponse,
              summary="Start an instance of a definition (201 with Location)",
              openapi_extra=command_headers(if_match=False),
              responses={**ok(WorkflowCommandResponse, 201, "Started; Location names the instance", example=_STARTED),
@@ -88,6 +137,7 @@ async def start_workflow(
 
 
 @router.post("/workflows/{definition}/{workflow_id}/actions/{action}", name="workflow_action",
+             response_model=WorkflowActionResponse,
              summary="Take a declared action; the body carries the action's fields",
              openapi_extra=command_headers(),
              responses={**ok(None, example=_ACTED), **error_responses(404, 409, 412, 422)})
@@ -105,14 +155,18 @@ async def workflow_action(
 
 
 @router.get("/workflows/{definition}/{workflow_id}", name="get_workflow", response_model=WorkflowReadModel,
-            summary="One instance: state, version, data and the definition version it runs on",
-            responses={**ok(None, example=_INSTANCE), **error_responses(404)})
-async def get_workflow(rt: RuntimeDep, definition: DefinitionName, workflow_id: WorkflowId) -> Response:
+            summary="One instance: state, version, data and the definition version it runs on (ETag: its version; "
+                    "If-None-Match: 304 while current)", openapi_extra=READ_HEADERS,
+            responses={**ok(None, example=_INSTANCE, headers=ETAG_HEADERS), **NOT_MODIFIED, **error_responses(404)})
+async def get_workflow(rt: RuntimeDep, definition: DefinitionName, workflow_id: WorkflowId, request: Request) -> Response:
     found = await rt.workflows.get(definition, workflow_id)
-    return JSONResponse(found.model_dump(mode="json"), headers={"ETag": etag(found.version)})
+    tag = etag(found.version)
+    if not_modified(request, tag):
+        return Response(status_code=304, headers={"ETag": tag})
+    return JSONResponse(found.model_dump(mode="json"), headers={"ETag": tag})
 
 
-@router.get("/workflows/{definition}", name="list_workflows",
+@router.get("/workflows/{definition}", name="list_workflows", response_model=WorkflowPage,
             summary="A definition's instances in creation order, optionally in one state",
             responses={**ok(None, example={"items": [_INSTANCE], "next_cursor": None}), **error_responses(404, 422)})
 async def list_workflows(
@@ -126,6 +180,7 @@ async def list_workflows(
 
 
 @router.get("/workflows/{definition}/{workflow_id}/actions", name="workflow_actions",
+            response_model=WorkflowActionsResponse,
             summary="The actions allowed now, with their fields",
             responses={**ok(None, example={"id": "pay-1", "state": "Completed", "version": 3, "actions": [
                 {"action": "Refund", "description": "Give the money back", "fields": {}}]}), **error_responses(404)})
@@ -137,6 +192,7 @@ async def workflow_actions(rt: RuntimeDep, definition: DefinitionName, workflow_
 
 
 @router.get("/workflows/{definition}/{workflow_id}/history", name="workflow_history",
+            response_model=list[WorkflowHistoryEntry],
             summary="Every event of the instance: version, action, from, to, data, at",
             responses={**ok(None, example=[{"version": 2, "type": "WorkflowTransitioned", "action": "Process",
                                             "from": "Pending", "to": "Processing", "data": {},
@@ -147,8 +203,7 @@ async def workflow_history(rt: RuntimeDep, definition: DefinitionName, workflow_
 
 @router.get("/workflows/{definition}/{workflow_id}/diagram.{fmt}", name="workflow_diagram", response_class=Response,
             summary="The instance's diagram: the path it took, its state, the actions allowed now",
-            responses={**ok(None, example="<svg ...>...</svg>", media_type="image/svg+xml", description="The drawing"),
-                       **error_responses(404)})
+            responses={**drawing(("svg", "png", "dot"), ETAG_HEADERS), **error_responses(404)})
 async def workflow_diagram(rt: RuntimeDep, definition: DefinitionName, workflow_id: WorkflowId,
                            fmt: Literal["svg", "png", "dot"]) -> Response:
     instance = await rt.engine.load(definition, workflow_id)
@@ -160,7 +215,7 @@ async def workflow_diagram(rt: RuntimeDep, definition: DefinitionName, workflow_
     return Response(data, media_type=MEDIA_TYPES[fmt], headers={"ETag": etag(instance.version)})
 
 
-@router.post("/orders/{order_id}/actions/{action}", name="order_action", tags=["orders"],
+@router.post("/orders/{order_id}/actions/{action}", name="order_action", tags=["orders"], response_model=CommandResponse,
              summary="Take any action order.yaml declares (e.g. one you added); the body carries its fields",
              openapi_extra=command_headers(),
              responses={**ok(None, example={"order_id": "ord-1001", "state": "Confirmed", "version": 2,

@@ -6,6 +6,7 @@ the read models are converted into these models so the HTTP contract does not dr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -13,7 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..commands import ItemLine, Money, Text
+from ..diagrams import MEDIA_TYPES
 from ..ids import Id, StoredText
+from .error_bodies import DESCRIPTIONS, EXAMPLES, schema_name
 
 
 def _examples(*examples: dict[str, Any]) -> ConfigDict:
@@ -250,37 +253,35 @@ class HealthResponse(BaseModel):
     message: str | None = None
 
 
-# --------------------------------------------------------------------------- error bodies (for the docs)
-
-class ErrorResponse(BaseModel):
-    """Every error body has `error` (a stable code) and `message` (for people); the rest depends on the code."""
-
-    model_config = ConfigDict(extra="allow")
-
-    error: str
-    message: str
-
-
-ERROR_EXAMPLES: dict[int, dict[str, Any]] = {
-    404: {"error": "order_not_found", "order_id": "ord-404", "message": "order 'ord-404' does not exist"},
-    409: {"error": "transition_not_allowed", "order_id": "ord-1001", "state": "Pending", "action": "Ship",
-          "allowed_actions": ["Confirm", "Cancel"], "blocked_actions": [], "guard": None,
-          "reason": "not allowed while 'Pending'",
-          "message": "ord-1001: cannot 'Ship' while 'Pending': not allowed while 'Pending'; "
-                     "allowed now: Confirm, Cancel"},
-    412: {"error": "version_conflict", "order_id": "ord-1001", "expected_version": 2, "actual_version": 3,
-          "message": "stream 'ord-1001': expected version 2, found 3; reload and retry"},
-    422: {"error": "invalid", "field": "items[0].quantity",
-          "message": "items[0].quantity: Input should be greater than 0",
-          "problems": [{"field": "items[0].quantity", "message": "Input should be greater than 0"}]},
-}
-
+# --------------------------------------------------------------------------- errors and headers (for the docs)
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for the error statuses a route can answer."""
-    return {status: {"model": ErrorResponse, "description": ERROR_EXAMPLES[status]["error"],
-                     "content": {"application/json": {"example": ERROR_EXAMPLES[status]}}}
-            for status in statuses}
+    """OpenAPI `responses=` entries for the error statuses a route can answer: each status's bodies
+    (`ErrorNNN` in the document's components, see error_bodies.py) with a real example."""
+    return {status: {"description": DESCRIPTIONS[status], "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{schema_name(status)}"}, "example": EXAMPLES[status]}}}
+        for status in statuses}
+
+
+ETAG_HEADER: dict[str, Any] = {"description": 'The version as an entity tag, e.g. "3": send it back in If-Match (commands) '
+                              'or If-None-Match (reads)',
+               "required": True, "schema": {"type": "string", "pattern": '^"[0-9]+"$'}, "example": '"3"'}
+ETAG_HEADERS = {"ETag": ETAG_HEADER}
+COMMAND_HEADERS = {
+    "ETag": ETAG_HEADER,
+    "Idempotent-Replayed": {"description": "`true` when this is the first answer to an earlier request with the "
+                                           "same Idempotency-Key, replayed: nothing changed this time",
+                            "required": False, "schema": {"type": "string", "enum": ["true"]}},
+}
+"""Headers of a command's answer."""
+CREATED_HEADERS = {
+    **COMMAND_HEADERS,
+    "Location": {"description": "Where the new resource is read (e.g. /orders/ord-1001, /workflows/payment/pay-1): "
+                                "under ORDER_MACHINE_BASE_URL when set, else relative to this server; the id "
+                                "percent-encoded",
+                 "required": True, "schema": {"type": "string"}},
+}
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "If-None-Match named the current version: nothing changed since", "headers": ETAG_HEADERS}}
 
 
 # --------------------------------------------------------------------------- OpenAPI helpers
@@ -297,8 +298,27 @@ def body_examples(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def ok(model: type[BaseModel] | None, status: int = 200, description: str = "OK", *, example: Any = None,
-       media_type: str = "application/json") -> dict[int | str, dict[str, Any]]:
-    """An OpenAPI `responses=` entry for the success answer, with an example."""
+       media_type: str = "application/json", headers: dict[str, Any] | None = None) -> dict[int | str, dict[str, Any]]:
+    """An OpenAPI `responses=` entry for the success answer, with an example (and its headers)."""
     if example is None and model is not None:
         example = examples_of(model)[0]
-    return {status: {"description": description, "content": {media_type: {"example": example}}}}
+    entry: dict[str, Any] = {"description": description, "content": {media_type: {"example": example}}}
+    if headers:
+        entry["headers"] = headers
+    return {status: entry}
+
+
+SVG_EXAMPLE = '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n<svg width="720pt" height="260pt" ...>...</svg>'
+_DRAWINGS = {"svg": SVG_EXAMPLE, "png": "(a PNG image)", "dot": 'digraph order {\n\tPending -> Confirmed [label=Confirm]\n\t...\n}',
+             "mmd": "stateDiagram-v2\n    [*] --> Pending\n    Pending --> Confirmed: Confirm\n    ..."}
+
+
+def drawing(formats: Iterable[str], headers: dict[str, Any] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The success entry of a diagram route: one media type per format it draws (the path picks it)."""
+    content: dict[str, Any] = {MEDIA_TYPES[f]: {"schema": {"type": "string", **({"format": "binary"} if f == "png"
+                                                                              else {})}, "example": _DRAWINGS[f]}
+                               for f in formats}
+    entry: dict[str, Any] = {"description": "The drawing, in the format the path's extension names", "content": content}
+    if headers:
+        entry["headers"] = headers
+    return {200: entry}

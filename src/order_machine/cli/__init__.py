@@ -17,8 +17,10 @@ from typing import NoReturn
 
 from ..errors import OrderMachineError
 
-COMMAND_MODULES = ("validate", "diagram", "demo", "serve", "orders", "workflows", "ops", "db")
-COMMANDS = ("validate", "diagram", "demo", "serve", "orders", "workflows", "migrate", "rebuild", "check", "db")
+COMMAND_MODULES = ("validate", "diagram", "demo", "serve", "orders", "workflows", "migrate", "ops", "projections", "db",
+                   "keys")
+COMMANDS = ("validate", "diagram", "demo", "serve", "orders", "workflows", "migrate", "rebuild", "check", "projections",
+            "db", "keys")
 
 
 #: where every command finds its definitions when not told (order.default_definitions_dir)
@@ -53,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
   order-machine validate definitions/               check every definition, file:line per problem
   order-machine diagram --check                     exit 1 when diagrams/ is stale
   order-machine rebuild && order-machine check      replay the read models, compare them with the events
+  order-machine projections                         checkpoints, lag, quarantined streams (release STREAM)
   order-machine db upgrade --db postgresql://app@db/orders
+  order-machine keys create --scope write --name checkout   an API key for `serve --auth keys`
 
 Every command takes --help. Commands that use a database take --db URL (default: $ORDER_MACHINE_DB_URL,
 else sqlite:///orders.db). Definitions: $ORDER_MACHINE_DEFINITIONS, else ./definitions when it holds

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import os
 import signal
 import socket
@@ -18,13 +19,14 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..bootstrap import Runtime
 from ..config import Settings
 from ._session import Failed, add_store_options, running, settings_from, shown_url
 
 EPILOG = """\
 examples:
   order-machine serve                                  # SQLite file orders.db here, http://127.0.0.1:8000
-  order-machine serve --db sqlite:///var/orders.db --host 0.0.0.0 --port 8080
+  order-machine serve --db sqlite:///var/orders.db --host 0.0.0.0 --port 8080 --auth keys
   order-machine serve --db postgresql://app@db/orders --workers 4   # run as many as you like, on any hosts
   order-machine serve --db memory://                   # throwaway: everything is lost at exit
 
@@ -43,7 +45,11 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_store_options(parser)
-    parser.add_argument("--host", help="interface to listen on (default: 127.0.0.1)")
+    parser.add_argument("--host", help="interface to listen on (default: 127.0.0.1); any but a loopback address "
+                                       "needs --auth")
+    parser.add_argument("--auth", choices=["keys", "none"],
+                        help="keys: every route but /health needs `Authorization: Bearer KEY` (order-machine keys "
+                             "create); none: anyone may call (default: $ORDER_MACHINE_AUTH, else none on loopback)")
     parser.add_argument("--port", type=int, help="TCP port (default: 8000)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="worker processes (default: 1); more than one needs a database they share "
@@ -57,7 +63,13 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error(f"--port must be from 0 to 65535, got {args.port}")
     if args.workers < 1:
         args.parser.error(f"--workers must be 1 or more, got {args.workers}")
-    settings = settings_from(args, host=args.host, port=args.port)
+    settings = settings_from(args, host=args.host, port=args.port, auth=args.auth)
+    if settings.auth is None and not is_loopback(settings.host):
+        args.parser.error(f"--host {settings.host or repr('')} is reachable from other machines: choose --auth keys "
+                          "(with a key from `order-machine keys create`) or say --auth none")
+    if settings.auth == "keys" and settings.db_url.lower().startswith("memory:"):
+        args.parser.error("--auth keys needs the keys in a database (sqlite:///... or postgresql://...): "
+                          "memory:// starts with none, so every request would be refused")
     if args.workers > 1:
         if settings.db_url.lower().startswith("memory:"):
             raise Failed("--workers above 1 needs a database the workers share (sqlite:///file.db or "
@@ -68,8 +80,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _check(settings: Settings) -> None:
-    async with running(settings, start=False):
-        pass
+    async with running(settings, start=False) as runtime:
+        await _warn_without_keys(settings, runtime)
+
+
+async def _warn_without_keys(settings: Settings, runtime: Runtime) -> None:
+    """With --auth keys and no live key, every request but /health will be refused: say so, and how to fix it."""
+    if settings.auth == "keys" and all(k.revoked for k in await runtime.keys.list()):
+        print(f"order-machine: warning: no API key on {shown_url(settings.db_url)} yet, so every request but "
+              "/health answers 401: order-machine keys create --scope admin --db ...", file=sys.stderr, flush=True)
 
 
 async def _serve(settings: Settings, log_level: str) -> int:
@@ -79,9 +98,13 @@ async def _serve(settings: Settings, log_level: str) -> int:
     from ..bootstrap import tune_gc
 
     async with running(settings) as runtime:
+        await _warn_without_keys(settings, runtime)
         listener = listen(settings.host, settings.port)
+        from ._uvicorn import NoDelayH11Protocol
+
         config = uvicorn.Config(create_app(settings, runtime=runtime), host=settings.host, port=settings.port,
-                                log_level=log_level, lifespan="on", server_header=False)
+                                log_level=log_level, lifespan="on", server_header=False, http=NoDelayH11Protocol,
+                                h11_max_incomplete_event_size=settings.max_header_bytes)
         server = _server_class(lambda: _announce(settings, listener))(config)
         tune_gc(settings.gc_threshold)
         try:
@@ -156,6 +179,8 @@ def _serve_workers(settings: Settings, workers: int, log_level: str) -> int:
     # each worker process builds its own app from the environment (uvicorn --factory)
     os.environ["ORDER_MACHINE_DB_URL"] = settings.db_url
     os.environ["ORDER_MACHINE_DEFINITIONS_DIR"] = str(settings.definitions_dir)
+    if settings.auth is not None:
+        os.environ["ORDER_MACHINE_AUTH"] = settings.auth
     from ._uvicorn import NoDelayH11Protocol
 
     listener = listen(settings.host, settings.port)
@@ -163,10 +188,27 @@ def _serve_workers(settings: Settings, workers: int, log_level: str) -> int:
     _announce(settings, listener, workers)
     try:
         uvicorn.run("order_machine.api.app:app_from_environment", factory=True, fd=listener.fileno(),
-                    workers=workers, log_level=log_level, server_header=False, http=NoDelayH11Protocol)
+                    workers=workers, log_level=log_level, server_header=False, http=NoDelayH11Protocol,
+                    h11_max_incomplete_event_size=settings.max_header_bytes)
     finally:
         listener.close()
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether every address `host` names is a loopback one (a name that does not resolve counts as
+    loopback here: listen() then says it is unknown)."""
+    if not host.strip():
+        return False  # binds every interface
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        return True
+    return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in found)
 
 
 def _shown_host(host: str) -> str:
@@ -176,5 +218,6 @@ def _shown_host(host: str) -> str:
 def _announce(settings: Settings, listener: socket.socket, workers: int = 1) -> None:
     port = listener.getsockname()[1]  # the one the system chose for --port 0
     extra = f", {workers} workers" if workers > 1 else ""
+    extra += ", API keys required" if settings.auth == "keys" else ""
     print(f"order-machine: serving {shown_url(settings.db_url)} on http://{_shown_host(settings.host)}:{port} "
           f"(API docs at /docs{extra}); Ctrl-C stops", file=sys.stderr, flush=True)

@@ -1,7 +1,9 @@
 """`order-machine validate [PATH ...]`: check definition files; `--write-schema` regenerates schema.json.
 
 Prints `path:line: message (hint: ...)` per problem. Exit 0 all valid, 1 problems found, 2 usage error.
-Imports `definition` (and `order` for the default folder): validating needs no machine, store or bus.
+A folder's earlier versions (`versions/`) are checked with it as a set, as `serve` loads them.
+Imports `definition`, `catalog` (the version-set rules) and `order` (the default folder): validating needs no
+machine, store or bus.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..catalog import VERSIONS_FOLDER, version_problems
 from ..definition import Definition, definition_files, json_schema, load_definition
 from ..errors import DefinitionError, Problem
 from ..order import default_definitions_dir
@@ -21,12 +24,15 @@ EPILOG = """\
 examples:
   order-machine validate                          # the definitions folder (see below)
   order-machine validate definitions/order.yaml   # one file
-  order-machine validate my-flows/ other.yaml     # folders of *.yaml and files
+  order-machine validate my-flows/ other.yaml     # folders of *.yaml (and their versions/) and files
   order-machine validate -q --check-schema        # problems only; also fail if schema.json is stale
   order-machine validate --write-schema           # regenerate schema.json beside the definitions
 
 Without PATH: $ORDER_MACHINE_DEFINITIONS, else ./definitions when it holds a *.yaml file, else the definitions
-shipped with order-machine. Exit 0 when all are valid, 1 when any has a problem, 2 on a usage error.
+shipped with order-machine. A folder's versions/ subfolder (earlier versions still running) is checked with
+it: each version's number unique and older than the top-level file's, each `migrations:` entry naming a version
+there and mapping its states onto states of the new one. A file given alone is checked with its versions.
+Exit 0 when all are valid, 1 when any has a problem, 2 on a usage error.
 """
 
 
@@ -64,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
     files = list(dict.fromkeys(definition_files(paths)))
     if not files:
         args.parser.error(f"no *.yaml or *.yml files in {', '.join(paths)}")
-    problems = validate_files(files, quiet=args.quiet)
+    versions = [Path(p) / VERSIONS_FOLDER for p in paths if (Path(p) / VERSIONS_FOLDER).is_dir()]
+    files += [f for f in definition_files(versions) if f not in files]
+    loaded: dict[Path, Definition] = {}
+    problems = validate_files(files, quiet=args.quiet, loaded=loaded)
+    problems += version_set_problems(files, loaded)
     if args.check_schema:
         problems += _schema_staleness(schema_file)
     for problem in problems:
@@ -76,8 +86,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def validate_files(files: list[Path], quiet: bool = False) -> list[Problem]:
-    """Every problem of every file, plus names used twice in one folder; prints an OK line per valid file."""
+def validate_files(files: list[Path], quiet: bool = False,
+                   loaded: dict[Path, Definition] | None = None) -> list[Problem]:
+    """Every problem of every file, plus names used twice in one folder; prints an OK line per valid file.
+
+    The definitions that loaded go into `loaded` (when given), by file.
+    """
     problems: list[Problem] = []
     names: dict[tuple[Path, str], Path] = {}
     for file in files:
@@ -86,14 +100,47 @@ def validate_files(files: list[Path], quiet: bool = False) -> list[Problem]:
         except DefinitionError as exc:
             problems.extend(exc.problems)
             continue
+        if loaded is not None:
+            loaded[file] = definition
         key = (file.resolve().parent, definition.name)
-        if key in names:
+        if file.parent.name == VERSIONS_FOLDER:
+            pass  # versions of one definition share its name; their numbers are checked as a set
+        elif key in names:
             problems.append(Problem(f"definition name {definition.name!r} is also used by {names[key]}", str(file), 1,
                                     "each definition in a folder needs its own name"))
             continue
         names[key] = file
         if not quiet:
             print(f"{file}: OK ({summary(definition)})")
+    return problems
+
+
+def version_set_problems(files: list[Path], loaded: dict[Path, Definition]) -> list[Problem]:
+    """The version-set problems of every folder the files are in (with its `versions/`), as `serve` would see
+    them; a folder's other definitions join the set when they share a name with a checked one."""
+    homes: dict[Path, list[Path]] = {}
+    for file in files:
+        home = file.parent.parent if file.parent.name == VERSIONS_FOLDER else file.parent
+        homes.setdefault(home, []).append(file)
+    problems: list[Problem] = []
+    for home, checked in homes.items():
+        names = {loaded[f].name for f in checked if f in loaded}
+        members = {f.resolve(): (f, loaded[f]) for f in checked if f in loaded}
+        unreadable = [f for f in checked if f not in loaded]
+        beside = definition_files([home])
+        if (home / VERSIONS_FOLDER).is_dir():
+            beside += definition_files([home / VERSIONS_FOLDER])
+        for file in beside:
+            if file.resolve() in members or file in unreadable:
+                continue
+            try:
+                definition = load_definition(file)
+            except DefinitionError:
+                unreadable.append(file)  # its own problems are reported when its folder is validated
+                continue
+            if definition.name in names:
+                members[file.resolve()] = (file, definition)
+        problems += version_problems(members.values(), unreadable)
     return problems
 
 

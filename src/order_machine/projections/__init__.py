@@ -10,13 +10,18 @@ from typing import Any
 from ..errors import StoreError
 from ..store import EventStore
 from .consistency import ConsistencyChecker, ConsistencyReport, FieldDifference, OrderCheck
+from .custom import (
+    CustomProjection, ProjectorTables, ProjectorTransaction, Table, TableProjector, load_projectors,
+    open_projector_tables,
+)
 from .memory import InMemoryReadModels
 from .projectors import (
     INITIAL_STATE, Changes, HistoryRow, ItemRow, OrderHistoryProjector, OrderProjector, OrderRow, ProjectedOrder,
     Projector, default_projectors, project_order, run_batch,
 )
+from .quarantine import Quarantine, QuarantineStorage, check_stream, release_quarantined, release_stream
 from .queries import (
-    OrderHistoryEntry, OrderItemReadModel, OrderReadModel, OrderSummaryReadModel, Page, ReadModels,
+    OrderHistoryEntry, OrderItemReadModel, OrderReadModel, OrderSummaryReadModel, Page, ReadModels, WorkflowReadModel,
 )
 from .runner import ProjectionRunner, ProjectionStatus, RebuildReport, RetryPolicy
 from .sqlite import SQLiteReadModels
@@ -42,9 +47,12 @@ def open_read_models(store: EventStore, **options: Any) -> ReadModels:
 
 
 __all__ = [
-    "INITIAL_STATE", "Changes", "ConsistencyChecker", "ConsistencyReport", "FieldDifference", "HistoryRow",
-    "InMemoryReadModels", "ItemRow", "OrderCheck", "OrderHistoryEntry", "OrderHistoryProjector",
+    "INITIAL_STATE", "Changes", "ConsistencyChecker", "ConsistencyReport", "CustomProjection", "FieldDifference",
+    "HistoryRow", "InMemoryReadModels", "ItemRow", "OrderCheck", "OrderHistoryEntry", "OrderHistoryProjector",
     "OrderItemReadModel", "OrderProjector", "OrderReadModel", "OrderRow", "OrderSummaryReadModel", "Page",
-    "ProjectedOrder", "ProjectionRunner", "ProjectionStatus", "Projector", "ReadModels", "RebuildReport",
-    "RetryPolicy", "SQLiteReadModels", "default_projectors", "open_read_models", "project_order", "run_batch",
+    "ProjectedOrder", "ProjectionRunner", "ProjectionStatus", "Projector", "ProjectorTables",
+    "ProjectorTransaction", "Quarantine", "QuarantineStorage", "ReadModels", "RebuildReport", "RetryPolicy",
+    "SQLiteReadModels", "Table", "TableProjector", "WorkflowReadModel", "check_stream", "default_projectors",
+    "load_projectors", "open_projector_tables", "open_read_models", "project_order", "release_quarantined",
+    "release_stream", "run_batch",
 ]

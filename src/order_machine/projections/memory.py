@@ -14,6 +14,7 @@ from .projectors import (
     Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow,
     run_batch,
 )
+from .quarantine import Quarantine, run_skipping
 from .queries import (
     OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, WorkflowReadModel, check_limit, created_after,
     created_page, history_model, order_model, summary_model, to_micros, updated_before, updated_page, workflow_model,
@@ -30,6 +31,7 @@ class InMemoryReadModels:
         self._history: dict[str, list[HistoryRow]] = {}
         self._checkpoints: dict[str, int] = {}
         self._workflows: dict[str, WorkflowRow] = {}
+        self._quarantine: dict[str, dict[str, Quarantine]] = {}  # projector -> stream -> record
 
     # ----------------------------------------------------------------- projector side
 
@@ -44,31 +46,59 @@ class InMemoryReadModels:
     def _load_workflows(self, stream_ids: Collection[str]) -> dict[str, WorkflowRow]:
         return {i: copy.deepcopy(self._workflows[i]) for i in stream_ids if i in self._workflows}
 
-    async def apply(self, projector: Projector, events: Sequence[Decoded], after: int) -> int:
+    async def apply(self, projector: Projector, events: Sequence[Decoded], after: int,
+                    quarantine: Quarantine | None = None) -> int:
         current = self._checkpoints.get(projector.name, 0)
         if current != after:
             raise CheckpointMoved(projector.name, after, current)
         if not events:
             return after
         changes = Changes(self._load, self._load_workflows)
-        position = run_batch(projector, changes, events)
+        held = self._quarantine.get(projector.name, {})
+        skipped = (held.keys() | {quarantine.stream_id}) if quarantine is not None else held
+        position = run_skipping(projector, changes, events, skipped)
+        self._write(changes)
+        if quarantine is not None:
+            held.setdefault(quarantine.stream_id, quarantine)
+            self._quarantine[projector.name] = held
+        self._checkpoints[projector.name] = position
+        return position
+
+    def _write(self, changes: Changes) -> None:
         self._orders.update(changes.dirty)
         self._workflows.update(changes.dirty_workflows)
         for item in changes.items:
             self._items.setdefault(item.order_id, []).append(item)
         for entry in changes.history:
             self._history.setdefault(entry.order_id, []).append(entry)
-        self._checkpoints[projector.name] = position
-        return position
+
+    def _views(self) -> dict[str, dict[str, Any]]:
+        """Each view by name, keyed by stream id."""
+        return {"orders": self._orders, "order_items": self._items, "order_history": self._history,
+                "workflows": self._workflows}
 
     async def reset(self, projector: Projector) -> None:
-        views: dict[str, dict[str, Any]] = {
-            "orders": self._orders, "order_items": self._items, "order_history": self._history,
-            "workflows": self._workflows,
-        }
+        views = self._views()
         for view in projector.views:
             views[view].clear()
+        self._quarantine.pop(projector.name, None)
         self._checkpoints[projector.name] = 0
+
+    async def quarantined(self, *, projector: str | None = None, stream_id: str | None = None) -> list[Quarantine]:
+        return [q for name in sorted(self._quarantine) if projector is None or name == projector
+                for stream, q in sorted(self._quarantine[name].items()) if stream_id is None or stream == stream_id]
+
+    async def release(self, projector: Projector, stream_id: str, events: Sequence[Decoded], checkpoint: int) -> bool:
+        if self._checkpoints.get(projector.name, 0) != checkpoint:
+            return False
+        changes = Changes(lambda ids: {}, lambda ids: {})  # the stream's rows, from its events alone
+        run_batch(projector, changes, events)
+        views = self._views()
+        for view in projector.views:
+            views[view].pop(stream_id, None)
+        self._write(changes)
+        self._quarantine.get(projector.name, {}).pop(stream_id, None)
+        return True
 
     async def repair_order(self, order_id: str, projected: ProjectedOrder, checkpoint: int) -> bool:
         if self._checkpoints.get("orders", 0) != checkpoint:
@@ -79,6 +109,15 @@ class InMemoryReadModels:
         else:
             self._orders[order_id] = replace(projected.row, data=dict(projected.row.data))
             self._items[order_id] = list(projected.items)
+        return True
+
+    async def repair_workflow(self, stream_id: str, row: WorkflowRow | None, checkpoint: int) -> bool:
+        if self._checkpoints.get("workflows", 0) != checkpoint:
+            return False
+        if row is None:
+            self._workflows.pop(stream_id, None)
+        else:
+            self._workflows[stream_id] = copy.deepcopy(row)
         return True
 
     # ----------------------------------------------------------------- queries

@@ -18,10 +18,12 @@ from psycopg.types.json import Jsonb
 from ..errors import StoreError
 from ..store import EventStore
 from ..store.postgres import Conn, PostgresEventStore
+from .pg_quarantine import PostgresQuarantines
 from .projectors import (
     Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow,
     run_batch,
 )
+from .quarantine import Quarantine, batch_streams, run_skipping
 from .queries import (
     OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, WorkflowReadModel, check_limit, created_after,
     created_page, equal_filter, from_micros, history_model, items_by_order, order_model, summary_model,
@@ -66,6 +68,11 @@ def _item_values(i: ItemRow) -> tuple[Any, ...]:
     return (i.order_id, i.line, i.product_id, i.quantity, i.unit_price)
 
 
+def _workflow_values(w: WorkflowRow) -> tuple[Any, ...]:
+    return (w.stream_id, w.definition, w.id, w.definition_version, w.state, w.version, Jsonb(w.data), w.created_at,
+            w.updated_at, w.created_position, w.position)
+
+
 class PostgresReadModels:
     """Read models in the PostgreSQL schema of `store`, sharing its connection pool."""
 
@@ -74,6 +81,9 @@ class PostgresReadModels:
         s = store.quoted_schema
         self._t = {view: f"{s}.{table}" for view, table in VIEW_TABLES.items()}
         self._checkpoints = f"{s}.projection_checkpoints"
+        self._lock = (f"INSERT INTO {self._checkpoints} (name, position) VALUES (%s, 0) "
+                      f"ON CONFLICT (name) DO UPDATE SET position = {self._checkpoints}.position RETURNING position")
+        self._quarantines = PostgresQuarantines(s)
         self._select_order = f"SELECT {', '.join(_ORDER_COLUMNS)} FROM {s}.read_orders"
         updates = ", ".join(f"{c} = excluded.{c}" for c in _ORDER_COLUMNS[1:])
         self._upsert_orders = _bulk_insert(f"{s}.read_orders", _ORDER_COLUMNS, _ORDER_TYPES,
@@ -108,11 +118,7 @@ class PostgresReadModels:
 
     async def _lock_checkpoint(self, conn: Conn, name: str) -> int:
         """Lock the projector's checkpoint row until commit (creating it at 0) and return its position."""
-        cur = await conn.execute(
-            f"INSERT INTO {self._checkpoints} (name, position) VALUES (%s, 0) "
-            f"ON CONFLICT (name) DO UPDATE SET position = {self._checkpoints}.position RETURNING position",
-            (name,),
-        )
+        cur = await conn.execute(self._lock, (name,))
         row = await cur.fetchone()
         assert row is not None
         return int(row[0])
@@ -142,15 +148,27 @@ class PostgresReadModels:
                                  f"reading checkpoint {name!r}")
         return int(rows[0][0]) if rows else 0
 
-    async def apply(self, projector: Projector, events: Sequence[Decoded], after: int) -> int:
+    async def apply(self, projector: Projector, events: Sequence[Decoded], after: int,
+                    quarantine: Quarantine | None = None) -> int:
         pool = await self.store.pool()
         try:
             async with pool.connection() as conn, conn.transaction():
-                current = await self._lock_checkpoint(conn, projector.name)
-                if current != after:
-                    raise CheckpointMoved(projector.name, after, current)
+                # the quarantined streams are read by a second statement, which runs once the first holds the
+                # checkpoint's row lock: under READ COMMITTED it sees a release committed while we waited for
+                # it (in one statement, it would not); one round trip all the same (a pipeline)
+                async with conn.pipeline():
+                    locked = await conn.execute(self._lock, (projector.name,))
+                    held = await conn.execute(self._quarantines.held, (projector.name, batch_streams(events)))
+                row = await locked.fetchone()
+                assert row is not None
+                if row[0] != after:
+                    raise CheckpointMoved(projector.name, after, row[0])
                 if not events:
                     return after
+                skipped = {r[0] for r in await held.fetchall()}
+                if quarantine is not None:
+                    await self._quarantines.record(conn, quarantine)
+                    skipped.add(quarantine.stream_id)
                 loaded: dict[str, OrderRow] = {}
                 if projector.reads_orders:
                     loaded = await self._load_orders(conn, {s.stream_id for s, data in events if data is not None})
@@ -160,17 +178,18 @@ class PostgresReadModels:
                                              ([s.stream_id for s, _ in events],))
                     workflows = {r[0]: WorkflowRow(*r) for r in await cur.fetchall()}
                 changes = Changes(_Preloaded(loaded, events), _Preloaded(workflows, events))
-                position = run_batch(projector, changes, events)
-                await self._write(conn, list(changes.dirty.values()), changes.items, changes.history)
-                if changes.dirty_workflows:
-                    rows = [(w.stream_id, w.definition, w.id, w.definition_version, w.state, w.version, Jsonb(w.data),
-                             w.created_at, w.updated_at, w.created_position, w.position)
-                            for w in changes.dirty_workflows.values()]
-                    await conn.execute(self._upsert_workflows, _columns(rows, 11))
+                position = run_skipping(projector, changes, events, skipped)
+                await self._write_changes(conn, changes)
                 await self._set_checkpoint(conn, projector.name, position)
                 return position
         except psycopg.Error as exc:
             raise StoreError(f"read models in {self.store!r}: applying {projector.name!r} failed: {exc}") from exc
+
+    async def _write_changes(self, conn: Conn, changes: Changes) -> None:
+        await self._write(conn, list(changes.dirty.values()), changes.items, changes.history)
+        if changes.dirty_workflows:
+            rows = [_workflow_values(w) for w in changes.dirty_workflows.values()]
+            await conn.execute(self._upsert_workflows, _columns(rows, 11))
 
     async def reset(self, projector: Projector) -> None:
         pool = await self.store.pool()
@@ -179,9 +198,34 @@ class PostgresReadModels:
                 await self._lock_checkpoint(conn, projector.name)
                 for view in projector.views:
                     await conn.execute(f"DELETE FROM {self._t[view]}")
+                await self._quarantines.forget(conn, projector.name)
                 await self._set_checkpoint(conn, projector.name, 0)
         except psycopg.Error as exc:
             raise StoreError(f"read models in {self.store!r}: resetting {projector.name!r} failed: {exc}") from exc
+
+    async def quarantined(self, *, projector: str | None = None, stream_id: str | None = None) -> list[Quarantine]:
+        pool = await self.store.pool()
+        try:
+            async with pool.connection() as conn:
+                return await self._quarantines.select(conn, projector, stream_id)
+        except psycopg.Error as exc:
+            raise StoreError(f"read models in {self.store!r}: reading quarantined streams failed: {exc}") from exc
+
+    async def release(self, projector: Projector, stream_id: str, events: Sequence[Decoded], checkpoint: int) -> bool:
+        pool = await self.store.pool()
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                if await self._lock_checkpoint(conn, projector.name) != checkpoint:
+                    return False
+                changes = Changes(lambda ids: {}, lambda ids: {})  # the stream's rows, from its events alone
+                run_batch(projector, changes, events)
+                await self._quarantines.delete_stream(conn, {v: self._t[v] for v in projector.views}, stream_id)
+                await self._write_changes(conn, changes)
+                await self._quarantines.forget(conn, projector.name, stream_id)
+                return True
+        except psycopg.Error as exc:
+            raise StoreError(f"read models in {self.store!r}: releasing {stream_id!r} from {projector.name!r} "
+                             f"failed: {exc}") from exc
 
     async def repair_order(self, order_id: str, projected: ProjectedOrder, checkpoint: int) -> bool:
         pool = await self.store.pool()
@@ -197,6 +241,19 @@ class PostgresReadModels:
                 return True
         except psycopg.Error as exc:
             raise StoreError(f"read models in {self.store!r}: repairing order {order_id!r} failed: {exc}") from exc
+
+    async def repair_workflow(self, stream_id: str, row: WorkflowRow | None, checkpoint: int) -> bool:
+        pool = await self.store.pool()
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                if await self._lock_checkpoint(conn, "workflows") != checkpoint:
+                    return False
+                await conn.execute(f"DELETE FROM {self._t['workflows']} WHERE stream_id = %s", (stream_id,))
+                if row is not None:
+                    await conn.execute(self._upsert_workflows, _columns([_workflow_values(row)], 11))
+                return True
+        except psycopg.Error as exc:
+            raise StoreError(f"read models in {self.store!r}: repairing workflow {stream_id!r} failed: {exc}") from exc
 
     # ----------------------------------------------------------------- queries
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import InvalidCommandError
 from ..ids import id_problem
 from .projectors import Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow
+from .quarantine import Quarantine, QuarantineStorage
 
 MAX_LIMIT = 1000
 
@@ -265,7 +266,7 @@ def items_by_order(rows: Iterable[ItemRow]) -> dict[str, list[ItemRow]]:
 # --------------------------------------------------------------------------- the backend port
 
 
-class ReadModels(Protocol):
+class ReadModels(QuarantineStorage, Protocol):
     """Read-model storage: applies projector batches atomically with checkpoints, and answers queries.
 
     A backend implements four things for the projectors (see README "Read-model backends"):
@@ -276,16 +277,23 @@ class ReadModels(Protocol):
     - `reset(projector)`: clear the projector's `views` and set its checkpoint to 0, in one transaction.
     - `repair_order(order_id, projected, checkpoint)`: replace one order's rows, in one transaction,
       only if the `orders` checkpoint is still `checkpoint` (else return False).
+    - `repair_workflow(stream_id, row, checkpoint)`: the same for one row of the `workflows` view (None:
+      remove it), only if the `workflows` checkpoint is still `checkpoint`.
     - `checkpoint(name)`: the projector's position (0 when it never ran).
+    - the storage of quarantined streams (`QuarantineStorage`, projections/quarantine.py): `apply` skips
+      them and records a new one in its transaction, `reset` forgets the projector's, `release` lifts one.
     """
 
     async def checkpoint(self, name: str) -> int: ...
 
-    async def apply(self, projector: Projector, events: Sequence[Decoded], after: int) -> int: ...
+    async def apply(self, projector: Projector, events: Sequence[Decoded], after: int,
+                    quarantine: Quarantine | None = None) -> int: ...
 
     async def reset(self, projector: Projector) -> None: ...
 
     async def repair_order(self, order_id: str, projected: ProjectedOrder, checkpoint: int) -> bool: ...
+
+    async def repair_workflow(self, stream_id: str, row: WorkflowRow | None, checkpoint: int) -> bool: ...
 
     async def get_order(self, order_id: str) -> OrderReadModel | None: ...
 

@@ -1,61 +1,35 @@
 """ProjectionRunner: follows the event store from each projector's checkpoint and applies batches.
 
-Woken by the bus (a hint only), polls as a fallback, retries a failing event with backoff and stops
-there if it keeps failing. Knows the store Protocol, events and read models; never the domain.
+Woken by the bus (a hint only), polls as a fallback, retries a failing event with backoff and, if it
+keeps failing, quarantines its stream and goes on with the others (quarantine.py). Knows the store
+Protocol, events and read models; never the domain.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import heapq
 import logging
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from ..errors import ProjectionError
-from ..events import StoredEvent
+from ..events import StoredEvent, utcnow
 from ..store import EventStore
-from .projectors import CheckpointMoved, Decoded, EventFailed, Projector, decode_batch, default_projectors
+from .collector import collector_paused
+from .custom import AnyProjector, CustomProjection, apply_batch, checkpoint_of, reset_projector
+from .projectors import CheckpointMoved, Decoded, EventFailed, decode_batch, default_projectors
+from .quarantine import Quarantine, quarantine_of
 from .queries import ReadModels
 
 logger = logging.getLogger(__name__)
 
-_pause_lock = threading.Lock()
-_pauses = 0
-_resume_collector = False
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while one rebuild batch is in flight (tens of ms).
-
-    A batch is thousands of events and rows alive at once; they form no reference cycles and are
-    freed by reference counting when the batch ends, but while alive the collector would scan them
-    again and again (a quarter of a rebuild's time). Nested and concurrent pauses count; the
-    collector is re-enabled only if it was enabled when the first pause began.
-    """
-    global _pauses, _resume_collector
-    with _pause_lock:
-        if _pauses == 0:
-            _resume_collector = gc.isenabled()
-            gc.disable()
-        _pauses += 1
-    try:
-        yield
-    finally:
-        with _pause_lock:
-            _pauses -= 1
-            if _pauses == 0 and _resume_collector:
-                gc.enable()
-
-
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often and how patiently a failing event is retried before the projector stops at it."""
+    """How often and how patiently a failing event is retried before its stream is quarantined."""
 
     retries: int = 5
     initial_delay: float = 0.1
@@ -72,6 +46,7 @@ class ProjectionStatus:
     checkpoint: int
     last_position: int
     error: ProjectionError | None
+    quarantined: tuple[Quarantine, ...] = ()
 
     @property
     def lag(self) -> int:
@@ -100,16 +75,17 @@ class ProjectionRunner:
         self,
         store: EventStore,
         read_models: ReadModels,
-        projectors: Sequence[Projector] | None = None,
+        projectors: Sequence[AnyProjector] | None = None,
         *,
         batch_size: int = 500,
         rebuild_batch_size: int = 5000,
         poll_interval: float = 1.0,
         linger: float = 0.0,
         retry: RetryPolicy = RetryPolicy(),
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.store, self.read_models = store, read_models
-        self.projectors = list(projectors) if projectors is not None else default_projectors()
+        self.store, self.read_models, self.clock = store, read_models, clock
+        self.projectors: list[AnyProjector] = [*(default_projectors() if projectors is None else projectors)]
         names = [p.name for p in self.projectors]
         if len(set(names)) != len(names):
             raise ValueError(f"projector names must be unique, got {names}")
@@ -176,13 +152,15 @@ class ProjectionRunner:
 
     async def checkpoints(self) -> dict[str, int]:
         if self._checkpoints is None:
-            self._checkpoints = {p.name: await self.read_models.checkpoint(p.name) for p in self.projectors}
+            self._checkpoints = {p.name: await checkpoint_of(self.read_models, p) for p in self.projectors}
         return dict(self._checkpoints)
 
     async def status(self) -> list[ProjectionStatus]:
         last = await self.store.last_position()
         checkpoints = await self.checkpoints()
-        return [ProjectionStatus(p.name, checkpoints[p.name], last, self.failed.get(p.name)) for p in self.projectors]
+        held = await self.read_models.quarantined()
+        return [ProjectionStatus(p.name, checkpoints[p.name], last, self.failed.get(p.name),
+                                 tuple(q for q in held if q.projector == p.name)) for p in self.projectors]
 
     async def lag(self) -> dict[str, int]:
         """Events each projector still has to apply: last_position - checkpoint."""
@@ -278,7 +256,7 @@ class ProjectionRunner:
 
     # ----------------------------------------------------------------- applying with retries
 
-    async def _apply_all(self, projectors: Sequence[Projector], batch: Sequence[StoredEvent]) -> None:
+    async def _apply_all(self, projectors: Sequence[AnyProjector], batch: Sequence[StoredEvent]) -> None:
         events = decode_batch(batch)  # once for every projector
         assert self._checkpoints is not None
         jobs = []
@@ -289,29 +267,33 @@ class ProjectionRunner:
                 e for e in events if e[0].position > after]
             jobs.append((projector, todo, after))
         together = getattr(self.read_models, "apply_together", None)
-        if together is not None and len(jobs) > 1:
+        shared = [job for job in jobs if not isinstance(job[0], CustomProjection)]  # a user's: own tables
+        if together is not None and len(shared) > 1:
             # every projector's rows and checkpoint in ONE transaction, one commit per batch instead of
             # one per projector; a projector that fails there is rolled back alone (a savepoint) and
             # goes the careful way below, with that failure counted as its first attempt
-            outcomes = await together(jobs)
-            for (projector, todo, after), outcome in zip(jobs, outcomes):
+            outcomes = await together(shared)
+            for (projector, todo, after), outcome in zip(shared, outcomes):
                 if isinstance(outcome, Exception):
                     await self._apply(projector, todo, after, first_error=outcome)
                 else:
                     self._checkpoints[projector.name] = outcome
-            return
+            jobs = [job for job in jobs if isinstance(job[0], CustomProjection)]
         for projector, todo, after in jobs:
             await self._apply(projector, todo, after)
 
-    async def _apply(self, projector: Projector, events: list[Decoded], after: int,
+    async def _apply(self, projector: AnyProjector, events: list[Decoded], after: int,
                      first_error: Exception | None = None) -> None:
-        """Apply `events` in as few transactions as possible; retry a failing event, or stop at it.
+        """Apply `events` in as few transactions as possible; retry a failing event, then quarantine its stream.
 
         `first_error` is the outcome of a first attempt already made (applying together with the
         other projectors): it is handled as this loop's first try, so no event is tried more often.
+        A quarantine is recorded in the transaction that applies the events after it (record and checkpoint
+        commit together); if even that fails, the storage is at fault, not the event: the projector stops.
         """
         name, attempt, limit = projector.name, 0, len(events)
         failure: EventFailed | None = None  # an event that failed after a prefix that did not
+        pending: Quarantine | None = None  # to record with the next transaction
         assert self._checkpoints is not None
         while events:
             chunk = events[:limit]
@@ -319,7 +301,7 @@ class ProjectionRunner:
                 if first_error is not None:
                     error, first_error = first_error, None
                     raise error
-                after = await self.read_models.apply(projector, chunk, after)
+                after = await apply_batch(self.read_models, projector, chunk, after, pending)
             except CheckpointMoved as moved:
                 # another worker (or a rebuild elsewhere) moved it: adopt its checkpoint and read again from there
                 self._checkpoints[name] = moved.actual
@@ -328,46 +310,65 @@ class ProjectionRunner:
                 if exc.index > 0:  # the events before the failing one are fine: commit them first
                     limit, failure = exc.index, exc
                     continue
-                attempt = await self._retry_or_stop(name, attempt, exc.position, exc.cause)
-                if attempt < 0:
+                poison, cause = chunk[0][0], exc.cause
+            except Exception as exc:  # storage failed
+                if len(chunk) > 1:  # it names no event: halve the chunk (at once) until it is one event
+                    limit = len(chunk) // 2
+                    continue
+                if pending is not None:  # the one event was skipped: the quarantine itself cannot commit
+                    self._stop(name, pending.position, exc)
                     return
+                poison, cause = chunk[0][0], exc
+            else:
+                self._checkpoints[name] = after
+                events, limit, pending = events[len(chunk):], len(events) - len(chunk), None
+                if failure is None:
+                    attempt = 0
+                    continue
+                # that was the failing event's first attempt: back off before the next
+                poison, cause, failure, attempt = events[0][0], failure.cause, None, 0
+            attempt += 1
+            if attempt <= self.retry.retries:
+                if not await self._back_off(name, attempt, poison, cause):
+                    return  # stopping
                 continue
-            except Exception as exc:  # storage failed: same treatment, at the first event of the chunk
-                attempt = await self._retry_or_stop(name, attempt, chunk[0][0].position, exc)
-                if attempt < 0:
-                    return
-                continue
-            self._checkpoints[name] = after
-            events, limit, attempt = events[len(chunk):], len(events) - len(chunk), 0
-            if failure is not None:  # that was its first attempt: back off before the next
-                attempt = await self._retry_or_stop(name, 0, failure.position, failure.cause)
-                failure = None
-                if attempt < 0:
-                    return
+            if isinstance(projector, CustomProjection):
+                # a user projector's tables commit apart from the quarantine records: it stops, reported as failed
+                self.failed[name] = ProjectionError(name, poison.position, cause)
+                logger.error("projection %r stopped at position %d: %r", name, poison.position, cause)
+                return
+            pending, attempt, limit = self._quarantine(name, poison, cause), 0, len(events)
 
-    async def _retry_or_stop(self, name: str, attempt: int, position: int, cause: BaseException) -> int:
-        attempt += 1
-        if attempt > self.retry.retries:
-            self.failed[name] = ProjectionError(name, position, cause)
-            logger.error("projection %r stopped at position %d after %d attempts: %r",
-                         name, position, attempt, cause)
-            return -1
+    async def _back_off(self, name: str, attempt: int, stored: StoredEvent, cause: BaseException) -> bool:
+        """Wait before the next attempt; False when the runner is stopping meanwhile."""
         delay = self.retry.delay(attempt)
         logger.warning("projection %r failed at position %d (attempt %d, retry in %.2fs): %r",
-                       name, position, attempt, delay, cause)
+                       name, stored.position, attempt, delay, cause)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay)
-        return -1 if self._stopping.is_set() else attempt
+        return not self._stopping.is_set()
+
+    def _quarantine(self, name: str, stored: StoredEvent, cause: BaseException) -> Quarantine:
+        record = quarantine_of(name, stored, cause, self.clock())
+        logger.error("projection %r quarantines stream %r after %d attempts at position %d (%s): %s; its other "
+                     "streams go on (see `order-machine projections`)", name, stored.stream_id,
+                     self.retry.retries + 1, stored.position, stored.type, record.error)
+        return record
+
+    def _stop(self, name: str, position: int, cause: BaseException) -> None:
+        self.failed[name] = ProjectionError(name, position, cause)
+        logger.error("projection %r stopped at position %d: its storage fails even without the quarantined "
+                     "stream: %r", name, position, cause)
 
     # ----------------------------------------------------------------- rebuild
 
-    async def _replay(self, chosen: Sequence[Projector]) -> int:
+    async def _replay(self, chosen: Sequence[AnyProjector]) -> int:
         """Apply every event to `chosen` in large batches (one read serves them all)."""
         assert self._checkpoints is not None
         count = 0
         # reading the next batch while applying this one was measured slower: both sides hold the GIL
         while active := [p for p in chosen if p.name not in self.failed]:
-            with _collector_paused():
+            with collector_paused():
                 batch = await self._read(min(self._checkpoints[p.name] for p in active))
                 if not batch:
                     break
@@ -393,7 +394,7 @@ class ProjectionRunner:
             await self.checkpoints()
             assert self._checkpoints is not None
             for projector in chosen:
-                await self.read_models.reset(projector)
+                await reset_projector(self.read_models, projector)
                 self._checkpoints[projector.name] = 0
                 self.failed.pop(projector.name, None)
             count = await self._replay(chosen)

@@ -26,6 +26,8 @@ from .projectors import (
     Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow,
     run_batch,
 )
+from . import sqlite_quarantine as quarantines
+from .quarantine import Quarantine, run_skipping
 from .queries import (
     OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, WorkflowReadModel, check_limit, created_after,
     created_page, equal_filter, from_micros, history_model, items_by_order, order_model, summary_model, to_micros,
@@ -108,7 +110,7 @@ LOOP_APPLY_LIMIT = 200
 
 VIEW_TABLES = {"orders": "read_orders", "order_items": "read_order_items", "order_history": "read_order_history",
                "workflows": "read_workflows"}
-_TABLES = (*VIEW_TABLES.values(), "projection_checkpoints")
+_TABLES = (*VIEW_TABLES.values(), "projection_checkpoints", quarantines.TABLE)
 
 _ORDER_COLUMNS = ("id, customer_id, description, initial_amount, amount, status, created_at, updated_at, version, "
                   "item_count, created_position, position, tracking_number, shipping_address, "
@@ -191,6 +193,21 @@ def _insert_rows(conn: sqlite3.Connection, head: str, width: int, rows: Sequence
         conn.execute(f"{head} VALUES {', '.join([values] * (len(rows) - whole))}{tail}", list(flat(rows[whole:])))
 
 
+def _write_changes(conn: sqlite3.Connection, changes: Changes) -> None:
+    """Write what a batch's projector recorded: orders (upserted), items, workflows, history."""
+    _write_orders(conn, list(changes.dirty.values()), changes.items)
+    if changes.dirty_workflows:
+        _insert_rows(conn, f"INSERT INTO read_workflows ({_WORKFLOW_COLUMNS})", 11,
+                     [_workflow_values(w) for w in changes.dirty_workflows.values()], _WORKFLOW_UPSERT_TAIL)
+    if changes.history:
+        encode = _encode_json
+        _insert_rows(conn, "INSERT INTO read_order_history", 9, [
+            (position, order_id, version, type_, action, from_state, to_state, at,
+             encode(data).decode() if data else "{}")
+            for position, order_id, version, type_, action, from_state, to_state, at, data in changes.history
+        ])
+
+
 class SQLiteReadModels:
     """Read models in the SQLite file at `path` (normally the event store's own file)."""
 
@@ -239,7 +256,7 @@ class SQLiteReadModels:
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
             conn.execute("DELETE FROM read_model_schema")
             conn.execute("INSERT INTO read_model_schema VALUES (?)", (SCHEMA_VERSION,))
-        for statement in SCHEMA.split(";"):
+        for statement in (SCHEMA + quarantines.SCHEMA).split(";"):
             if statement.strip():
                 conn.execute(statement)
 
@@ -290,8 +307,10 @@ class SQLiteReadModels:
     async def checkpoint(self, name: str) -> int:
         return await self._run(self._reader, lambda: self._checkpoint(self._connection(), name))
 
-    async def apply(self, projector: Projector, events: Sequence[Decoded], after: int) -> int:
-        work: Callable[[sqlite3.Connection], int] = lambda conn: self._apply(conn, projector, events, after)
+    async def apply(self, projector: Projector, events: Sequence[Decoded], after: int,
+                    quarantine: Quarantine | None = None) -> int:
+        work: Callable[[sqlite3.Connection], int] = lambda conn: self._apply(conn, projector, events, after,
+                                                                               quarantine)
         if len(events) <= LOOP_APPLY_LIMIT and await self._loop_ready():
             done, result = self._on_loop(work)
             if done:
@@ -370,25 +389,21 @@ class SQLiteReadModels:
                 return False, None  # type: ignore[return-value]
             raise StoreError(f"read models in {self.path}: {exc}") from exc
 
-    def _apply(self, conn: sqlite3.Connection, projector: Projector, events: Sequence[Decoded], after: int) -> int:
+    def _apply(self, conn: sqlite3.Connection, projector: Projector, events: Sequence[Decoded], after: int,
+               quarantine: Quarantine | None = None) -> int:
         current = self._checkpoint(conn, projector.name)
         if current != after:
             raise CheckpointMoved(projector.name, after, current)
         if not events:
             return after
+        # read inside the transaction that moves the checkpoint: a release committed by another process is seen
+        skipped = quarantines.held(conn, projector.name)
+        if quarantine is not None:
+            quarantines.record(conn, quarantine)
+            skipped.add(quarantine.stream_id)
         changes = Changes(self._loader(conn), self._workflow_loader(conn))
-        position = run_batch(projector, changes, events)
-        _write_orders(conn, list(changes.dirty.values()), changes.items)
-        if changes.dirty_workflows:
-            _insert_rows(conn, f"INSERT INTO read_workflows ({_WORKFLOW_COLUMNS})", 11,
-                         [_workflow_values(w) for w in changes.dirty_workflows.values()], _WORKFLOW_UPSERT_TAIL)
-        if changes.history:
-            encode = _encode_json
-            _insert_rows(conn, "INSERT INTO read_order_history", 9, [
-                (position, order_id, version, type_, action, from_state, to_state, at,
-                 encode(data).decode() if data else "{}")
-                for position, order_id, version, type_, action, from_state, to_state, at, data in changes.history
-            ])
+        position = run_skipping(projector, changes, events, skipped)
+        _write_changes(conn, changes)
         conn.execute(_SET_CHECKPOINT, (projector.name, position))
         return position
 
@@ -396,8 +411,24 @@ class SQLiteReadModels:
         def work(conn: sqlite3.Connection) -> None:
             for view in projector.views:
                 conn.execute(f"DELETE FROM {VIEW_TABLES[view]}")
+            quarantines.forget(conn, projector.name)
             conn.execute(_SET_CHECKPOINT, (projector.name, 0))
         await self._run(self._writer, self._transaction, work)
+
+    async def quarantined(self, *, projector: str | None = None, stream_id: str | None = None) -> list[Quarantine]:
+        return await self._run(self._reader, lambda: quarantines.select(self._connection(), projector, stream_id))
+
+    async def release(self, projector: Projector, stream_id: str, events: Sequence[Decoded], checkpoint: int) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            if self._checkpoint(conn, projector.name) != checkpoint:
+                return False
+            changes = Changes(lambda ids: {}, lambda ids: {})  # the stream's rows, from its events alone
+            run_batch(projector, changes, events)
+            quarantines.delete_stream(conn, {v: VIEW_TABLES[v] for v in projector.views}, stream_id)
+            _write_changes(conn, changes)
+            quarantines.forget(conn, projector.name, stream_id)
+            return True
+        return await self._run(self._writer, self._transaction, work)
 
     async def repair_order(self, order_id: str, projected: ProjectedOrder, checkpoint: int) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
@@ -408,6 +439,16 @@ class SQLiteReadModels:
                 conn.execute("DELETE FROM read_orders WHERE id = ?", (order_id,))
                 return True
             _write_orders(conn, [projected.row], projected.items)
+            return True
+        return await self._run(self._writer, self._transaction, work)
+
+    async def repair_workflow(self, stream_id: str, row: WorkflowRow | None, checkpoint: int) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            if self._checkpoint(conn, "workflows") != checkpoint:
+                return False
+            conn.execute("DELETE FROM read_workflows WHERE stream_id = ?", (stream_id,))
+            if row is not None:
+                _insert_rows(conn, f"INSERT INTO read_workflows ({_WORKFLOW_COLUMNS})", 11, [_workflow_values(row)])
             return True
         return await self._run(self._writer, self._transaction, work)
 

@@ -15,14 +15,17 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 
 import psycopg
 
 from ..errors import OrderMachineError, ProjectionError
+from ..events import utcnow
 from ..store.pg_schema import LOCK_CLASS_LEASE
 from ..store.postgres import Conn, PostgresEventStore
 from .postgres import PostgresReadModels
-from .projectors import Projector, default_projectors
+from .custom import AnyProjector, checkpoint_of
+from .projectors import default_projectors
 from .runner import ProjectionRunner, ProjectionStatus, RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -50,7 +53,7 @@ class LeasedProjectionWorker:
         self,
         store: PostgresEventStore,
         read_models: PostgresReadModels | None = None,
-        projectors: Sequence[Projector] | None = None,
+        projectors: Sequence[AnyProjector] | None = None,
         *,
         batch_size: int = 500,
         poll_interval: float = 0.5,
@@ -58,10 +61,11 @@ class LeasedProjectionWorker:
         retry: RetryPolicy = RetryPolicy(),
         on_lease: LeaseListener | None = None,
         take_leases: bool = True,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.store = store
+        self.store, self.clock = store, clock
         self.read_models = read_models if read_models is not None else PostgresReadModels(store)
-        self.projectors = list(projectors) if projectors is not None else default_projectors()
+        self.projectors: list[AnyProjector] = [*(default_projectors() if projectors is None else projectors)]
         self.batch_size, self.poll_interval, self.lease_interval = batch_size, poll_interval, lease_interval
         self.retry = retry
         self.on_lease, self.take_leases = on_lease, take_leases
@@ -79,7 +83,7 @@ class LeasedProjectionWorker:
 
     # ----------------------------------------------------------------- leases
 
-    def _key(self, projector: Projector) -> str:
+    def _key(self, projector: AnyProjector) -> str:
         return f"{self.store.schema}:{projector.name}"
 
     async def _lease_connection(self) -> Conn:
@@ -126,7 +130,7 @@ class LeasedProjectionWorker:
             # a new runner reads the checkpoints afresh: the previous holder may have moved them
             self.runner = ProjectionRunner(
                 self.store, self.read_models, [p for p in self.projectors if p.name in self.owned],
-                batch_size=self.batch_size, poll_interval=self.poll_interval, retry=self.retry,
+                batch_size=self.batch_size, poll_interval=self.poll_interval, retry=self.retry, clock=self.clock,
             )
             for name in gained:
                 logger.info("projection worker took the lease of %r", name)
@@ -275,15 +279,16 @@ class LeasedProjectionWorker:
 
     async def _refresh(self) -> None:
         """Read every projector's checkpoint from the database."""
-        self._saw({p.name: await self.read_models.checkpoint(p.name) for p in self.projectors})
+        self._saw({p.name: await checkpoint_of(self.read_models, p) for p in self.projectors})
 
     async def status(self) -> list[ProjectionStatus]:
         """Each projector's checkpoint in the database (whoever holds it) against the store's last position."""
         last = await self.store.last_position()
-        checkpoints = {p.name: await self.read_models.checkpoint(p.name) for p in self.projectors}
+        checkpoints = {p.name: await checkpoint_of(self.read_models, p) for p in self.projectors}
         self._saw(checkpoints)
-        failed = self.failed
-        return [ProjectionStatus(name, position, last, failed.get(name)) for name, position in checkpoints.items()]
+        failed, held = self.failed, await self.read_models.quarantined()
+        return [ProjectionStatus(name, position, last, failed.get(name), tuple(q for q in held if q.projector == name))
+                for name, position in checkpoints.items()]
 
     async def _notify(self, kind: str, checkpoints: Mapping[str, int] | None = None) -> None:
         payload = " ".join([kind, self.store.schema, *(f"{n}={p}" for n, p in (checkpoints or {}).items())])

@@ -204,6 +204,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             'tracking_number', tracking_number, 'shipping_address', shipping_address,
             'cancellation_reason', cancellation_reason, 'return_reason', return_reason))""",
     )),
+    Migration(6, "read models: streams a projector quarantined", (
+        """CREATE TABLE {s}.projection_quarantine (
+            projector text NOT NULL,
+            stream_id text COLLATE "C" NOT NULL,
+            position bigint NOT NULL,
+            event_type text NOT NULL,
+            error text NOT NULL,
+            since timestamptz NOT NULL,
+            PRIMARY KEY (projector, stream_id)
+        )""",
+        "CREATE INDEX projection_quarantine_by_stream ON {s}.projection_quarantine (stream_id)",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
