@@ -7,7 +7,7 @@ file fail the schema; it skips only what cannot be judged. Imports only `errors`
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .errors import Problem
