@@ -7,18 +7,17 @@ file fail the schema; it skips only what cannot be judged. Imports only `errors`
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .errors import Problem
 from .expressions import ExpressionSyntaxError, compile_expression
+from .checks_names import (
+    Add, Loc, check_name_lengths, check_types, entries as _entries, strings as _strings,
+)
 
-Loc = tuple[str | int, ...]
 _STATE_KEYS = {"name", "description", "terminal"}
-MAX_NAME = 100            # states, actions, guards, hooks, fields, events
-MAX_DEFINITION_NAME = 64
 LineOf = Callable[[Loc], "int | None"]
-Add = Callable[[str, Loc, str], None]
 
 
 def check_data(data: Mapping[str, Any], path: str = "<definition>", line_of: LineOf | None = None) -> list[Problem]:
@@ -48,9 +47,9 @@ def check_data(data: Mapping[str, Any], path: str = "<definition>", line_of: Lin
     # with no readable transition list, "unused" and "dead end" would only echo the schema's complaint
     readable = isinstance(data.get("transitions"), list)
     _check_references(transitions, states, actions, guards, hooks, add, report_unused=readable)
-    _check_name_lengths(data, add)
+    check_name_lengths(data, add)
     recorded = _check_actions(data, add)
-    _check_types(data, add)
+    check_types(data, add)
     _check_guard_conditions(data, recorded, transitions, add)
     if states is not None and readable:
         _check_states(data, states, transitions, initial if isinstance(initial, str) else None, add)
@@ -82,18 +81,6 @@ class _Edge:
         self.unreadable = self.target is None or len(self.sources) != (len(raw) if isinstance(raw, list) else 1)
         self.guards = _strings(entry.get("guards"))
         self.hooks = _strings(entry.get("hooks"))
-
-
-def _strings(value: Any) -> list[str]:
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
-def _entries(data: Mapping[str, Any], key: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    items = data.get(key)
-    if isinstance(items, list):
-        for i, item in enumerate(items):
-            if isinstance(item, Mapping):
-                yield i, item
 
 
 def _unique_names(data: Mapping[str, Any], key: str, what: str, add: Add) -> dict[str, int] | None:
@@ -320,109 +307,3 @@ def _check_ambiguity(transitions: list[_Edge], add: Add) -> None:
                     "give each transition of the same state and action a guard the others lack; "
                     "an unguarded fallback goes last")
                 break
-
-
-def _too_long(name: str, limit: int) -> str:
-    return f"{name[:40]!r}... is {len(name)} characters long; names may have at most {limit}"
-
-
-def _check_name_lengths(data: Mapping[str, Any], add: Add) -> None:
-    """Names end up in events, URLs and logs: bounded, whatever the schema's patterns allow."""
-    name = data.get("name")
-    if isinstance(name, str) and len(name) > MAX_DEFINITION_NAME:
-        add(_too_long(name, MAX_DEFINITION_NAME), ("name",), "shorten the definition's name")
-    for key in ("states", "actions", "guards", "hooks"):
-        for i, entry in _entries(data, key):
-            value = entry.get("name")
-            if isinstance(value, str) and len(value) > MAX_NAME:
-                add(_too_long(value, MAX_NAME), (key, i, "name"), "shorten it")
-    for i, entry in _entries(data, "transitions"):
-        emits = entry.get("emits")
-        if isinstance(emits, str) and len(emits) > MAX_NAME:
-            add(_too_long(emits, MAX_NAME), ("transitions", i, "emits"), "shorten the event name")
-    named: list[tuple[Any, Loc]] = []
-    if isinstance(data.get("data"), Mapping):
-        named += [(k, ("data", str(k))) for k in data["data"]]
-    for i, action in _entries(data, "actions"):
-        fields = action.get("fields")
-        if isinstance(fields, Mapping):
-            for k, spec in fields.items():
-                named.append((k, ("actions", i, "fields", str(k))))
-                if isinstance(spec, Mapping):
-                    named.append((spec.get("into"), ("actions", i, "fields", str(k), "into")))
-        for key in ("sets", "clears", "increments"):
-            value = action.get(key)
-            names = list(value) if isinstance(value, Mapping) else _strings(value)
-            named += [(k, ("actions", i, key)) for k in names]
-    for value, loc in named:
-        if isinstance(value, str) and len(value) > MAX_NAME:
-            add(_too_long(value, MAX_NAME), loc, "shorten the field name")
-
-
-_KINDS = {"str", "int", "decimal", "bool", "datetime", "list", "dict"}
-
-
-def _kind_of_constant(value: Any) -> str | None:
-    """The field type a `sets:` constant records (None: one no field type names, e.g. null)."""
-    if isinstance(value, bool):
-        return "bool"
-    for kind, types in (("int", (int,)), ("decimal", (float,)), ("str", (str,)), ("list", (list,)),
-                        ("dict", (Mapping,))):
-        if isinstance(value, types):
-            return kind
-    return None
-
-
-def _check_types(data: Mapping[str, Any], add: Add) -> None:
-    """Every recorded name holds one type: a declared data field, an action's field (or its `into`), an
-    `append` (a list), a counter (`increments`, an int) and a `sets` constant must agree, or the entity
-    would hold a value of the wrong type (or fail) at run time."""
-    first: dict[str, tuple[str, str]] = {}  # recorded name -> (kind, where it was first given that kind)
-
-    def record(name: str, kind: str, where: str, loc: Loc, hint: str) -> None:
-        if kind not in _KINDS:
-            return  # an unknown type is the schema's to report
-        known = first.get(name)
-        if known is None:
-            first[name] = (kind, where)
-        elif known[0] != kind:
-            add(f"{where} records {name!r} as {_a(kind)}, but {known[1]} records it as {_a(known[0])}",
-                loc, hint)
-
-    declared = data.get("data")
-    if isinstance(declared, Mapping):
-        for name, spec in declared.items():
-            kind = spec.get("type", "str") if isinstance(spec, Mapping) else None
-            if isinstance(name, str) and isinstance(kind, str):
-                record(name, kind, f"data field {name!r}", ("data", name), "")
-    for i, action in _entries(data, "actions"):
-        label = f"action {action.get('name')!r}"
-        fields = action.get("fields")
-        if isinstance(fields, Mapping):
-            for name, spec in fields.items():
-                if not isinstance(spec, Mapping):
-                    continue
-                into, kind, append = spec.get("into"), spec.get("type", "str"), spec.get("append", False)
-                target = into if isinstance(into, str) else str(name)
-                loc: Loc = ("actions", i, "fields", str(name))
-                if append is True:
-                    record(target, "list", f"{label} (field {name!r}, append)", loc,
-                           "append needs a list: declare it `type: list` everywhere or record it elsewhere")
-                elif isinstance(kind, str):
-                    record(target, kind, f"{label} (field {name!r})", loc,
-                           "give the field the same type, or record it under another name with `into:`")
-        sets = action.get("sets")
-        if isinstance(sets, Mapping):
-            for name, value in sets.items():
-                kind = _kind_of_constant(value)
-                if kind is not None:
-                    record(str(name), kind, f"{label} (sets)", ("actions", i, "sets", str(name)),
-                           "set a value of the declared type (quote text, write decimals as text)")
-        for k, name in enumerate(_strings(action.get("increments"))):
-            record(name, "int", f"{label} (increments)", ("actions", i, "increments", k),
-                   "a counter is an int: count into a name nothing else records")
-
-
-def _a(kind: str) -> str:
-    return {"int": "an int", "str": "text (str)", "list": "a list", "dict": "a mapping (dict)",
-            "decimal": "a decimal", "bool": "a bool", "datetime": "a datetime"}.get(kind, kind)

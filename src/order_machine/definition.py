@@ -16,7 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .checks import Loc, LineOf, check_data
+from .checks import LineOf, check_data
+from .checks_names import Loc
 from .errors import DefinitionError, Problem
 from .yaml_lines import YAML11_BOOLEANS, LocatedData, read_yaml, size_problem
 

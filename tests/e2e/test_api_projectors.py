@@ -39,7 +39,7 @@ async def test_health_and_metrics_show_a_users_projector_lag(app: FastAPI, clien
     for order_id in ("l-1", "l-2"):
         await create_order(client, order_id)
     health = (await client.get("/health")).json()
-    assert health["projections"]["ledger"] == {"position": 0, "lag": 2, "failed": None, "running": False}
+    assert health["projections"]["ledger"] == {"position": 0, "lag": 2, "failed": None, "running": False, "quarantined": []}
     assert 'order_machine_projection_lag_events{projection="ledger"} 2' in (await client.get("/metrics")).text
 
     await runtime_of(app).runner.catch_up()
