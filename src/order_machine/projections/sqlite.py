@@ -7,7 +7,6 @@ never on the event loop. Knows rows and events; never imports the domain or the 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import sqlite3
@@ -22,6 +21,7 @@ import msgspec
 
 from ..errors import StoreError
 from ..store.sqlite_file import is_busy
+from ..store.sqlite_insert import insert_rows
 from .projectors import (
     Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow,
     run_batch,
@@ -148,10 +148,10 @@ def _item_values(i: ItemRow) -> tuple[Any, ...]:
 def _write_orders(conn: sqlite3.Connection, orders: Sequence[OrderRow], items: Sequence[ItemRow]) -> None:
     """Upsert `orders` and insert `items` (a batch's, or one repaired order's)."""
     if orders:
-        _insert_rows(conn, f"INSERT INTO read_orders ({_ORDER_COLUMNS})", 17, [_order_values(o) for o in orders],
+        insert_rows(conn, f"INSERT INTO read_orders ({_ORDER_COLUMNS})", 17, [_order_values(o) for o in orders],
                      _UPSERT_TAIL)
     if items:
-        _insert_rows(conn, "INSERT INTO read_order_items", 5, [_item_values(i) for i in items])
+        insert_rows(conn, "INSERT INTO read_order_items", 5, [_item_values(i) for i in items])
 
 
 _WORKFLOW_COLUMNS = ("stream_id, definition, id, definition_version, state, version, data, created_at, updated_at, "
@@ -175,33 +175,15 @@ def _item_row(r: Sequence[Any]) -> ItemRow:
     return ItemRow(r[0], r[1], r[2], r[3], Decimal(r[4]))
 
 
-def _insert_rows(conn: sqlite3.Connection, head: str, width: int, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
-    """What executemany(head + VALUES (?...) + tail, rows) does, with one statement per up to 200 rows.
-
-    SQLite does a row of a multi-row INSERT in a quarter less time than a row of executemany (one step,
-    one reset and one GIL round trip per statement, not per row).
-    """
-    per = max(1, min(200, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
-    values = "(" + ", ".join("?" * width) + ")"
-    flat = itertools.chain.from_iterable
-    whole = len(rows) - len(rows) % per
-    if whole:
-        sql = f"{head} VALUES {', '.join([values] * per)}{tail}"
-        for start in range(0, whole, per):
-            conn.execute(sql, list(flat(rows[start:start + per])))
-    if whole < len(rows):
-        conn.execute(f"{head} VALUES {', '.join([values] * (len(rows) - whole))}{tail}", list(flat(rows[whole:])))
-
-
 def _write_changes(conn: sqlite3.Connection, changes: Changes) -> None:
     """Write what a batch's projector recorded: orders (upserted), items, workflows, history."""
     _write_orders(conn, list(changes.dirty.values()), changes.items)
     if changes.dirty_workflows:
-        _insert_rows(conn, f"INSERT INTO read_workflows ({_WORKFLOW_COLUMNS})", 11,
+        insert_rows(conn, f"INSERT INTO read_workflows ({_WORKFLOW_COLUMNS})", 11,
                      [_workflow_values(w) for w in changes.dirty_workflows.values()], _WORKFLOW_UPSERT_TAIL)
     if changes.history:
         encode = _encode_json
-        _insert_rows(conn, "INSERT INTO read_order_history", 9, [
+        insert_rows(conn, "INSERT INTO read_order_history", 9, [
             (position, order_id, version, type_, action, from_state, to_state, at,
              encode(data).decode() if data else "{}")
             for position, order_id, version, type_, action, from_state, to_state, at, data in changes.history
@@ -448,7 +430,7 @@ class SQLiteReadModels:
                 return False
             conn.execute("DELETE FROM read_workflows WHERE stream_id = ?", (stream_id,))
             if row is not None:
-                _insert_rows(conn, f"INSERT INTO read_workflows ({_WORKFLOW_COLUMNS})", 11, [_workflow_values(row)])
+                insert_rows(conn, f"INSERT INTO read_workflows ({_WORKFLOW_COLUMNS})", 11, [_workflow_values(row)])
             return True
         return await self._run(self._writer, self._transaction, work)
 
