@@ -15,10 +15,11 @@ from .custom import (
     open_projector_tables,
 )
 from .memory import InMemoryReadModels
-from .projectors import (
-    INITIAL_STATE, Changes, HistoryRow, ItemRow, OrderHistoryProjector, OrderProjector, OrderRow, ProjectedOrder,
-    Projector, default_projectors, project_order, run_batch,
-)
+from .batch import Projector, run_batch
+from .changes import Changes
+from .order_projectors import INITIAL_STATE, OrderHistoryProjector, OrderProjector, ProjectedOrder, project_order
+from .projectors import default_projectors
+from .rows import HistoryRow, ItemRow, OrderRow
 from .quarantine import Quarantine, QuarantineStorage, check_stream, release_quarantined, release_stream
 from .queries import (
     OrderHistoryEntry, OrderItemReadModel, OrderReadModel, OrderSummaryReadModel, Page, ReadModels, WorkflowReadModel,

@@ -10,9 +10,10 @@ from typing import Any
 
 from ..events import split_workflow_stream
 from ..store import EventStore
-from .projectors import (
-    INITIAL_STATE, Changes, EventFailed, ProjectedOrder, WorkflowProjector, decode_batch, project_order, run_batch,
-)
+from .batch import EventFailed, decode_batch, run_batch
+from .changes import Changes
+from .order_projectors import INITIAL_STATE, ProjectedOrder, project_order
+from .workflow_projector import WorkflowProjector
 from .quarantine import Quarantine
 from .queries import OrderReadModel, OrderSummaryReadModel, ReadModels, order_model, workflow_model
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from ..errors import InvalidProjectorError, StoreError
 from ..events import StoredEvent
 from ..store import EventStore
-from .projectors import Decoded, Projector
+from .batch import Decoded, Projector
 from .queries import ReadModels
 from .quarantine import Quarantine
 

@@ -27,7 +27,7 @@ from .custom_backend import (
     REGISTRY, Registered, apply_events, check_created, decode_tables, encode_tables, plan_setup,
     refuse_transaction_control,
 )
-from .projectors import CheckpointMoved, Decoded
+from .batch import CheckpointMoved, Decoded
 
 R = TypeVar("R")
 

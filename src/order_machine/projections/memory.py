@@ -10,10 +10,10 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from .projectors import (
-    Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow,
-    run_batch,
-)
+from .batch import CheckpointMoved, Decoded, Projector, run_batch
+from .changes import Changes
+from .order_projectors import ProjectedOrder
+from .rows import HistoryRow, ItemRow, OrderRow, WorkflowRow
 from .quarantine import Quarantine, run_skipping
 from .queries import (
     OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, WorkflowReadModel, check_limit, created_after,

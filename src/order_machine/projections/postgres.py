@@ -19,10 +19,10 @@ from ..errors import StoreError
 from ..store import EventStore
 from ..store.postgres import Conn, PostgresEventStore
 from .pg_quarantine import PostgresQuarantines
-from .projectors import (
-    Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow,
-    run_batch,
-)
+from .batch import CheckpointMoved, Decoded, Projector, run_batch
+from .changes import Changes
+from .order_projectors import ProjectedOrder
+from .rows import HistoryRow, ItemRow, OrderRow, WorkflowRow
 from .quarantine import Quarantine, batch_streams, run_skipping
 from .queries import (
     OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, WorkflowReadModel, check_limit, created_after,
@@ -173,7 +173,7 @@ class PostgresReadModels:
                 if projector.reads_orders:
                     loaded = await self._load_orders(conn, {s.stream_id for s, data in events if data is not None})
                 workflows: dict[str, WorkflowRow] = {}
-                if getattr(projector, "reads_workflows", False):
+                if projector.reads_workflows:
                     cur = await conn.execute(f"{self._select_workflow} WHERE stream_id = ANY(%s)",
                                              ([s.stream_id for s, _ in events],))
                     workflows = {r[0]: WorkflowRow(*r) for r in await cur.fetchall()}

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InvalidCommandError
 from ..ids import id_problem
-from .projectors import Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow
+from .batch import Decoded, Projector
+from .order_projectors import ProjectedOrder
+from .rows import HistoryRow, ItemRow, OrderRow, WorkflowRow
 from .quarantine import Quarantine, QuarantineStorage
 
 MAX_LIMIT = 1000

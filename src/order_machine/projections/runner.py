@@ -21,7 +21,8 @@ from ..events import StoredEvent, utcnow
 from ..store import EventStore
 from .collector import collector_paused
 from .custom import AnyProjector, CustomProjection, apply_batch, checkpoint_of, reset_projector
-from .projectors import CheckpointMoved, Decoded, EventFailed, decode_batch, default_projectors
+from .batch import CheckpointMoved, Decoded, EventFailed, decode_batch
+from .projectors import default_projectors
 from .quarantine import Quarantine, quarantine_of
 from .queries import ReadModels
 

@@ -22,10 +22,10 @@ import msgspec
 from ..errors import StoreError
 from ..store.sqlite_file import is_busy
 from ..store.sqlite_insert import insert_rows
-from .projectors import (
-    Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow,
-    run_batch,
-)
+from .batch import CheckpointMoved, Decoded, Projector, run_batch
+from .changes import Changes
+from .order_projectors import ProjectedOrder
+from .rows import HistoryRow, ItemRow, OrderRow, WorkflowRow
 from . import sqlite_quarantine as quarantines
 from .quarantine import Quarantine, run_skipping
 from .queries import (
