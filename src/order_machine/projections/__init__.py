@@ -34,10 +34,7 @@ def open_read_models(store: EventStore, **options: Any) -> ReadModels:
     if scheme == "memory":
         return InMemoryReadModels()
     if scheme == "sqlite":
-        path = getattr(store, "path", None)
-        if not path or str(path) == ":memory:":
-            raise StoreError(f"SQLite read models need the store's database file; {store.url!r} has none")
-        return SQLiteReadModels(path, **options)
+        return SQLiteReadModels.from_store(store, **options)
     if scheme in ("postgres", "postgresql"):
         try:
             from .postgres import PostgresReadModels  # type: ignore[import-not-found, unused-ignore]
