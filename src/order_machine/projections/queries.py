@@ -276,6 +276,9 @@ class ReadModels(QuarantineStorage, Protocol):
       `after` (else raise CheckpointMoved), build a `Changes` whose loader reads `orders` rows (copies),
       `run_batch(projector, changes, events)`, write `changes.dirty` (upsert), `changes.items` and
       `changes.history` (insert) and the new checkpoint; return it. Any exception: roll back, re-raise.
+    - `apply_together(jobs)`: `apply` for several projectors, each job's exception returned in its place
+      (the runner retries that projector alone). SQLite commits them in one transaction (a savepoint each);
+      a backend with nothing to gain from that applies them in turn (`apply_in_turn`).
     - `reset(projector)`: clear the projector's `views` and set its checkpoint to 0, in one transaction.
     - `repair_order(order_id, projected, checkpoint)`: replace one order's rows, in one transaction,
       only if the `orders` checkpoint is still `checkpoint` (else return False).
@@ -290,6 +293,10 @@ class ReadModels(QuarantineStorage, Protocol):
 
     async def apply(self, projector: Projector, events: Sequence[Decoded], after: int,
                     quarantine: Quarantine | None = None) -> int: ...
+
+    async def apply_together(
+        self, jobs: Sequence[tuple[Projector, Sequence[Decoded], int]],
+    ) -> list[int | Exception]: ...
 
     async def reset(self, projector: Projector) -> None: ...
 
@@ -319,3 +326,15 @@ class ReadModels(QuarantineStorage, Protocol):
                         cursor: str | None = None) -> Page[WorkflowReadModel]: ...
 
     async def close(self) -> None: ...
+
+
+async def apply_in_turn(read_models: ReadModels,
+                        jobs: Sequence[tuple[Projector, Sequence[Decoded], int]]) -> list[int | Exception]:
+    """`apply_together` as one `apply` per job, in turn: each job's new checkpoint, or the exception it raised."""
+    outcomes: list[int | Exception] = []
+    for projector, events, after in jobs:
+        try:
+            outcomes.append(await read_models.apply(projector, events, after))
+        except Exception as exc:  # handed back to the runner, which retries or stops that projector
+            outcomes.append(exc)
+    return outcomes

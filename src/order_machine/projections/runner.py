@@ -260,20 +260,20 @@ class ProjectionRunner:
     async def _apply_all(self, projectors: Sequence[AnyProjector], batch: Sequence[StoredEvent]) -> None:
         events = decode_batch(batch)  # once for every projector
         assert self._checkpoints is not None
-        jobs = []
+        jobs: list[tuple[AnyProjector, list[Decoded], int]] = []
         for projector in projectors:
             after = self._checkpoints[projector.name]
             # positions rise through a batch: usually every event is past the checkpoint, and none is copied
             todo = events if not events or events[0][0].position > after else [
                 e for e in events if e[0].position > after]
             jobs.append((projector, todo, after))
-        together = getattr(self.read_models, "apply_together", None)
-        shared = [job for job in jobs if not isinstance(job[0], CustomProjection)]  # a user's: own tables
-        if together is not None and len(shared) > 1:
-            # every projector's rows and checkpoint in ONE transaction, one commit per batch instead of
-            # one per projector; a projector that fails there is rolled back alone (a savepoint) and
-            # goes the careful way below, with that failure counted as its first attempt
-            outcomes = await together(shared)
+        # the read models' projectors (a user's has tables of its own)
+        shared = [(p, todo, after) for p, todo, after in jobs if not isinstance(p, CustomProjection)]
+        if len(shared) > 1:
+            # every projector's first attempt at once (on SQLite, ONE transaction and one commit per batch
+            # instead of one per projector); a projector that fails there goes the careful way below, with
+            # that failure counted as its first attempt
+            outcomes = await self.read_models.apply_together(shared)
             for (projector, todo, after), outcome in zip(shared, outcomes):
                 if isinstance(outcome, Exception):
                     await self._apply(projector, todo, after, first_error=outcome)
