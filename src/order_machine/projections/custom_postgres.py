@@ -21,12 +21,13 @@ from ..errors import InvalidProjectorError, StoreError
 from ..store import EventStore
 from ..store.pg_schema import LOCK_CLASS_MIGRATION
 from ..store.postgres import Conn, PostgresEventStore
+from .batch import CheckpointMoved, Decoded
 from .custom import CustomProjection, Params, Row
 from .custom_backend import (
     REGISTRY, Registered, apply_events, check_created, decode_tables, encode_tables, plan_setup,
     refuse_transaction_control,
 )
-from .batch import CheckpointMoved, Decoded
+from .driver_errors import translated
 
 
 @functools.lru_cache(maxsize=1024)
@@ -70,14 +71,12 @@ class PostgresTables:
     @asynccontextmanager
     async def _transaction(self, doing: str, read_only: bool = False) -> AsyncIterator[Conn]:
         pool = await self.store.pool()
-        try:
+        with translated(psycopg.Error, f"projector tables in {self.store!r}", doing=doing):
             async with pool.connection() as conn, conn.transaction():
                 if read_only:
                     await conn.execute("SET TRANSACTION READ ONLY")
                 await conn.execute(self._search_path)
                 yield conn
-        except psycopg.Error as exc:
-            raise StoreError(f"projector tables in {self.store!r}: {doing} failed: {exc}") from exc
 
     async def _lock_checkpoint(self, conn: Conn, name: str) -> int:
         """Lock the projector's checkpoint row until commit (creating it at 0) and return its position."""
@@ -127,12 +126,10 @@ class PostgresTables:
 
     async def checkpoint(self, name: str) -> int:
         pool = await self.store.pool()
-        try:
+        with translated(psycopg.Error, f"projector tables in {self.store!r}", doing=f"reading {name!r}"):
             async with pool.connection() as conn:
                 cur = await conn.execute(f"SELECT position FROM {self._checkpoints} WHERE name = %s", (name,))
                 row = await cur.fetchone()
-        except psycopg.Error as exc:
-            raise StoreError(f"projector tables in {self.store!r}: reading {name!r} failed: {exc}") from exc
         return int(row[0]) if row else 0
 
     async def apply(self, projection: CustomProjection, events: Sequence[Decoded], after: int) -> int:
@@ -160,11 +157,9 @@ class PostgresTables:
     async def fetch(self, sql: str, params: Params) -> list[Row]:
         query = pyformat(sql)
         async with self._transaction("reading", read_only=True) as conn:
-            try:
+            with translated(psycopg.Error, "projector tables", sql=sql):
                 cur = await conn.execute(query, params)
                 return await cur.fetchall() if cur.description is not None else []
-            except psycopg.Error as exc:
-                raise StoreError(f"projector tables: {exc} (in {sql[:200]!r})") from exc
 
     async def close(self) -> None:
         """Nothing to do: the pool belongs to the store, which closes it."""
@@ -184,9 +179,6 @@ class PostgresTransaction:
             raise StoreError(f"projector {self._projector!r}: its transaction is over (keep no tx beyond apply)")
         refuse_transaction_control(self._projector, sql)
 
-    def _failed(self, exc: psycopg.Error, sql: str) -> StoreError:
-        return StoreError(f"projector {self._projector!r}: {exc} (in {sql[:200]!r})")
-
     def _still_in_transaction(self) -> None:
         if self._conn.info.transaction_status not in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
             raise StoreError(f"projector {self._projector!r}: a statement ended the batch's transaction; "
@@ -194,19 +186,15 @@ class PostgresTransaction:
 
     async def execute(self, sql: str, params: Params = ()) -> list[Row]:
         self._check(sql)
-        try:
+        with translated(psycopg.Error, f"projector {self._projector!r}", sql=sql):
             cur = await self._conn.execute(pyformat(sql), params)
             rows = await cur.fetchall() if cur.description is not None else []
-        except psycopg.Error as exc:
-            raise self._failed(exc, sql) from exc
         self._still_in_transaction()
         return rows
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         self._check(sql)
-        try:
+        with translated(psycopg.Error, f"projector {self._projector!r}", sql=sql):
             async with self._conn.cursor() as cur:
                 await cur.executemany(pyformat(sql), list(rows))
-        except psycopg.Error as exc:
-            raise self._failed(exc, sql) from exc
         self._still_in_transaction()
