@@ -9,22 +9,23 @@ from typing import Any
 
 from ..errors import StoreError
 from ..store import EventStore
+from .batch import Projector, run_batch
+from .changes import Changes
 from .consistency import ConsistencyChecker, ConsistencyReport, FieldDifference, OrderCheck
 from .custom import (
     CustomProjection, ProjectorTables, ProjectorTransaction, Table, TableProjector, load_projectors,
     open_projector_tables,
 )
 from .memory import InMemoryReadModels
-from .batch import Projector, run_batch
-from .changes import Changes
 from .order_projectors import INITIAL_STATE, OrderHistoryProjector, OrderProjector, ProjectedOrder, project_order
+from .progress import ProjectionStatus, RebuildReport, RetryPolicy
 from .projectors import default_projectors
-from .rows import HistoryRow, ItemRow, OrderRow
 from .quarantine import Quarantine, QuarantineStorage, check_stream, release_quarantined, release_stream
 from .queries import (
     OrderHistoryEntry, OrderItemReadModel, OrderReadModel, OrderSummaryReadModel, Page, ReadModels, WorkflowReadModel,
 )
-from .runner import ProjectionRunner, ProjectionStatus, RebuildReport, RetryPolicy
+from .rows import HistoryRow, ItemRow, OrderRow
+from .runner import ProjectionRunner
 from .sqlite import SQLiteReadModels
 
 
