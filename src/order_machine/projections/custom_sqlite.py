@@ -1,8 +1,8 @@
 """User projectors' tables on SQLite: in the store's file, or (memory://) in a private in-memory database.
 
 A batch runs on the event loop's thread, through a connection of its own that never waits for a lock:
-each of the user's statements is then a plain sqlite3 call (a hand-off to a thread per statement made a
-rebuild several times slower: docs/projectors.md has the figures). When another connection holds the file's write lock, the batch
+each of the user's statements is then a plain sqlite3 call, not a hand-off to a thread per statement
+(docs/projectors.md, Speed). When another connection holds the file's write lock, the batch
 goes to the writer thread instead, whose connection waits; reads (`fetch`, checkpoints) run on a reader
 thread. In memory, the one connection is used on the loop. Knows custom.py's API; never the domain.
 """

@@ -137,7 +137,7 @@ class OrderHistoryProjector:
         at = data["at"]
         if type(at) is not str:
             raise ProjectionConflict(f"at must be an ISO 8601 time, got {at!r}")
-        # tuple.__new__ builds the named tuple without the Python-level __new__ (a third of the cost)
+        # tuple.__new__ builds the named tuple without its Python-level __new__: one row per event, the hot path
         changes.history.append(_new_tuple(HistoryRow, (
             stored.position, stored.stream_id, stored.version, kind, action, source, target, at, extra,
         )))

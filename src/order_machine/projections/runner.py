@@ -317,7 +317,7 @@ class ProjectionRunner:
         """Apply every event to `chosen` in large batches (one read serves them all)."""
         assert self._checkpoints is not None
         count = 0
-        # reading the next batch while applying this one was measured slower: both sides hold the GIL
+        # one batch at a time: reading the next while applying this one only trades the GIL between the two
         while active := [p for p in chosen if p.name not in self.failed]:
             with collector_paused():
                 batch = await self._read(min(self._checkpoints[p.name] for p in active))
