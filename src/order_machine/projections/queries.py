@@ -271,7 +271,7 @@ def items_by_order(rows: Iterable[ItemRow]) -> dict[str, list[ItemRow]]:
 class ReadModels(QuarantineStorage, Protocol):
     """Read-model storage: applies projector batches atomically with checkpoints, and answers queries.
 
-    A backend implements four things for the projectors (see README "Read-model backends"):
+    For the projectors, a backend implements (memory.py, sqlite.py, postgres.py are the three):
     - `apply(projector, events, after)`: in ONE transaction, check the projector's checkpoint is still
       `after` (else raise CheckpointMoved), build a `Changes` whose loader reads `orders` rows (copies),
       `run_batch(projector, changes, events)`, write `changes.dirty` (upsert), `changes.items` and
@@ -281,9 +281,9 @@ class ReadModels(QuarantineStorage, Protocol):
       a backend with nothing to gain from that applies them in turn (`apply_in_turn`).
     - `reset(projector)`: clear the projector's `views` and set its checkpoint to 0, in one transaction.
     - `repair_order(order_id, projected, checkpoint)`: replace one order's rows, in one transaction,
-      only if the `orders` checkpoint is still `checkpoint` (else return False).
+      only if OrderProjector's checkpoint is still `checkpoint` (else return False).
     - `repair_workflow(stream_id, row, checkpoint)`: the same for one row of the `workflows` view (None:
-      remove it), only if the `workflows` checkpoint is still `checkpoint`.
+      remove it), only if WorkflowProjector's checkpoint is still `checkpoint`.
     - `checkpoint(name)`: the projector's position (0 when it never ran).
     - the storage of quarantined streams (`QuarantineStorage`, projections/quarantine.py): `apply` skips
       them and records a new one in its transaction, `reset` forgets the projector's, `release` lifts one.
