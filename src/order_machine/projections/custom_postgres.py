@@ -28,6 +28,7 @@ from .custom_backend import (
     refuse_transaction_control,
 )
 from .driver_errors import translated
+from .pg_checkpoints import PostgresCheckpoints
 
 
 @functools.lru_cache(maxsize=1024)
@@ -58,7 +59,7 @@ class PostgresTables:
         s = store.quoted_schema
         self._search_path = f"SET LOCAL search_path TO {s}, public"
         self._registry = f"{s}.{REGISTRY}"
-        self._checkpoints = f"{s}.projection_checkpoints"
+        self._checkpoints = PostgresCheckpoints(s)
 
     @classmethod
     def from_store(cls, store: EventStore, **options: Any) -> PostgresTables:
@@ -77,18 +78,6 @@ class PostgresTables:
                     await conn.execute("SET TRANSACTION READ ONLY")
                 await conn.execute(self._search_path)
                 yield conn
-
-    async def _lock_checkpoint(self, conn: Conn, name: str) -> int:
-        """Lock the projector's checkpoint row until commit (creating it at 0) and return its position."""
-        cur = await conn.execute(
-            f"INSERT INTO {self._checkpoints} (name, position) VALUES (%s, 0) "
-            f"ON CONFLICT (name) DO UPDATE SET position = {self._checkpoints}.position RETURNING position", (name,))
-        row = await cur.fetchone()
-        assert row is not None
-        return int(row[0])
-
-    async def _set_checkpoint(self, conn: Conn, name: str, position: int) -> None:
-        await conn.execute(f"UPDATE {self._checkpoints} SET position = %s WHERE name = %s", (position, name))
 
     # ----------------------------------------------------------------- the runner's side
 
@@ -115,8 +104,8 @@ class PostgresTables:
                                    "ON CONFLICT (name) DO UPDATE SET version = excluded.version, "
                                    "tables = excluded.tables", (name, version, encode_tables(tables)))
             for name in plan.reset:
-                await self._lock_checkpoint(conn, name)
-                await self._set_checkpoint(conn, name, 0)
+                await self._checkpoints.locked(conn, name)
+                await self._checkpoints.set(conn, name, 0)
 
     async def _names(self, conn: Conn) -> list[str]:
         """Every relation of the schema (a new table's name must not be any of them)."""
@@ -128,13 +117,13 @@ class PostgresTables:
         pool = await self.store.pool()
         with translated(psycopg.Error, f"projector tables in {self.store!r}", doing=f"reading {name!r}"):
             async with pool.connection() as conn:
-                cur = await conn.execute(f"SELECT position FROM {self._checkpoints} WHERE name = %s", (name,))
+                cur = await conn.execute(self._checkpoints.select, (name,))
                 row = await cur.fetchone()
         return int(row[0]) if row else 0
 
     async def apply(self, projection: CustomProjection, events: Sequence[Decoded], after: int) -> int:
         async with self._transaction(f"applying {projection.name!r}") as conn:
-            current = await self._lock_checkpoint(conn, projection.name)
+            current = await self._checkpoints.locked(conn, projection.name)
             if current != after:
                 raise CheckpointMoved(projection.name, after, current)
             if not events:
@@ -144,15 +133,15 @@ class PostgresTables:
                 position = await apply_events(projection, tx, events)
             finally:
                 tx.open = False
-            await self._set_checkpoint(conn, projection.name, position)
+            await self._checkpoints.set(conn, projection.name, position)
             return position
 
     async def reset(self, projection: CustomProjection) -> None:
         async with self._transaction(f"resetting {projection.name!r}") as conn:
-            await self._lock_checkpoint(conn, projection.name)
+            await self._checkpoints.locked(conn, projection.name)
             for table in projection.table_names:
                 await conn.execute(f'DELETE FROM {self.store.quoted_schema}."{table}"')  # a checked plain name
-            await self._set_checkpoint(conn, projection.name, 0)
+            await self._checkpoints.set(conn, projection.name, 0)
 
     async def fetch(self, sql: str, params: Params) -> list[Row]:
         query = pyformat(sql)

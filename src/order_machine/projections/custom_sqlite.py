@@ -30,6 +30,7 @@ from .custom_backend import (
     refuse_transaction_control,
 )
 from .driver_errors import translated
+from .sqlite_threads import close_threads, connect_loop
 
 R = TypeVar("R")
 
@@ -228,17 +229,7 @@ class SQLiteTables:
             if conn is not None:
                 conn.close()
         self._memory = self._loop_conn = None
-
-        def close_connection() -> None:
-            conn = getattr(self._local, "conn", None)
-            if conn is not None:
-                conn.close()
-                self._local.conn = None
-        loop = asyncio.get_running_loop()
-        for executor in (self._writer, self._reader):
-            if executor is not None:
-                await loop.run_in_executor(executor, close_connection)
-                executor.shutdown(wait=True)
+        await close_threads(self._local, (self._writer, self._reader))
 
 
 class SQLiteTransaction:
@@ -271,12 +262,8 @@ def _begin(conn: sqlite3.Connection) -> None:
 
 
 def _connect_loop(_writer: sqlite3.Connection, path: str, synchronous: str) -> sqlite3.Connection:
-    """The loop's connection: it never waits for a lock (the caller goes to the writer thread) and never
-    checkpoints the WAL (no fsync on the loop); made here, once the writer has opened the file."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
-    for pragma in ("busy_timeout = 0", f"synchronous = {synchronous}", "wal_autocheckpoint = 0"):
-        conn.execute(f"PRAGMA {pragma}")
-    return conn
+    """The loop's connection (sqlite_threads.connect_loop), made on the writer's thread once it opened the file."""
+    return connect_loop(path, synchronous)
 
 
 def _wal_checkpoint(conn: sqlite3.Connection) -> None:

@@ -25,6 +25,7 @@ from .batch import CheckpointMoved, Decoded, Projector, run_batch
 from .changes import Changes
 from .driver_errors import translated
 from .order_projectors import OrderProjector, ProjectedOrder
+from .pg_checkpoints import PostgresCheckpoints
 from .pg_quarantine import PostgresQuarantines
 from .quarantine import Quarantine, batch_streams, run_skipping
 from .queries import (
@@ -34,7 +35,7 @@ from .queries import (
 )
 from .rows import HistoryRow, ItemRow, OrderRow, WorkflowRow
 from .tables import (
-    CHECKPOINTS, HISTORY_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, VIEW_TABLES, WORKFLOW_COLUMNS, Forms, columns,
+    HISTORY_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, VIEW_TABLES, WORKFLOW_COLUMNS, Forms, columns,
     history_row, history_values, item_row, item_values, order_row, order_values, upsert_tail, workflow_row,
     workflow_values,
 )
@@ -84,9 +85,7 @@ class PostgresReadModels:
         self.store = store
         s = store.quoted_schema
         self._t = {view: f"{s}.{table}" for view, table in VIEW_TABLES.items()}
-        self._checkpoints = f"{s}.{CHECKPOINTS}"
-        self._lock = (f"INSERT INTO {self._checkpoints} (name, position) VALUES (%s, 0) "
-                      f"ON CONFLICT (name) DO UPDATE SET position = {self._checkpoints}.position RETURNING position")
+        self._checkpoints = PostgresCheckpoints(s)
         self._quarantines = PostgresQuarantines(s)
         self._select_order = f"SELECT {columns(ORDER_COLUMNS)} FROM {self._t['orders']}"
         self._upsert_orders = _bulk_insert(self._t["orders"], ORDER_COLUMNS, _ORDER_TYPES,
@@ -126,16 +125,6 @@ class PostgresReadModels:
             cur = await conn.execute(query, params)
             return await cur.fetchall()
 
-    async def _lock_checkpoint(self, conn: Conn, name: str) -> int:
-        """Lock the projector's checkpoint row until commit (creating it at 0) and return its position."""
-        cur = await conn.execute(self._lock, (name,))
-        row = await cur.fetchone()
-        assert row is not None
-        return int(row[0])
-
-    async def _set_checkpoint(self, conn: Conn, name: str, position: int) -> None:
-        await conn.execute(f"UPDATE {self._checkpoints} SET position = %s WHERE name = %s", (position, name))
-
     async def _load(self, conn: Conn, select: str, key: str, ids: Collection[str]) -> list[tuple[Any, ...]]:
         cur = await conn.execute(f"{select} WHERE {key} = ANY(%s)", (list(ids),))
         return await cur.fetchall()
@@ -159,8 +148,7 @@ class PostgresReadModels:
     # ----------------------------------------------------------------- projector side
 
     async def checkpoint(self, name: str) -> int:
-        rows = await self._query(f"SELECT position FROM {self._checkpoints} WHERE name = %s", (name,),
-                                 f"reading checkpoint {name!r}")
+        rows = await self._query(self._checkpoints.select, (name,), f"reading checkpoint {name!r}")
         return int(rows[0][0]) if rows else 0
 
     async def apply(self, projector: Projector, events: Sequence[Decoded], after: int,
@@ -170,7 +158,7 @@ class PostgresReadModels:
             # checkpoint's row lock: under READ COMMITTED it sees a release committed while we waited for
             # it (in one statement, it would not); one round trip all the same (a pipeline)
             async with conn.pipeline():
-                locked = await conn.execute(self._lock, (projector.name,))
+                locked = await conn.execute(self._checkpoints.lock, (projector.name,))
                 held = await conn.execute(self._quarantines.held, (projector.name, batch_streams(events)))
             row = await locked.fetchone()
             assert row is not None
@@ -194,7 +182,7 @@ class PostgresReadModels:
             changes = Changes(_Preloaded(orders, events), _Preloaded(workflows, events))
             position = run_skipping(projector, changes, events, skipped)
             await self._write_changes(conn, changes)
-            await self._set_checkpoint(conn, projector.name, position)
+            await self._checkpoints.set(conn, projector.name, position)
             return position
 
     async def apply_together(
@@ -205,11 +193,11 @@ class PostgresReadModels:
 
     async def reset(self, projector: Projector) -> None:
         async with self._connection(f"resetting {projector.name!r}") as conn:
-            await self._lock_checkpoint(conn, projector.name)
+            await self._checkpoints.locked(conn, projector.name)
             for view in projector.views:
                 await conn.execute(f"DELETE FROM {self._t[view]}")
             await self._quarantines.forget(conn, projector.name)
-            await self._set_checkpoint(conn, projector.name, 0)
+            await self._checkpoints.set(conn, projector.name, 0)
 
     async def quarantined(self, *, projector: str | None = None, stream_id: str | None = None) -> list[Quarantine]:
         async with self._connection("reading quarantined streams", transaction=False) as conn:
@@ -217,7 +205,7 @@ class PostgresReadModels:
 
     async def release(self, projector: Projector, stream_id: str, events: Sequence[Decoded], checkpoint: int) -> bool:
         async with self._connection(f"releasing {stream_id!r} from {projector.name!r}") as conn:
-            if await self._lock_checkpoint(conn, projector.name) != checkpoint:
+            if await self._checkpoints.locked(conn, projector.name) != checkpoint:
                 return False
             changes = Changes(lambda ids: {}, lambda ids: {})  # the stream's rows, from its events alone
             run_batch(projector, changes, events)
@@ -228,7 +216,7 @@ class PostgresReadModels:
 
     async def repair_order(self, order_id: str, projected: ProjectedOrder, checkpoint: int) -> bool:
         async with self._connection(f"repairing order {order_id!r}") as conn:
-            if await self._lock_checkpoint(conn, OrderProjector.name) != checkpoint:
+            if await self._checkpoints.locked(conn, OrderProjector.name) != checkpoint:
                 return False
             await conn.execute(f"DELETE FROM {self._t['order_items']} WHERE order_id = %s", (order_id,))
             if projected.row is None:
@@ -239,7 +227,7 @@ class PostgresReadModels:
 
     async def repair_workflow(self, stream_id: str, row: WorkflowRow | None, checkpoint: int) -> bool:
         async with self._connection(f"repairing workflow {stream_id!r}") as conn:
-            if await self._lock_checkpoint(conn, WorkflowProjector.name) != checkpoint:
+            if await self._checkpoints.locked(conn, WorkflowProjector.name) != checkpoint:
                 return False
             await conn.execute(f"DELETE FROM {self._t['workflows']} WHERE stream_id = %s", (stream_id,))
             if row is not None:

@@ -34,6 +34,7 @@ from .queries import (
 )
 from .rows import WorkflowRow
 from .sqlite_schema import create_schema
+from .sqlite_threads import close_threads, connect_loop
 
 R = TypeVar("R")
 
@@ -148,10 +149,7 @@ class SQLiteReadModels:
 
     def _connect_loop(self) -> sqlite3.Connection:
         self._connection()  # the schema exists before the loop writes
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=0, check_same_thread=False)
-        for pragma in ("busy_timeout = 0", f"synchronous = {self._synchronous}", "wal_autocheckpoint = 0"):
-            conn.execute(f"PRAGMA {pragma}")
-        return conn
+        return connect_loop(self.path, self._synchronous)
 
     def _on_loop(self, work: Callable[[sqlite3.Connection], R]) -> tuple[bool, R]:
         """Run `work` in a transaction on the loop's connection: (True, its result), or (False, None)
@@ -259,16 +257,7 @@ class SQLiteReadModels:
         if self._loop_conn is not None:
             self._loop_conn.close()
             self._loop_conn = None
-
-        def close_connection() -> None:
-            conn = getattr(self._connections, "conn", None)
-            if conn is not None:
-                conn.close()
-                self._connections.conn = None
-        loop = asyncio.get_running_loop()
-        for executor in (self._writer, self._reader):
-            await loop.run_in_executor(executor, close_connection)
-            executor.shutdown(wait=True)
+        await close_threads(self._connections, (self._writer, self._reader))
 
 
 def _finish(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], R]) -> R:
