@@ -152,11 +152,11 @@ class Runtime:
 def tune_gc(threshold: int) -> None:
     """For a serving process, once started: fewer, cheaper garbage collections.
 
-    Under load, Python's default thresholds ran a full collection every second or so over everything
-    startup built (modules, the app, pydantic's validators) and the cached orders: about a tenth of the
-    server's time and pauses of up to 65 ms, measured on the HTTP bench. Startup's objects are frozen
-    out of every collection, and the young generation is collected every `threshold` allocations
-    (so the older generations much less often). Cycles are still collected. 0: leave the GC alone.
+    Under load, Python's default thresholds run full collections often, each over everything startup
+    built (modules, the app, pydantic's validators) and the cached orders. Startup's objects are frozen
+    out of every collection, and the young generation is collected every `threshold` allocations (so the
+    older generations much less often). Cycles are still collected. 0: leave the GC alone.
+    docs/design-notes.md has what the default cost and what this saves.
     """
     if threshold <= 0:
         return

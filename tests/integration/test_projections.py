@@ -131,6 +131,7 @@ class FailingAt:
                  times: int | None = None) -> None:
         self.inner, self.positions, self.times = inner, positions, times
         self.name, self.views, self.reads_orders = inner.name, inner.views, inner.reads_orders
+        self.reads_workflows = inner.reads_workflows
         self.attempts: dict[int, int] = {}
 
     def apply(self, changes: Changes, stored: StoredEvent, data: Mapping[str, Any]) -> None:

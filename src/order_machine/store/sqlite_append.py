@@ -21,6 +21,7 @@ from ..errors import ConcurrencyError, StoreError
 from . import AppendResult
 from .codec import EncodedEvent
 from .sqlite_file import LOOP_WRITER, connect_with, copy_error, is_busy, now_text, open_writer, rollback
+from .sqlite_insert import insert_rows
 from .sqlite_reads import COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -164,19 +165,11 @@ def append_all(
             first[command_id] = (stream_id, version, position, request.result)
         results.append(AppendResult(stream_id, version, position, False, _result(request)))
     try:
-        _insert(conn, f"INSERT INTO events ({COLUMNS}) VALUES ", 8, events)
-        _insert(conn, "INSERT INTO commands VALUES ", 6, commands)
+        insert_rows(conn, f"INSERT INTO events ({COLUMNS})", 8, events, max_rows=_ROWS_PER_INSERT)
+        insert_rows(conn, "INSERT INTO commands", 6, commands, max_rows=_ROWS_PER_INSERT)
     except sqlite3.Error as exc:
         raise BatchRefused() from exc
     return results, after, events
-
-
-def _insert(conn: sqlite3.Connection, head: str, width: int, rows: list[tuple[Any, ...]]) -> None:
-    """`rows` in as few multi-row INSERT statements as the parameter bound allows."""
-    one = "(" + ",".join("?" * width) + ")"
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = rows[start:start + _ROWS_PER_INSERT]
-        conn.execute(head + ",".join([one] * len(chunk)), [value for row in chunk for value in row])
 
 
 class WriterBusy(Exception):
