@@ -62,6 +62,8 @@ def typed_data(machine: Machine, data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def json_data(values: Mapping[str, Any], what: str) -> dict[str, Any]:
+    if not values:
+        return {}
     try:
         return {name: to_json(value) for name, value in values.items()}
     except TypeError as exc:

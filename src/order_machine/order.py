@@ -277,11 +277,11 @@ class Order(StatefulEntity):
         transition, checked = await self._choose(action, data)
         recorded, cleared = transition_effects(self.machine.action_spec(transition.action), checked, self.data)
         at = utcnow()
-        what = f"order {self.id}: {transition.action}"
+        what = f"order {self.id}: {transition.action}" if checked or recorded else ""  # only errors read it
         event = build_transition(transition_class(transition.emits or ""), self.id, at, transition.action,
                                  transition.source, transition.target, json_data(checked, what),
                                  json_data(recorded, what), cleared, transition.emits or "")
-        self._record(event)
+        self._record(event, recorded)
         await self._finish(transition, checked, at=at)
         return event
 
@@ -306,17 +306,18 @@ class Order(StatefulEntity):
 
     # ----------------------------------------------------------------- events
 
-    def _record(self, event: OrderEvent) -> None:
-        self._apply(event)
+    def _record(self, event: OrderEvent, recorded: Mapping[str, Any] | None = None) -> None:
+        self._apply(event, recorded)
         self.version += 1
         self.pending_events.append(event)
 
-    def _apply(self, event: OrderEvent) -> None:
+    def _apply(self, event: OrderEvent, recorded: Mapping[str, Any] | None = None) -> None:
+        """Apply one event; `recorded` is its values already in their types (an event just taken, not replayed)."""
         self.updated_at = event.at
         if isinstance(event, OrderTransitioned):
             self.state = event.target
             if event.recorded:
-                self.data.update(typed_data(self.machine, event.recorded))
+                self.data.update(recorded if recorded is not None else typed_data(self.machine, event.recorded))
             for name in event.cleared:
                 self.data.pop(name, None)
         elif isinstance(event, OrderItemAdded):

@@ -184,16 +184,26 @@ def transition_effects(spec: ActionSpec | None, checked: Mapping[str, Any],
                        data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
     """What an action does to an entity's `data`: (the values it records, the names it clears).
 
-    Computed on a copy, so it can go into the transition's event before anything changes; replaying
-    the event applies exactly these (the event, not today's definition, says what was recorded).
+    The same effects as `record` (fields, then constants, then clears, then counters), computed for the
+    names the action touches only, before anything changes: they go into the transition's event, and
+    replaying the event applies exactly these (the event, not today's definition, says what was recorded).
     """
-    if spec is None:
-        return {}, ()
-    after = {k: (list(v) if isinstance(v, list) else v) for k, v in data.items()}
-    record(spec, checked, after)
-    touched = {(f.into or n) for n, f in spec.fields.items() if n in checked}
-    touched.update(spec.sets)
-    touched.update(spec.increments)
-    recorded = {name: after[name] for name in touched if name in after}
-    return recorded, tuple(n for n in spec.clears if n in data and n not in recorded)
-
+    if spec is None or not (spec.fields or spec.sets or spec.clears or spec.increments):
+        return {}, ()  # most actions record nothing: no work per command
+    after: dict[str, Any] = {}
+    for name, field in spec.fields.items():
+        if name not in checked:
+            continue
+        key = field.into or name
+        if field.append:
+            values = after[key] if key in after else list(data.get(key) or ())
+            values.append(checked[name])
+            after[key] = values
+        else:
+            after[key] = checked[name]
+    after.update(spec.sets)
+    for name in spec.clears:
+        after.pop(name, None)
+    for name in spec.increments:
+        after[name] = (after[name] if name in after else 0 if name in spec.clears else data.get(name, 0)) + 1
+    return after, tuple(n for n in spec.clears if n in data and n not in after)
