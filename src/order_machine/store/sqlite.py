@@ -76,6 +76,8 @@ class SQLiteEventStore:
     sqlite_sync.py) or "thread" (a thread of this process). With "full", a batch is visible to readers
     from its commit, up to an fsync (about a millisecond) before its callers hear of it (see the
     README's design notes).
+    Injected for tests (a slow or failing disk): `datasync`, what the sync thread calls with the WAL's
+    file descriptor, and `fsync_helper`, the helper process (by default one for this file's WAL).
     """
 
     def __init__(
@@ -88,6 +90,8 @@ class SQLiteEventStore:
         max_batch: int = 1000,
         fsync: str = "process",
         url: str | None = None,
+        datasync: Callable[[int], None] | None = None,
+        fsync_helper: SyncProcess | None = None,
     ) -> None:
         if durability not in DURABILITY:
             raise StoreError(
@@ -109,7 +113,8 @@ class SQLiteEventStore:
         self.checkpoints = 0  # PASSIVE checkpoints run for the loop's commits
         self._writer = ThreadPoolExecutor(1, "order-machine-sqlite-writer")
         self._syncer = ThreadPoolExecutor(1, "order-machine-sqlite-fsync")  # with fsync="thread", or as a fallback
-        self._sync_process = SyncProcess(Path(f"{self.path}-wal")) if fsync == "process" else None
+        self._sync_process = (fsync_helper or SyncProcess(Path(f"{self.path}-wal"))) if fsync == "process" else None
+        self._datasync = datasync or _datasync
         self._loop_writer: sqlite3.Connection | None = None  # commits on the loop; never waits, never fsyncs
         self._loop_writer_lock = threading.Lock()
         self._wal_fd: int | None = None
@@ -196,6 +201,11 @@ class SQLiteEventStore:
     def fsync_process(self) -> int:
         """1 while durability "full" has its fsyncs done by the helper process, else 0 (for /metrics)."""
         return int(self.durability == "full" and self._sync_process is not None)
+
+    @property
+    def fsync_helper_pid(self) -> int | None:
+        """The fsync helper process's id while one runs (it starts with the first fsync), else None."""
+        return self._sync_process.pid if self._sync_process is not None else None
 
     # ------------------------------------------------------------------ writes
 
@@ -597,7 +607,7 @@ class SQLiteEventStore:
         """Put the WAL, and so every transaction committed in it so far, on disk (the sync thread)."""
         if self._wal_fd is None:  # the WAL exists from the first commit, and lives as long as our connections
             self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
-        _datasync(self._wal_fd)
+        self._datasync(self._wal_fd)
 
     def _checkpoint(self) -> None:
         """Copy the WAL into the database where no reader needs it (never blocks the loop's writes)."""
