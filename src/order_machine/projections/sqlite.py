@@ -209,7 +209,11 @@ def _write_changes(conn: sqlite3.Connection, changes: Changes) -> None:
 
 
 class SQLiteReadModels:
-    """Read models in the SQLite file at `path` (normally the event store's own file)."""
+    """Read models in the SQLite file at `path` (normally the event store's own file).
+
+    `thread_batches` counts the batches applied by the writer thread rather than on the event loop (a
+    large batch, a file another connection had locked, or synchronous=FULL).
+    """
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000, synchronous: str = "FULL") -> None:
         self.path = str(path)
@@ -225,6 +229,7 @@ class SQLiteReadModels:
         self._loop_conn: sqlite3.Connection | None = None
         self._loop_thread: int | None = None
         self._attaching = False
+        self.thread_batches = 0
 
     # ----------------------------------------------------------------- plumbing
 
@@ -315,6 +320,7 @@ class SQLiteReadModels:
             done, result = self._on_loop(work)
             if done:
                 return result
+        self.thread_batches += 1
         return await self._run(self._writer, self._transaction, work)
 
     async def apply_together(
@@ -341,6 +347,7 @@ class SQLiteReadModels:
             done, outcomes = self._on_loop(work)
             if done:
                 return outcomes
+        self.thread_batches += 1
         return await self._run(self._writer, self._transaction, work)
 
     async def _loop_ready(self) -> bool:

@@ -68,7 +68,8 @@ class SQLiteEventStore:
 
     `path` is the database file; read models may keep their tables in it, through their own
     connections (WAL and busy_timeout let them). `commits` counts write transactions, `checkpoints`
-    the WAL checkpoints it ran.
+    the WAL checkpoints it ran, `thread_batches` the batches the writer thread committed because the
+    loop's connection found the file locked.
     Options: durability "full" (default: an append returns once its transaction is on disk, so it
     survives power loss) or "fast" (synchronous=NORMAL: still safe on a crash, but the last commits may
     be lost on power loss); busy_timeout in seconds; readers (reader threads); max_batch (appends per
@@ -111,6 +112,7 @@ class SQLiteEventStore:
         self.commits = 0  # write transactions committed (a batch of appends each)
         self.fsyncs = 0  # fsyncs of the WAL (each covers every commit before it)
         self.checkpoints = 0  # PASSIVE checkpoints run for the loop's commits
+        self.thread_batches = 0  # batches handed to the writer thread (the file was locked for the loop)
         self._writer = ThreadPoolExecutor(1, "order-machine-sqlite-writer")
         self._syncer = ThreadPoolExecutor(1, "order-machine-sqlite-fsync")  # with fsync="thread", or as a fallback
         self._sync_process = (fsync_helper or SyncProcess(Path(f"{self.path}-wal"))) if fsync == "process" else None
@@ -274,6 +276,7 @@ class SQLiteEventStore:
             if written is not None:
                 self._committed(batch, written)
                 return
+        self.thread_batches += 1
         done: Future[Written] = self._writer.submit(self._write_batch, batch, self._write_conn)
         done.add_done_callback(lambda finished: loop.call_soon_threadsafe(self._finish, batch, finished))
 
