@@ -72,7 +72,7 @@ async def kill_repeatedly(path: Path, last: int, whole: Callable[[Path], tuple[i
     kills = 0
     for _ in range(KILLS * 3):
         worker = await start_worker(path, rng.choice([5, 10, 50]))
-        await asyncio.sleep(rng.uniform(0.002, 0.04))
+        await asyncio.sleep(rng.uniform(0.002, 0.04))  # a random moment to kill it at, not a wait
         if worker.returncode is None:
             worker.send_signal(signal.SIGKILL)
         code = await worker.wait()

@@ -17,6 +17,7 @@ from event_surgery import rewrite_event
 from test_projections import (
     FAST_RETRY, T0, Backend, FailingAt, append, confirmed, created, open_backend, random_history, snapshot,
 )
+from waiting import eventually_async
 
 from order_machine.errors import ReleaseError
 from order_machine.events import NewEvent, OrderItemAdded, OrderProcessingStarted, OrderShipped
@@ -256,10 +257,9 @@ async def test_a_release_racing_the_running_runner_and_new_events_of_that_stream
                               poll_interval=0.01, retry=FAST_RETRY)
     await runner.start()
     try:
-        async with asyncio.timeout(10):
-            while not await backend.models.quarantined():
-                await asyncio.sleep(0.01)
+        await eventually_async(backend.models.quarantined, what="the hot stream quarantined")
         poison.times = 0
+        under_way = asyncio.Event()
 
         async def writer() -> int:
             last = 0
@@ -267,10 +267,11 @@ async def test_a_release_racing_the_running_runner_and_new_events_of_that_stream
                 oid = f"w-{n}"
                 last = await append(backend.store, created(oid),
                                     OrderItemAdded("hot", T0, f"p-{n}", 1, Decimal("1.25")))
+                under_way.set()
             return last
 
         writing = asyncio.create_task(writer())
-        await asyncio.sleep(0)
+        await under_way.wait()
         assert await release_quarantined(backend.store, backend.models, runner.projectors, "hot")
         last = await writing
         assert await runner.wait_for(last, timeout=10)
@@ -305,12 +306,14 @@ async def test_a_batch_waiting_on_the_checkpoint_lock_sees_the_release_that_held
             await release.execute(f"UPDATE {s}.read_orders SET status = 'Confirmed', version = 2 WHERE id = 'o-1'")
             await release.execute(f"DELETE FROM {s}.projection_quarantine WHERE stream_id = 'o-1'")
             step = asyncio.create_task(runner.step())
-            async with asyncio.timeout(10):  # until the batch waits for that lock
-                while not (await (await release.execute(
-                        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-                        "WHERE NOT l.granted AND a.query LIKE %s", (f"%{s}.projection_checkpoints%",))).fetchone()
-                           or (0,))[0]:
-                    await asyncio.sleep(0.01)
+
+            async def batch_waits() -> bool:
+                waiting = await (await release.execute(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                    "WHERE NOT l.granted AND a.query LIKE %s", (f"%{s}.projection_checkpoints%",))).fetchone()
+                return bool(waiting and waiting[0])
+
+            await eventually_async(batch_waits, what="the batch waiting for the checkpoint's lock")
             await release.commit()
             await step
         assert await models.checkpoint("orders") == last

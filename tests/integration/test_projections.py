@@ -28,6 +28,7 @@ from order_machine.projections import (
 from order_machine.store import EventStore
 from order_machine.store.memory import InMemoryEventStore
 from order_machine.store.sqlite import SQLiteEventStore
+from waiting import eventually, eventually_async
 
 T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
 FAST_RETRY = RetryPolicy(retries=3, initial_delay=0.001, factor=2.0, max_delay=0.01)
@@ -154,10 +155,12 @@ async def test_the_bus_wakes_the_runner_without_waiting_for_a_poll(backend: Back
         await runner.wait_for(0)
         position = await append(backend.store, created("o-1"))
         await bus.publish(position)
-        async with asyncio.timeout(5):
-            while await backend.models.checkpoint("order_history") < position or (
-                    await backend.models.checkpoint("orders") < position):
-                await asyncio.sleep(0.005)
+
+        async def projected() -> bool:
+            return (await backend.models.checkpoint("order_history") >= position
+                    and await backend.models.checkpoint("orders") >= position)
+
+        await eventually_async(projected, within=5, what="both projections at the new position")
         assert (await backend.models.get_order("o-1")) is not None
     finally:
         await runner.stop()
@@ -169,9 +172,11 @@ async def test_the_runner_polls_when_nobody_wakes_it(backend: Backend) -> None:
     await runner.start()
     try:
         position = await append(backend.store, created("o-1"), confirmed("o-1"))
-        async with asyncio.timeout(5):
-            while await backend.models.checkpoint("orders") < position:
-                await asyncio.sleep(0.01)
+
+        async def projected() -> bool:
+            return await backend.models.checkpoint("orders") >= position
+
+        await eventually_async(projected, within=5, what="the orders projection at the new position")
         order = await backend.models.get_order("o-1")
         assert order is not None and order.status == "Confirmed"
     finally:
@@ -270,10 +275,11 @@ async def test_two_runners_on_one_database_apply_each_event_once(tmp_path: Path)
 
 async def test_stop_interrupts_a_retry_backoff_promptly(backend: Backend) -> None:
     slow = RetryPolicy(retries=5, initial_delay=30, max_delay=30)
-    runner = ProjectionRunner(backend.store, backend.models, [FailingAt(OrderProjector(), {1})], retry=slow)
+    failing = FailingAt(OrderProjector(), {1})
+    runner = ProjectionRunner(backend.store, backend.models, [failing], retry=slow)
     await append(backend.store, created("o-1"))
     await runner.start()
-    await asyncio.sleep(0.05)
+    await eventually(lambda: failing.attempts.get(1), what="the first failure, then a 30 s backoff")
     async with asyncio.timeout(2):
         await runner.stop()
     assert not runner.failed and await backend.models.checkpoint("orders") == 0

@@ -327,7 +327,7 @@ async def test_close_finishes_the_appends_already_queued(sqlite_url: str) -> Non
     store = SQLiteEventStore.from_url(sqlite_url)
     await store.open()
     appends = [asyncio.create_task(store.append(f"o-{i}", [event()], 0)) for i in range(20)]
-    await asyncio.sleep(0)  # the appends are queued
+    await asyncio.sleep(0)  # one turn of the loop, not a wait: each task has queued its append
     await store.close()
     assert all(task.result().version == 1 for task in appends)
     async with SQLiteEventStore.from_url(sqlite_url) as reopened:
