@@ -138,7 +138,7 @@ async def test_the_per_order_queue_is_dropped_once_its_commands_are_done(service
                            for n in range(20)))
     await asyncio.gather(*(service.handle(ConfirmOrder(order_id=f"q-{n % 20}")) for n in range(40)),
                          return_exceptions=True)  # two per order: the second is refused, after the first
-    assert service._order_locks == {}  # no lock kept for an order nobody is commanding
+    assert service.orders_in_flight == 0  # no lock kept for an order nobody is commanding
 
 
 async def test_only_one_of_many_concurrent_cancels_and_returns_wins(service: OrderCommandService) -> None:
