@@ -7,7 +7,7 @@
   stopped: tests/e2e/test_server_process.py starts real servers) and lines naming a postgresql://
   server (tests/e2e/test_postgres_*.py run them when one is configured). Other lines are set-up and
   benchmark commands (`bash scripts/*.sh`, `python -m bench`): CI runs the first (.ci/run), and
-  tests/unit/test_bench_smoke.py runs every bench at its smallest size.
+  tests/integration/test_bench_smoke.py runs every bench at its smallest size.
 - Transcripts (fences without a language: the curl session, the synopsis, the `$ ...` error lines)
   are not executed; the HTTP and CLI tests check the answers they show.
 - A block opts out with `<!-- not-run: reason -->` on the line before its fence; keep that rare.
