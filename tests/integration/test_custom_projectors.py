@@ -162,7 +162,7 @@ async def durable(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         async with SQLiteEventStore.from_url(url, durability="fast") as sqlite:
             yield sqlite, url
     else:
-        from pg_support import pg_url, postgres_store
+        from integration.pg_support import pg_url, postgres_store
 
         async with postgres_store(pg_url()) as postgres:
             yield postgres, f"{pg_url()}{'&' if '?' in pg_url() else '?'}schema={postgres.schema}"
@@ -234,7 +234,7 @@ async def create_foreign_table(store: EventStore) -> None:
             conn.execute("CREATE TABLE foreign_table (x INTEGER)")
         return
     import psycopg
-    from pg_support import pg_url
+    from integration.pg_support import pg_url
 
     async with await psycopg.AsyncConnection.connect(pg_url(), autocommit=True) as conn:
         await conn.execute(f'CREATE TABLE "{getattr(store, "schema")}".foreign_table (x integer)')

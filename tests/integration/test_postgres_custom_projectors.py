@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-from pg_support import pg_url, shared_schema
+from integration.pg_support import pg_url, shared_schema
 from projector_examples import CustomerTotals, Ledger
 from waiting import eventually
 

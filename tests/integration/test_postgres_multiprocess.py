@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from pg_support import pg_url, postgres_store, shared_schema
+from integration.pg_support import pg_url, postgres_store, shared_schema
 from waiting import eventually_async
 
 from order_machine.projections import ProjectionRunner

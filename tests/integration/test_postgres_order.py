@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import psycopg
 import pytest
-from pg_support import pg_url, postgres_store
+from integration.pg_support import pg_url, postgres_store
 from waiting import eventually_async
 
 from order_machine.errors import ConcurrencyError

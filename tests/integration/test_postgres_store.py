@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from pg_support import drop_schema, pg_url, postgres_store, shared_schema
+from integration.pg_support import drop_schema, pg_url, postgres_store, shared_schema
 from waiting import eventually_async
 
 from order_machine.errors import StoreError

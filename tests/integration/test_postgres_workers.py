@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from order_streams import READ_MODEL_TABLES
-from order_streams import fill as fill_orders
-from pg_support import pg_url, postgres_store, shared_schema
+from integration.order_streams import READ_MODEL_TABLES
+from integration.order_streams import fill as fill_orders
+from integration.pg_support import pg_url, postgres_store, shared_schema
 from waiting import eventually, eventually_async
 
 from order_machine.events import OrderCreated, encode

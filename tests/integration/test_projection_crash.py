@@ -15,10 +15,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import append_worker
+from integration import append_worker
 import pytest
-from order_streams import READ_MODEL_TABLES
-from order_streams import fill as fill_orders
+from integration.order_streams import READ_MODEL_TABLES
+from integration.order_streams import fill as fill_orders
 
 from order_machine.catalog import Catalog
 from order_machine.engine import WorkflowEngine

@@ -5,17 +5,14 @@ repaired stream is released (its rows rebuilt from its events) while the runner 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
-from event_surgery import rewrite_event
-from test_projections import (
-    FAST_RETRY, T0, Backend, FailingAt, append, confirmed, created, open_backend, random_history, snapshot,
+from integration.event_surgery import rewrite_event
+from integration.projection_support import (
+    FAST_RETRY, T0, Backend, FailingAt, append, confirmed, created, random_history, snapshot,
 )
 from waiting import eventually_async
 
@@ -31,32 +28,6 @@ SINCE = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 def clock() -> datetime:
     return SINCE
-
-
-@contextlib.asynccontextmanager
-async def open_any(kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
-    if kind != "postgres":
-        async with open_backend(kind, tmp_path) as opened:
-            yield opened
-        return
-    from pg_support import postgres_store
-
-    from order_machine.projections.postgres import PostgresReadModels
-
-    async with postgres_store(pool_size=6) as store:
-        yield Backend(store, PostgresReadModels(store))
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    async with open_any(request.param, tmp_path) as opened:
-        yield opened
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    async with open_any(request.param, tmp_path) as opened:
-        yield opened
 
 
 def processing(order_id: str) -> OrderProcessingStarted:
@@ -286,7 +257,7 @@ async def test_a_batch_waiting_on_the_checkpoint_lock_sees_the_release_that_held
     """PostgreSQL: the quarantined streams are read after the checkpoint's row lock is granted, not with the
     snapshot of the statement that waited for it, so a release committed meanwhile is never missed."""
     import psycopg
-    from pg_support import pg_url, postgres_store
+    from integration.pg_support import pg_url, postgres_store
 
     from order_machine.projections.postgres import PostgresReadModels
 
