@@ -23,7 +23,7 @@ def _timed_out(what: str, within: float) -> AssertionError:
     return AssertionError(f"{what or 'the condition'} did not hold within {within}s")
 
 
-async def eventually(check: Callable[[], T], *, within: float = WITHIN, what: str = "",
+async def eventually(check: Callable[[], T | None], *, within: float = WITHIN, what: str = "",
                      every: float = EVERY) -> T:
     """Call `check()` from the event loop until it returns something true, and return that; the loop
     runs other tasks in between."""
@@ -35,7 +35,7 @@ async def eventually(check: Callable[[], T], *, within: float = WITHIN, what: st
     return result
 
 
-async def eventually_async(check: Callable[[], Awaitable[T]], *, within: float = WITHIN, what: str = "",
+async def eventually_async(check: Callable[[], Awaitable[T | None]], *, within: float = WITHIN, what: str = "",
                            every: float = EVERY) -> T:
     """`eventually` for a check that must be awaited (a query, an HTTP call)."""
     deadline = time.monotonic() + within
@@ -46,7 +46,7 @@ async def eventually_async(check: Callable[[], Awaitable[T]], *, within: float =
     return result
 
 
-def eventually_blocking(check: Callable[[], T], *, within: float = WITHIN, what: str = "",
+def eventually_blocking(check: Callable[[], T | None], *, within: float = WITHIN, what: str = "",
                         every: float = EVERY) -> T:
     """`eventually` for code without an event loop (a subprocess, a thread): sleeps between the checks."""
     deadline = time.monotonic() + within

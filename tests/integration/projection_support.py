@@ -23,7 +23,8 @@ from order_machine.events import (
     OrderProcessingStarted, OrderShipped, StoredEvent, encode,
 )
 from order_machine.projections import (
-    Changes, OrderHistoryProjector, OrderProjector, ReadModels, RetryPolicy, open_read_models,
+    Changes, CustomProjection, OrderHistoryProjector, OrderProjector, ProjectionRunner, Projector, ReadModels,
+    RetryPolicy, open_read_models,
 )
 from order_machine.store import EventStore
 from order_machine.store.memory import InMemoryEventStore
@@ -87,6 +88,12 @@ async def open_backend(kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
 
     async with postgres_store(pool_size=6) as pg:
         yield Backend(kind, pg, open_read_models(pg))
+
+
+def read_model_projectors(runner: ProjectionRunner) -> list[Projector]:
+    """The runner's projectors that keep read models, the ones that quarantine (a user's projector commits its
+    tables apart and stops instead); what `release_quarantined` takes."""
+    return [p for p in runner.projectors if not isinstance(p, CustomProjection)]
 
 
 async def append(store: EventStore, *events: OrderEvent) -> int:

@@ -94,7 +94,7 @@ async def test_an_unknown_scope_is_refused_and_an_unknown_name_cannot_be_revoked
 
 def test_each_scope_grants_the_ones_below_it_and_none_above() -> None:
     assert [(held, needed) for held in ("read", "write", "admin") for needed in ("read", "write", "admin")
-            if grants(held, needed)] == [  # type: ignore[arg-type]
+            if grants(held, needed)] == [
         ("read", "read"), ("write", "read"), ("write", "write"), ("admin", "read"), ("admin", "write"),
         ("admin", "admin")]
 

@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -32,7 +33,7 @@ async def fill(store: PostgresEventStore, orders: int) -> tuple[int, int]:
     return await fill_orders(store, orders, concurrency=8)  # within the connection pool
 
 
-async def dump(schema: str) -> dict[str, list[tuple[object, ...]]]:
+async def dump(schema: str) -> dict[str, list[tuple[Any, ...]]]:
     async with await psycopg.AsyncConnection.connect(pg_url()) as conn:
         out = {}
         for table, key in TABLES.items():

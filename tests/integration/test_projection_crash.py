@@ -14,9 +14,10 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from integration import append_worker
 import pytest
+from integration import append_worker
 from integration.order_streams import READ_MODEL_TABLES
 from integration.order_streams import fill as fill_orders
 
@@ -37,7 +38,7 @@ async def fill(path: Path) -> int:
         return (await fill_orders(store, ORDERS))[0]
 
 
-def dump(path: Path) -> dict[str, list[tuple[object, ...]]]:
+def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     with sqlite3.connect(path) as conn:
         return {t: conn.execute(f"SELECT * FROM {t} ORDER BY {key}").fetchall() for t, key in TABLES.items()}
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from integration.event_surgery import rewrite_event
 from integration.projection_support import (
-    FAST_RETRY, T0, Backend, FailingAt, append, confirmed, created, random_history, snapshot,
+    FAST_RETRY, T0, Backend, FailingAt, append, confirmed, created, random_history, read_model_projectors, snapshot,
 )
 from waiting import eventually_async
 
@@ -139,12 +139,12 @@ async def test_a_bad_decimal_is_quarantined_then_released_once_the_event_is_repa
     assert (q.projector, q.stream_id, q.position) == ("orders", "o-1", bad) and "12,50" in q.error
 
     with pytest.raises(ReleaseError, match="still fails .* at position"):  # not repaired yet: it stays
-        await release_quarantined(backend.store, backend.models, runner.projectors, "o-1")
+        await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "o-1")
     assert await backend.models.quarantined() == [q]
 
     await rewrite_event(backend.store, bad, {"at": T0.isoformat(), "product_id": "p-9", "quantity": 2,
                                              "unit_price": "12.50"})
-    assert await release_quarantined(backend.store, backend.models, runner.projectors, "o-1") == {"orders": 2}
+    assert await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "o-1") == {"orders": 2}
     assert await backend.models.quarantined() == []
     last = await append(backend.store, confirmed("o-1"))  # followed again from where the runner is
     assert await runner.wait_for(last, timeout=5)
@@ -164,14 +164,14 @@ async def test_a_released_stream_is_rebuilt_from_its_events_and_followed_again(b
     assert await runner.wait_for(await append(backend.store, processing("o-1"), confirmed("o-2")), timeout=5)
 
     with pytest.raises(ReleaseError, match="not quarantined by projection 'order_history'"):
-        await release_quarantined(backend.store, backend.models, runner.projectors, "o-1", "order_history")
+        await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "o-1", "order_history")
     with pytest.raises(ReleaseError, match="no projection named 'invoices'"):
-        await release_quarantined(backend.store, backend.models, runner.projectors, "o-1", "invoices")
+        await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "o-1", "invoices")
     with pytest.raises(ReleaseError, match="'o-2' is not quarantined"):
-        await release_quarantined(backend.store, backend.models, runner.projectors, "o-2")
+        await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "o-2")
 
     poison.times = 0  # the projector's bug is fixed
-    assert await release_quarantined(backend.store, backend.models, runner.projectors, "o-1", "orders") == {
+    assert await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "o-1", "orders") == {
         "orders": 3}
     o1 = await backend.models.get_order("o-1")
     assert o1 is not None and (o1.status, o1.version) == ("Processing", 3)
@@ -213,7 +213,7 @@ async def test_a_value_the_database_cannot_hold_is_quarantined_not_a_stopped_pro
     o2 = await backend.models.get_order("o-2")
     assert o2 is not None and o2.status == "Confirmed" and await backend.models.get_order("o-3") is not None
     with pytest.raises(ReleaseError, match="could not be released from projection 'orders'.*stays quarantined"):
-        await release_quarantined(backend.store, backend.models, runner.projectors, "o-1")
+        await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "o-1")
     assert await backend.models.quarantined() == [q]
 
 
@@ -243,7 +243,7 @@ async def test_a_release_racing_the_running_runner_and_new_events_of_that_stream
 
         writing = asyncio.create_task(writer())
         await under_way.wait()
-        assert await release_quarantined(backend.store, backend.models, runner.projectors, "hot")
+        assert await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "hot")
         last = await writing
         assert await runner.wait_for(last, timeout=10)
     finally:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from integration.projection_support import (
-    FAST_RETRY, Backend, FailingAt, append, confirmed, created, random_history, snapshot,
+    FAST_RETRY, Backend, FailingAt, append, confirmed, created, random_history, read_model_projectors, snapshot,
 )
 from waiting import eventually, eventually_async
 
@@ -258,7 +258,7 @@ async def test_pages_by_customer_status_and_update_time_return_each_order_once(b
 
 async def test_the_read_model_says_what_the_aggregate_says_after_random_commands(backend: Backend) -> None:
     from order_machine.commands import (
-        AddOrderItem, CancelOrder, ConfirmOrder, CreateOrder, DeliverOrder, ReturnOrder, ShipOrder,
+        AddOrderItem, CancelOrder, Command, ConfirmOrder, CreateOrder, DeliverOrder, ReturnOrder, ShipOrder,
     )
     from order_machine.commands import StartProcessing as StartProcessingCommand
     from order_machine.errors import InvalidCommandError, TransitionNotAllowedError
@@ -274,7 +274,7 @@ async def test_the_read_model_says_what_the_aggregate_says_after_random_commands
             amount=rng.choice([None, Decimal("0"), Decimal("12.5")]),
             items=[{"product_id": f"p-{k}", "quantity": rng.randint(1, 4),
                     "unit_price": Decimal(rng.randint(0, 500)) / 100} for k in range(rng.randint(0, 2))]))
-    commands = [
+    commands: list[Callable[[str], Command]] = [
         lambda oid: AddOrderItem(order_id=oid, product_id="extra", quantity=rng.randint(1, 3),
                                  unit_price=Decimal("1.05")),
         lambda oid: ConfirmOrder(order_id=oid), lambda oid: StartProcessingCommand(order_id=oid),
@@ -307,7 +307,7 @@ async def test_a_checkpoint_reset_by_another_process_is_followed_from_where_it_n
     theirs = backend.more_models()
     runner = ProjectionRunner(backend.store, backend.models, batch_size=4)
     await runner.wait_for(await random_history(backend.store, 10, seed=1))
-    for projector in runner.projectors:  # e.g. `rebuild` started from the CLI, then interrupted
+    for projector in read_model_projectors(runner):  # e.g. `rebuild` started from the CLI, then interrupted
         await theirs.reset(projector)
     last = await append(backend.store, created("late-1"), confirmed("late-1"))
     assert await runner.wait_for(last, timeout=5) and not runner.failed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +24,7 @@ from order_machine.store.memory import InMemoryEventStore
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-async def service(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[OrderCommandService]:  # type: ignore[no-untyped-def]
+async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OrderCommandService]:
     store = InMemoryEventStore() if request.param == "memory" else open_store(f"sqlite:///{tmp_path}/orders.db")
     yield OrderCommandService(store, order_machine())
     await store.close()
