@@ -20,6 +20,7 @@ from ._report import SIZES, Size, environment, load_average
 BENCHES: dict[str, tuple[str, str]] = {
     "dispatch": ("bench.dispatch", "state machine lifecycle, dispatch and memory vs transitions, python-statemachine"),
     "store": ("bench.store", "SQLite commands, projection rebuild and load vs eventsourcing"),
+    "workflow": ("bench.workflow", "a generic workflow's lifecycle vs the order's, in memory and on SQLite"),
     "http": ("bench.http", "POST /orders + confirm through the real server vs a bare FastAPI endpoint"),
     "postgres": ("bench.postgres", "PostgreSQL commands with 1/4/8 clients and projection vs eventsourcing"),
     "projectors": ("bench.projectors", "a user's projector rebuilt (SQLite, memory, PostgreSQL) vs a bare sqlite3 loop"),

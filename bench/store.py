@@ -16,8 +16,9 @@ from pathlib import Path
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from ._report import Goal, Size, Table, count, goals_table, pick, ratio, us
+from ._report import Goal, Size, Table, count, goals_table, median, pick, ratio, us
 from . import store_peer
+from .sqlite_floor import BareLoop
 
 ADDRESS = "1 Harbour Road"
 
@@ -42,11 +43,13 @@ class Sizes:
     loads: int           # 5-event orders loaded
     rounds: int          # each measure alternates peer and ours this many times
     peer_rebuild: int    # events the peer projects (1 transaction each: its rate does not depend on the count)
+    floor_orders: int    # lifecycles (5 commands; the bare loop: 5 rows) per round beside the bare loop
+    floor_rounds: int    # rounds of each, alternating
 
     @classmethod
     def of(cls, size: Size) -> Sizes:
-        return pick(size, cls(2_000, 32, 50_000, 2_000, 4, 10_000), cls(160, 32, 3_000, 200, 2, 1_000),
-                    cls(16, 8, 200, 16, 1, 200))
+        return pick(size, cls(2_000, 32, 50_000, 2_000, 4, 10_000, 60, 16), cls(160, 32, 3_000, 200, 2, 1_000, 20, 6),
+                    cls(16, 8, 200, 16, 1, 200, 2, 2))
 
 
 @dataclass
@@ -58,6 +61,8 @@ class Figures:
     rebuild_events: int = 0
     load: float = 0.0            # seconds per 5-event order
     served_clients: float = 0.0  # commands/s with the projections following, as serve runs (ours only)
+    floor_one_client: float = 0.0  # commands/s (median of the rounds beside the bare loop), ours only
+    floor: float = 0.0             # rows/s of the bare sqlite3 loop (median of its rounds)
 
 
 # --------------------------------------------------------------------------- ours
@@ -160,6 +165,19 @@ class Alternate:
         return total_ours, total_peer
 
 
+def beside_the_floor(loop: asyncio.Runner, ours: Ours, bare: BareLoop, sizes: Sizes) -> tuple[float, float]:
+    """(ours commands/s, bare rows/s), each the median of its rounds; rounds alternate bare, ours, bare, ours."""
+    n = sizes.floor_orders
+    mine: list[float] = []
+    floor: list[float] = []
+    bare.rows(-n, n)  # warm both: the files' first pages, the statement caches
+    loop.run(ours.run_commands(-n, n, 1, "floor"))
+    for r in range(sizes.floor_rounds):
+        floor.append(5 * n / bare.rows(r * n, n))
+        mine.append(5 * n / loop.run(ours.run_commands(r * n, n, 1, "floor")))
+    return median(mine), median(floor)
+
+
 def measure(folder: Path, sizes: Sizes) -> tuple[Figures, Figures]:
     """(ours, peer) on two SQLite files in `folder`."""
     mine, peer = Figures(), Figures()
@@ -170,6 +188,11 @@ def measure(folder: Path, sizes: Sizes) -> tuple[Figures, Figures]:
     with asyncio.Runner() as loop:
         ours = loop.run(Ours.open(folder / "order-machine.db"))
         try:
+            bare = BareLoop(folder / "bare-sqlite3.db")
+            try:
+                mine.floor_one_client, mine.floor = beside_the_floor(loop, ours, bare, sizes)
+            finally:
+                bare.close()
             turns = Alternate(loop, sizes.rounds)
             one = turns.seconds(
                 lambda r: store_peer.run_commands(app, r * per_round, per_round, 1),
@@ -254,11 +277,26 @@ def report(ours: Figures, peer: Figures, sizes: Sizes) -> list[Table]:
         "makes its rate independent of the count",
         "load: ours OrderCommandService.load (read + decode + replay); peer Repository.get (no cache)",
     ]
-    goals = goals_table("Store goals (issue 3)", [
-        Goal("1 client", ">= 3x peer", ratio(ours.one_client, peer.one_client), ours.one_client >= 3 * peer.one_client),
+    floor = Table(
+        "One client beside the physical floor: a bare sqlite3 loop, one durable commit per row",
+        ["measure", "order-machine", "bare sqlite3", "ours vs floor"],
+    )
+    floor.add(f"commands/s against rows/s, 1 client (median of {sizes.floor_rounds} alternating rounds of "
+              f"{sizes.floor_orders * 5:,} each)",
+              count(ours.floor_one_client), count(ours.floor), ratio(ours.floor_one_client, ours.floor))
+    floor.notes += [
+        "bare sqlite3 (bench/sqlite_floor.py): one connection, WAL, synchronous=FULL, the store's events table "
+        "and index, BEGIN IMMEDIATE + INSERT + COMMIT per row, rows shaped like a lifecycle's (5 versions a "
+        "stream); no encoding, no version check, no event loop: what a disk and SQLite allow one client",
+        "ours: the same 1-client lifecycles as above (a command = decide + append + one fsync of the WAL); "
+        "rounds alternate bare, ours, bare, ours... on files in the same folder",
+    ]
+    goals = goals_table("Store goals (issues 3, 12)", [
+        Goal("1 client", ">= 0.7x a bare sqlite3 loop (1 durable commit per row)",
+             ratio(ours.floor_one_client, ours.floor), ours.floor_one_client >= 0.7 * ours.floor),
         Goal(f"{sizes.clients} clients", ">= 5x peer (aim 8x)", ratio(ours.many_clients, peer.many_clients),
              ours.many_clients >= 5 * peer.many_clients),
         Goal("rebuild", ">= 100,000 events/s", count(ours.rebuild), ours.rebuild >= 100_000),
         Goal("load a 5-event order", "< 60 µs", f"{us(ours.load)} µs", ours.load < 60e-6),
     ])
-    return [table, goals]
+    return [table, floor, goals]

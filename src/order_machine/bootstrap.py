@@ -152,11 +152,11 @@ class Runtime:
 def tune_gc(threshold: int) -> None:
     """For a serving process, once started: fewer, cheaper garbage collections.
 
-    Under load, Python's default thresholds ran a full collection every second or so over everything
-    startup built (modules, the app, pydantic's validators) and the cached orders: about a tenth of the
-    server's time and pauses of up to 65 ms, measured on the HTTP bench. Startup's objects are frozen
-    out of every collection, and the young generation is collected every `threshold` allocations
-    (so the older generations much less often). Cycles are still collected. 0: leave the GC alone.
+    Under load, Python's default thresholds run full collections often, each over everything startup
+    built (modules, the app, pydantic's validators) and the cached orders. Startup's objects are frozen
+    out of every collection, and the young generation is collected every `threshold` allocations (so the
+    older generations much less often). Cycles are still collected. 0: leave the GC alone.
+    docs/design-notes.md has what the default cost and what this saves.
     """
     if threshold <= 0:
         return
@@ -232,7 +232,8 @@ async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Gu
                                    cache_size=settings.order_cache_size, max_items=settings.max_items_per_order)
     service = OrderApplicationService(commands, read_models, follower, read_your_writes=settings.read_your_writes,
                                       wait_seconds=settings.read_wait_seconds)
-    engine = WorkflowEngine(store, catalog, bus, retries=settings.command_retries)
+    engine = WorkflowEngine(store, catalog, bus, retries=settings.command_retries,
+                            cache_size=settings.workflow_cache_size)
     workflows = WorkflowQueries(engine, read_models, follower if settings.read_your_writes else None,
                                 wait_seconds=settings.read_wait_seconds)
     return Runtime(settings, store, bus, machine, definitions, read_models, runner, commands, service, engine,

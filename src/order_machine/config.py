@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     order_cache_size: int = Field(
         default=10_000, ge=0, description="orders kept after a command to skip the next reload (0: always reload)"
     )
+    workflow_cache_size: int = Field(
+        default=10_000, ge=0,
+        description="workflow instances kept after a command to skip the next reload (0: always reload)",
+    )
     gc_threshold: int = Field(
         default=10_000, ge=0,
         description="serve only: freeze what startup allocated and run the young GC every N allocations "

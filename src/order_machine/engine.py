@@ -8,11 +8,9 @@ models; nothing of HTTP or the command line.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
-import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from .instance import WorkflowInstance
 from .machine import Machine
 from .projections.quarantine import check_stream
 from .store import EventStore
+from .write_path import AggregateCache, StreamQueues, decide_and_save
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +75,11 @@ def resolve_action(machine: Machine, name: str) -> str:
     return cached[1].get(_key(name), name)
 
 
-def _fingerprint(kind: str, *parts: Any) -> str:
+def _fingerprint(command_id: str | None, kind: str, *parts: Any) -> str:
+    """What a command id stands for, to refuse its reuse for another request; "" without an id (it is
+    only ever compared for a repeated command id, so a command without one need not pay for it)."""
+    if command_id is None:
+        return ""
     raw = json.dumps([kind, *parts], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
@@ -89,14 +92,17 @@ class WorkflowEngine:
     """Write side of every served definition but `order`; reads its instances from the store (the truth)."""
 
     def __init__(self, store: EventStore, catalog: Catalog, bus: EventBus | None = None, *,
-                 clock: Clock = utcnow, retries: int = 10, id_factory: Callable[[], str] | None = None) -> None:
+                 clock: Clock = utcnow, retries: int = 10, id_factory: Callable[[], str] | None = None,
+                 cache_size: int = 10_000) -> None:
         from .service import causation_id, new_id
 
         self.store, self.catalog, self.bus, self.clock = store, catalog, bus, clock
         self.retries = retries
         self._new_id = id_factory or new_id
         self._causation_id = causation_id
-        self._locks: dict[str, list[Any]] = {}  # stream -> [lock, holders]; dropped when nobody holds it
+        # the instances this process saved last (write_path.AggregateCache says why a copy is safe)
+        self._cache: AggregateCache[WorkflowInstance] = AggregateCache(cache_size)
+        self._locks = StreamQueues()
 
     # ----------------------------------------------------------------- definitions
 
@@ -128,14 +134,17 @@ class WorkflowEngine:
         machine = self.machine(definition)
         data = dict(data or {})
         self._check_input(workflow_id, command_id, data)
-        fingerprint = _fingerprint("start", definition, workflow_id, data)
+        fingerprint = _fingerprint(command_id, "start", definition, workflow_id, data)
         if (seen := await self._seen(command_id, fingerprint)) is not None:
             return seen
         instance = WorkflowInstance.start(machine, workflow_id or self._new_id(), data, at=self.clock())
         try:
-            return await self._save(instance, 0, command_id, fingerprint)
+            result = await self._save(instance, 0, command_id, fingerprint)
         except ConcurrencyError:
             raise WorkflowExistsError(definition, instance.id) from None
+        if not result.duplicate:
+            self._cache.keep(instance.stream_id, instance)
+        return result
 
     async def act(self, definition: str, workflow_id: str, action: str, data: Mapping[str, Any] | None = None, *,
                   expected_version: int | None = None, command_id: str | None = None) -> WorkflowResult:
@@ -144,7 +153,7 @@ class WorkflowEngine:
         data = dict(data or {})
         self._check_input(workflow_id, command_id, data)
         name = resolve_action(machine, action)
-        fingerprint = _fingerprint("act", definition, workflow_id, name, data, expected_version)
+        fingerprint = _fingerprint(command_id, "act", definition, workflow_id, name, data, expected_version)
 
         async def decide(instance: WorkflowInstance) -> None:
             await instance.fire(resolve_action(instance.machine, action), data, at=self.clock())
@@ -158,7 +167,7 @@ class WorkflowEngine:
         else by name."""
         target = self.machine(definition, to_version)
         self._check_input(workflow_id, command_id, {})
-        fingerprint = _fingerprint("migrate", definition, workflow_id, to_version, dict(state_map))
+        fingerprint = _fingerprint(command_id, "migrate", definition, workflow_id, to_version, dict(state_map))
 
         async def decide(instance: WorkflowInstance) -> None:
             if instance.definition_version == to_version:
@@ -231,32 +240,16 @@ class WorkflowEngine:
     async def _change(self, definition: str, workflow_id: str, expected: int | None, command_id: str | None,
                       fingerprint: str, decide: Callable[[WorkflowInstance], Awaitable[None]]) -> WorkflowResult:
         stream = workflow_stream(definition, workflow_id)
-        entry = self._locks.get(stream)
-        if entry is None:
-            entry = self._locks[stream] = [asyncio.Lock(), 0]
-        entry[1] += 1
-        try:
-            async with entry[0]:
-                if (seen := await self._seen(command_id, fingerprint)) is not None:
-                    return seen
-                attempts = 0
-                while True:
-                    instance = await self.load(definition, workflow_id)
-                    if expected is not None and instance.version != expected:
-                        raise ConcurrencyError(stream, expected, instance.version)
-                    loaded = instance.version
-                    await decide(instance)
-                    try:
-                        return await self._save(instance, loaded, command_id, fingerprint)
-                    except ConcurrencyError:
-                        attempts += 1  # another process wrote first: decide again on fresh state
-                        if expected is not None or attempts > self.retries:
-                            raise
-                        await asyncio.sleep(random.uniform(0, 0.001 * attempts))
-        finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del self._locks[stream]
+
+        async def change() -> WorkflowResult:
+            if (seen := await self._seen(command_id, fingerprint)) is not None:
+                return seen
+            return await decide_and_save(
+                stream, self._cache, lambda: self.load(definition, workflow_id), decide,
+                lambda instance, version: self._save(instance, version, command_id, fingerprint),
+                expected=expected, retries=self.retries,
+            )
+        return await self._locks.run(stream, change)
 
     async def _save(self, instance: WorkflowInstance, expected: int, command_id: str | None,
                     fingerprint: str) -> WorkflowResult:
@@ -269,7 +262,9 @@ class WorkflowEngine:
                 "definition_version": instance.definition_version, "state": instance.state,
                 "version": instance.version, "events": kinds}
         if not pending:  # nothing to record (e.g. a migration to the version it runs on)
-            _version, position = await self.store.stream_head(instance.stream_id)
+            version, position = await self.store.stream_head(instance.stream_id)
+            if version != expected:  # no append to check the version the decision was made on: check it here
+                raise ConcurrencyError(instance.stream_id, expected, version)
             return WorkflowResult(**body, position=position)  # type: ignore[arg-type]
         appended = await self.store.append(
             instance.stream_id, [encode_workflow(e, metadata) for e in pending], expected,

@@ -6,16 +6,13 @@ knows nothing of HTTP or the command line.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import json
 import logging
 import os
-import random
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,6 +35,7 @@ from .projections import (
     OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, ReadModels, check_stream,
 )
 from .store import EventStore
+from .write_path import AggregateCache, StreamQueues, decide_and_save
 
 logger = logging.getLogger(__name__)
 
@@ -121,15 +119,9 @@ class OrderCommandService:
         self.retries = retries
         self.max_items = max_items
         self.counters = CommandCounters()
-        # Orders this process saved last, to skip the reload on the next command. Safe because every
-        # append is checked against the version the order had: a stale copy fails the append (or is
-        # refused), and the command is then decided again on the order reloaded from the store.
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, Order] = OrderedDict()
-        # commands on one order inside this process queue up instead of racing to a conflict;
-        # other processes are still caught by the store's expected-version check
-        # order id -> [its lock, how many commands hold it or wait for it]; removed when that drops to 0
-        self._order_locks: dict[str, list[Any]] = {}
+        # the orders this process saved last (write_path.AggregateCache says why a copy is safe)
+        self._cache: AggregateCache[Order] = AggregateCache(cache_size)
+        self._order_locks = StreamQueues()
         self._handlers: dict[type[Command], Callable[[Any], Awaitable[CommandResult]]] = {
             CreateOrder: self._create, AddOrderItem: self._add_item, PerformAction: self._perform,
             UpdateOrderStatus: self._update_status}
@@ -221,70 +213,23 @@ class OrderCommandService:
             result = await self._save(command, order, 0)
         except ConcurrencyError:
             raise OrderExistsError(order_id) from None
-        self._remember(order)
+        if not result.duplicate:  # else the store holds another command's order, not this copy
+            self._cache.keep(order_id, order)
         return result
 
     async def _change(self, command: Command, order_id: str, expected: int | None, act: Any) -> CommandResult:
-        entry = self._order_locks.get(order_id)
-        if entry is None:
-            entry = self._order_locks[order_id] = [asyncio.Lock(), 0]
-        entry[1] += 1
-        try:
-            async with entry[0]:
-                return await self._change_locked(command, order_id, expected, act)
-        finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del self._order_locks[order_id]
+        async def change() -> CommandResult:
+            if (seen := await self._seen(command)) is not None:
+                return seen
+            return await decide_and_save(
+                order_id, self._cache, lambda: self.load(order_id), act,
+                lambda order, version: self._save(command, order, version),
+                expected=expected, retries=self.retries, on_refused=self._explain,
+            )
+        return await self._order_locks.run(order_id, change)
 
-    async def _change_locked(self, command: Command, order_id: str, expected: int | None,
-                             act: Any) -> CommandResult:
-        if (seen := await self._seen(command)) is not None:
-            return seen
-        attempts = 0
-        while True:
-            order = self._cache.pop(order_id, None)
-            cached = order is not None
-            if order is None:
-                order = await self.load(order_id)
-            if expected is not None and order.version != expected:
-                if cached:
-                    continue  # judge the pinned version against the store, not a copy
-                raise ConcurrencyError(order_id, expected, order.version)
-            loaded_version = order.version
-            try:
-                outcome = act(order)
-                if hasattr(outcome, "__await__"):
-                    await outcome
-            except (TransitionNotAllowedError, InvalidCommandError) as refused:
-                if cached:
-                    continue  # a refusal must be decided on the stored order, never on a copy
-                if isinstance(refused, TransitionNotAllowedError):
-                    refused.note_blocked(await blocked_actions(self.machine, order))
-                raise
-            try:
-                result = await self._save(command, order, loaded_version)
-            except ConcurrencyError:
-                if cached:
-                    continue  # the copy was stale: another process wrote; reload, nothing lost
-                # someone wrote first: re-decide on fresh state unless the caller pinned a version
-                attempts += 1
-                if expected is not None or attempts > self.retries:
-                    raise
-                logger.debug("order %s changed under command; retry %d", order_id, attempts)
-                # jitter, so two writers that keep colliding stop colliding
-                await asyncio.sleep(random.uniform(0, 0.001 * attempts))
-                continue
-            self._remember(order)
-            return result
-
-    def _remember(self, order: Order) -> None:
-        if self.cache_size <= 0:
-            return
-        self._cache[order.id] = order
-        self._cache.move_to_end(order.id)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+    async def _explain(self, order: Order, refused: TransitionNotAllowedError) -> None:
+        refused.note_blocked(await blocked_actions(self.machine, order))
 
     async def _save(self, command: Command, order: Order, expected_version: int) -> CommandResult:
         pending: Sequence[OrderEvent] = order.take_pending_events()

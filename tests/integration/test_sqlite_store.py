@@ -68,6 +68,23 @@ async def test_concurrent_appends_are_committed_together(sqlite_url: str) -> Non
         assert sorted(r.position for r in results) == list(range(2, 102))
 
 
+async def test_a_batch_without_command_ids_is_written_in_four_statements_whatever_its_size(sqlite_url: str) -> None:
+    async with SQLiteEventStore.from_url(sqlite_url) as store:
+        await store.append("o-0", [event(), event()], 0)
+        assert store._loop_writer is not None
+        for size in (1, 50):
+            statements: list[str] = []
+            store._loop_writer.set_trace_callback(statements.append)
+            results = await asyncio.gather(*(store.append(f"o-{size}-{i}", [event()], 0) for i in range(size)))
+            store._loop_writer.set_trace_callback(None)
+            # BEGIN IMMEDIATE, the last position and the streams' versions in one query, one INSERT, COMMIT
+            assert len(statements) == 4, statements
+            assert [r.version for r in results] == [1] * size
+        stale = await asyncio.gather(store.append("o-0", [event()], 1), store.append("o-0", [event()], 2),
+                                     return_exceptions=True)  # versions read by that one query
+        assert isinstance(stale[0], ConcurrencyError) and stale[1] == AppendResult("o-0", 3, 54, False, {})
+
+
 async def test_a_batch_is_capped_at_max_batch_appends(sqlite_url: str) -> None:
     async with SQLiteEventStore.from_url(sqlite_url, max_batch=10) as store:
         await asyncio.gather(*(store.append(f"o-{i}", [event()], 0) for i in range(30)))

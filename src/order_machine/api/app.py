@@ -110,9 +110,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 def _commands_first(app: FastAPI) -> None:
     """Order the routes so the commands, the bulk of the traffic, are matched first.
 
-    Starlette tries the routes in order until one matches, and the docs' own routes come first: a
-    confirm was the thirteenth route tried. Only the order of trying changes: no two routes share a
-    method and a path pattern, so every request still reaches the same route.
+    Starlette tries the routes in order until one matches, and the docs' own routes come first. Only the
+    order of trying changes: no two routes share a method and a path pattern, so every request still
+    reaches the same route.
     """
     routes = app.router.routes
     routes[:] = [r for r in routes if "POST" in (getattr(r, "methods", None) or ())] + \
@@ -122,9 +122,9 @@ def _commands_first(app: FastAPI) -> None:
 def _add_routes(app: FastAPI, router: APIRouter) -> None:
     """The router's routes on the app itself, as `@app.post` would put them.
 
-    `include_router` keeps a router as one nested route that FastAPI matches twice per request (a
-    tenth of a command's CPU under load); these routers have no prefix or dependencies of their own,
-    so their routes need nothing from the inclusion.
+    `include_router` keeps a router as one nested route that FastAPI matches twice per request (see
+    docs/design-notes.md); these routers have no prefix or dependencies of their own, so their routes
+    need nothing from the inclusion.
     """
     if router.prefix or router.dependencies:
         raise ValueError("a router with a prefix or dependencies of its own needs include_router")

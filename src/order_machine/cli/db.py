@@ -160,7 +160,7 @@ async def run_status(args: argparse.Namespace) -> int:
 
 
 def _sqlite_status(settings: Settings) -> tuple[dict[str, Any], list[str]]:
-    from ..projections.sqlite import SCHEMA_VERSION as READ_MODELS_VERSION
+    from ..projections.sqlite_schema import SCHEMA_VERSION as READ_MODELS_VERSION
     from ..store.sqlite_file import MIGRATIONS, SCHEMA_VERSION, check_header, check_not_foreign
 
     require_existing_database(settings.db_url)

@@ -9,21 +9,23 @@ from typing import Any
 
 from ..errors import StoreError
 from ..store import EventStore
+from .batch import Projector, run_batch
+from .changes import Changes
 from .consistency import ConsistencyChecker, ConsistencyReport, FieldDifference, OrderCheck
 from .custom import (
     CustomProjection, ProjectorTables, ProjectorTransaction, Table, TableProjector, load_projectors,
     open_projector_tables,
 )
 from .memory import InMemoryReadModels
-from .projectors import (
-    INITIAL_STATE, Changes, HistoryRow, ItemRow, OrderHistoryProjector, OrderProjector, OrderRow, ProjectedOrder,
-    Projector, default_projectors, project_order, run_batch,
-)
+from .order_projectors import INITIAL_STATE, OrderHistoryProjector, OrderProjector, ProjectedOrder, project_order
+from .progress import ProjectionStatus, RebuildReport, RetryPolicy
+from .projectors import default_projectors
 from .quarantine import Quarantine, QuarantineStorage, check_stream, release_quarantined, release_stream
 from .queries import (
     OrderHistoryEntry, OrderItemReadModel, OrderReadModel, OrderSummaryReadModel, Page, ReadModels, WorkflowReadModel,
 )
-from .runner import ProjectionRunner, ProjectionStatus, RebuildReport, RetryPolicy
+from .rows import HistoryRow, ItemRow, OrderRow
+from .runner import ProjectionRunner
 from .sqlite import SQLiteReadModels
 
 
@@ -33,10 +35,7 @@ def open_read_models(store: EventStore, **options: Any) -> ReadModels:
     if scheme == "memory":
         return InMemoryReadModels()
     if scheme == "sqlite":
-        path = getattr(store, "path", None)
-        if not path or str(path) == ":memory:":
-            raise StoreError(f"SQLite read models need the store's database file; {store.url!r} has none")
-        return SQLiteReadModels(path, **options)
+        return SQLiteReadModels.from_store(store, **options)
     if scheme in ("postgres", "postgresql"):
         try:
             from .postgres import PostgresReadModels  # type: ignore[import-not-found, unused-ignore]

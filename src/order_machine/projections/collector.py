@@ -21,7 +21,7 @@ def collector_paused() -> Iterator[None]:
 
     A batch is thousands of events and rows alive at once; they form no reference cycles and are
     freed by reference counting when the batch ends, but while alive the collector would scan them
-    again and again (a quarter of a rebuild's time). Nested and concurrent pauses count; the
+    again and again (docs/design-notes.md has what that cost). Nested and concurrent pauses count; the
     collector is re-enabled only if it was enabled when the first pause began.
     """
     global _pauses, _resume_collector

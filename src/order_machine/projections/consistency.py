@@ -10,9 +10,10 @@ from typing import Any
 
 from ..events import split_workflow_stream
 from ..store import EventStore
-from .projectors import (
-    INITIAL_STATE, Changes, EventFailed, ProjectedOrder, WorkflowProjector, decode_batch, project_order, run_batch,
-)
+from .batch import EventFailed, decode_batch, run_batch
+from .changes import Changes
+from .order_projectors import INITIAL_STATE, OrderProjector, ProjectedOrder, project_order
+from .workflow_projector import WorkflowProjector
 from .quarantine import Quarantine
 from .queries import OrderReadModel, OrderSummaryReadModel, ReadModels, order_model, workflow_model
 
@@ -59,7 +60,7 @@ class ConsistencyChecker:
     """Compares the `orders` read model with what the order's events say, up to the projection's checkpoint."""
 
     def __init__(self, store: EventStore, read_models: ReadModels, *, initial_state: str = INITIAL_STATE,
-                 projection: str = "orders") -> None:
+                 projection: str = OrderProjector.name) -> None:
         self.store, self.read_models = store, read_models
         self.initial_state, self.projection = initial_state, projection
 
@@ -97,7 +98,7 @@ class ConsistencyChecker:
         write the row its events give (or remove a row that has no events) when they differ."""
         check = OrderCheck(stream_id, 0)
         for _ in range(_ATTEMPTS):
-            checkpoint = await self.read_models.checkpoint("workflows")
+            checkpoint = await self.read_models.checkpoint(WorkflowProjector.name)
             events = [e for e in await self.store.load(stream_id) if e.position <= checkpoint]
             changes = Changes(lambda ids: {})
             try:
@@ -107,7 +108,7 @@ class ConsistencyChecker:
             row = changes.workflows.get(stream_id)
             expected = workflow_model(row).model_dump() if row is not None else None
             found_model = await self.read_models.get_workflow(stream_id)
-            if await self.read_models.checkpoint("workflows") != checkpoint:
+            if await self.read_models.checkpoint(WorkflowProjector.name) != checkpoint:
                 continue
             found = found_model.model_dump() if found_model is not None else None
             differences: tuple[FieldDifference, ...]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from ..errors import InvalidProjectorError, StoreError
 from ..events import StoredEvent
 from ..store import EventStore
-from .projectors import Decoded, Projector
+from .batch import Decoded, Projector
 from .queries import ReadModels
 from .quarantine import Quarantine
 
@@ -258,13 +258,10 @@ def open_projector_tables(store: EventStore, **options: Any) -> ProjectorTables:
     scheme = store.url.split(":", 1)[0].lower()
     if scheme in ("memory", "sqlite"):
         from .custom_sqlite import SQLiteTables
+        from .sqlite import store_file
 
-        path = None
-        if scheme == "sqlite":
-            path = getattr(store, "path", None)
-            if not path or str(path) == ":memory:":
-                raise StoreError(f"projector tables on SQLite need the store's database file; {store.url!r} has none")
-        return ProjectorTables(SQLiteTables(None if path is None else str(path), **options))
+        path = store_file(store, "projector tables") if scheme == "sqlite" else None
+        return ProjectorTables(SQLiteTables(path, **options))
     if scheme in ("postgres", "postgresql"):
         from .custom_postgres import PostgresTables
 

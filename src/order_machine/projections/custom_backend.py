@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import InvalidProjectorError, StoreError
 from ..events import WORKFLOW_EVENT_TYPES, StoredEvent, current_schema_version
-from .projectors import Decoded, EventFailed
+from .batch import Decoded, EventFailed
 
 if TYPE_CHECKING:
     from .custom import CustomProjection, Params, ProjectorTransaction, Row

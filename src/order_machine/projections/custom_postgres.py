@@ -21,12 +21,14 @@ from ..errors import InvalidProjectorError, StoreError
 from ..store import EventStore
 from ..store.pg_schema import LOCK_CLASS_MIGRATION
 from ..store.postgres import Conn, PostgresEventStore
+from .batch import CheckpointMoved, Decoded
 from .custom import CustomProjection, Params, Row
 from .custom_backend import (
     REGISTRY, Registered, apply_events, check_created, decode_tables, encode_tables, plan_setup,
     refuse_transaction_control,
 )
-from .projectors import CheckpointMoved, Decoded
+from .driver_errors import translated
+from .pg_checkpoints import PostgresCheckpoints
 
 
 @functools.lru_cache(maxsize=1024)
@@ -57,7 +59,7 @@ class PostgresTables:
         s = store.quoted_schema
         self._search_path = f"SET LOCAL search_path TO {s}, public"
         self._registry = f"{s}.{REGISTRY}"
-        self._checkpoints = f"{s}.projection_checkpoints"
+        self._checkpoints = PostgresCheckpoints(s)
 
     @classmethod
     def from_store(cls, store: EventStore, **options: Any) -> PostgresTables:
@@ -70,26 +72,12 @@ class PostgresTables:
     @asynccontextmanager
     async def _transaction(self, doing: str, read_only: bool = False) -> AsyncIterator[Conn]:
         pool = await self.store.pool()
-        try:
+        with translated(psycopg.Error, f"projector tables in {self.store!r}", doing=doing):
             async with pool.connection() as conn, conn.transaction():
                 if read_only:
                     await conn.execute("SET TRANSACTION READ ONLY")
                 await conn.execute(self._search_path)
                 yield conn
-        except psycopg.Error as exc:
-            raise StoreError(f"projector tables in {self.store!r}: {doing} failed: {exc}") from exc
-
-    async def _lock_checkpoint(self, conn: Conn, name: str) -> int:
-        """Lock the projector's checkpoint row until commit (creating it at 0) and return its position."""
-        cur = await conn.execute(
-            f"INSERT INTO {self._checkpoints} (name, position) VALUES (%s, 0) "
-            f"ON CONFLICT (name) DO UPDATE SET position = {self._checkpoints}.position RETURNING position", (name,))
-        row = await cur.fetchone()
-        assert row is not None
-        return int(row[0])
-
-    async def _set_checkpoint(self, conn: Conn, name: str, position: int) -> None:
-        await conn.execute(f"UPDATE {self._checkpoints} SET position = %s WHERE name = %s", (position, name))
 
     # ----------------------------------------------------------------- the runner's side
 
@@ -116,8 +104,8 @@ class PostgresTables:
                                    "ON CONFLICT (name) DO UPDATE SET version = excluded.version, "
                                    "tables = excluded.tables", (name, version, encode_tables(tables)))
             for name in plan.reset:
-                await self._lock_checkpoint(conn, name)
-                await self._set_checkpoint(conn, name, 0)
+                await self._checkpoints.locked(conn, name)
+                await self._checkpoints.set(conn, name, 0)
 
     async def _names(self, conn: Conn) -> list[str]:
         """Every relation of the schema (a new table's name must not be any of them)."""
@@ -127,17 +115,15 @@ class PostgresTables:
 
     async def checkpoint(self, name: str) -> int:
         pool = await self.store.pool()
-        try:
+        with translated(psycopg.Error, f"projector tables in {self.store!r}", doing=f"reading {name!r}"):
             async with pool.connection() as conn:
-                cur = await conn.execute(f"SELECT position FROM {self._checkpoints} WHERE name = %s", (name,))
+                cur = await conn.execute(self._checkpoints.select, (name,))
                 row = await cur.fetchone()
-        except psycopg.Error as exc:
-            raise StoreError(f"projector tables in {self.store!r}: reading {name!r} failed: {exc}") from exc
         return int(row[0]) if row else 0
 
     async def apply(self, projection: CustomProjection, events: Sequence[Decoded], after: int) -> int:
         async with self._transaction(f"applying {projection.name!r}") as conn:
-            current = await self._lock_checkpoint(conn, projection.name)
+            current = await self._checkpoints.locked(conn, projection.name)
             if current != after:
                 raise CheckpointMoved(projection.name, after, current)
             if not events:
@@ -147,24 +133,22 @@ class PostgresTables:
                 position = await apply_events(projection, tx, events)
             finally:
                 tx.open = False
-            await self._set_checkpoint(conn, projection.name, position)
+            await self._checkpoints.set(conn, projection.name, position)
             return position
 
     async def reset(self, projection: CustomProjection) -> None:
         async with self._transaction(f"resetting {projection.name!r}") as conn:
-            await self._lock_checkpoint(conn, projection.name)
+            await self._checkpoints.locked(conn, projection.name)
             for table in projection.table_names:
                 await conn.execute(f'DELETE FROM {self.store.quoted_schema}."{table}"')  # a checked plain name
-            await self._set_checkpoint(conn, projection.name, 0)
+            await self._checkpoints.set(conn, projection.name, 0)
 
     async def fetch(self, sql: str, params: Params) -> list[Row]:
         query = pyformat(sql)
         async with self._transaction("reading", read_only=True) as conn:
-            try:
+            with translated(psycopg.Error, "projector tables", sql=sql):
                 cur = await conn.execute(query, params)
                 return await cur.fetchall() if cur.description is not None else []
-            except psycopg.Error as exc:
-                raise StoreError(f"projector tables: {exc} (in {sql[:200]!r})") from exc
 
     async def close(self) -> None:
         """Nothing to do: the pool belongs to the store, which closes it."""
@@ -184,9 +168,6 @@ class PostgresTransaction:
             raise StoreError(f"projector {self._projector!r}: its transaction is over (keep no tx beyond apply)")
         refuse_transaction_control(self._projector, sql)
 
-    def _failed(self, exc: psycopg.Error, sql: str) -> StoreError:
-        return StoreError(f"projector {self._projector!r}: {exc} (in {sql[:200]!r})")
-
     def _still_in_transaction(self) -> None:
         if self._conn.info.transaction_status not in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
             raise StoreError(f"projector {self._projector!r}: a statement ended the batch's transaction; "
@@ -194,19 +175,15 @@ class PostgresTransaction:
 
     async def execute(self, sql: str, params: Params = ()) -> list[Row]:
         self._check(sql)
-        try:
+        with translated(psycopg.Error, f"projector {self._projector!r}", sql=sql):
             cur = await self._conn.execute(pyformat(sql), params)
             rows = await cur.fetchall() if cur.description is not None else []
-        except psycopg.Error as exc:
-            raise self._failed(exc, sql) from exc
         self._still_in_transaction()
         return rows
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         self._check(sql)
-        try:
+        with translated(psycopg.Error, f"projector {self._projector!r}", sql=sql):
             async with self._conn.cursor() as cur:
                 await cur.executemany(pyformat(sql), list(rows))
-        except psycopg.Error as exc:
-            raise self._failed(exc, sql) from exc
         self._still_in_transaction()

@@ -1,8 +1,8 @@
 """User projectors' tables on SQLite: in the store's file, or (memory://) in a private in-memory database.
 
 A batch runs on the event loop's thread, through a connection of its own that never waits for a lock:
-each of the user's statements is then a plain sqlite3 call (a hand-off to a thread per statement made a
-rebuild several times slower: docs/projectors.md has the figures). When another connection holds the file's write lock, the batch
+each of the user's statements is then a plain sqlite3 call, not a hand-off to a thread per statement
+(docs/projectors.md, Speed). When another connection holds the file's write lock, the batch
 goes to the writer thread instead, whose connection waits; reads (`fetch`, checkpoints) run on a reader
 thread. In memory, the one connection is used on the loop. Knows custom.py's API; never the domain.
 """
@@ -10,6 +10,7 @@ thread. In memory, the one connection is used on the loop. Knows custom.py's API
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -22,12 +23,14 @@ from typing import Any, TypeVar
 
 from ..errors import InvalidProjectorError, StoreError
 from ..store.sqlite_file import is_busy
+from .batch import CheckpointMoved, Decoded
 from .custom import CustomProjection, Params, Row
 from .custom_backend import (
     REGISTRY, Registered, apply_events, check_created, decode_tables, encode_tables, plan_setup,
     refuse_transaction_control,
 )
-from .projectors import CheckpointMoved, Decoded
+from .driver_errors import translated
+from .sqlite_threads import close_threads, connect_loop
 
 R = TypeVar("R")
 
@@ -117,11 +120,13 @@ class SQLiteTables:
         return await asyncio.get_running_loop().run_in_executor(
             executor, lambda: fn(self._connection(reader), *args))
 
+    def _translated(self, doing: str) -> contextlib.AbstractContextManager[None]:
+        """sqlite3's errors of the tables' own work as StoreError, naming the file and what was being done."""
+        return translated(sqlite3.Error, f"projector tables in {self.path or ':memory:'}", doing=doing)
+
     async def _write(self, doing: str, fn: Callable[..., R], *args: Any) -> R:
-        try:
+        with self._translated(doing):
             return await self._on(self._writer, fn, *args)
-        except sqlite3.Error as exc:
-            raise StoreError(f"projector tables in {self.path or ':memory:'}: {doing} failed: {exc}") from exc
 
     async def _begin(self, doing: str) -> ThreadPoolExecutor | None:
         """Begin a write transaction on the loop's connection, or (file locked) on the writer thread's."""
@@ -132,12 +137,13 @@ class SQLiteTables:
             self._loop_conn = await self._write("connecting", _connect_loop, self.path, self._synchronous)
             self._loop_thread = threading.get_ident()
         if self._loop_thread == threading.get_ident():
-            try:
-                self._loop_conn.execute("BEGIN IMMEDIATE")
-                return None
-            except sqlite3.Error as exc:
-                if not is_busy(exc) or self._loop_conn.in_transaction:
-                    raise StoreError(f"projector tables in {self.path}: {doing} failed: {exc}") from exc
+            with self._translated(doing):
+                try:
+                    self._loop_conn.execute("BEGIN IMMEDIATE")
+                    return None
+                except sqlite3.Error as exc:
+                    if not is_busy(exc) or self._loop_conn.in_transaction:
+                        raise
         await self._write(doing, _begin)  # waits for the lock (busy timeout) off the loop
         return self._writer
 
@@ -153,10 +159,8 @@ class SQLiteTables:
                 raise
 
     async def _in_transaction(self, doing: str, fn: Callable[..., R], *args: Any) -> R:
-        try:
+        with self._translated(doing):
             return await self._on(self._in, fn, *args)
-        except sqlite3.Error as exc:
-            raise StoreError(f"projector tables in {self.path or ':memory:'}: {doing} failed: {exc}") from exc
 
     async def user_statement(self, projector: str, fn: Callable[..., R], sql: str, *args: Any) -> R:
         """A statement of the user's `apply`, inside the batch's transaction."""
@@ -164,12 +168,10 @@ class SQLiteTables:
             refuse_transaction_control(projector, sql)
             if len(self._allowed) < 4096:  # a projector's statements are a handful of texts
                 self._allowed.add(sql)
-        try:
+        with translated(sqlite3.Error, f"projector {projector!r}", sql=sql):
             if self._in is None and not self._closed:  # on the loop: a plain call, no hand-off
                 return _checked(fn)(self._connection(), sql, *args)
             return await self._on(self._in, _checked(fn), sql, *args)
-        except sqlite3.Error as exc:
-            raise StoreError(f"projector {projector!r}: {exc} (in {sql[:200]!r})") from exc
 
     # ----------------------------------------------------------------- the runner's side
 
@@ -181,10 +183,8 @@ class SQLiteTables:
         def read(conn: sqlite3.Connection) -> int:
             row = conn.execute(_POSITION, (name,)).fetchone()
             return int(row[0]) if row else 0
-        try:
+        with self._translated(f"reading {name!r}"):
             return await self._on(self._reader, read)
-        except sqlite3.Error as exc:
-            raise StoreError(f"projector tables in {self.path or ':memory:'}: reading {name!r} failed: {exc}") from exc
 
     async def apply(self, projection: CustomProjection, events: Sequence[Decoded], after: int) -> int:
         doing = f"applying {projection.name!r}"
@@ -215,13 +215,11 @@ class SQLiteTables:
 
     async def fetch(self, sql: str, params: Params) -> list[Row]:
         adapted = _adapt(params)
-        try:
+        with translated(sqlite3.Error, "projector tables", sql=sql):
             if self.path is not None:
                 return await self._on(self._reader, _fetch, sql, adapted)
             async with self._lock:  # in memory, never in the middle of a batch's transaction
                 return await self._on(None, _fetch_read_only, sql, adapted)
-        except sqlite3.Error as exc:
-            raise StoreError(f"projector tables: {exc} (in {sql[:200]!r})") from exc
 
     async def close(self) -> None:
         if self._closed:
@@ -231,17 +229,7 @@ class SQLiteTables:
             if conn is not None:
                 conn.close()
         self._memory = self._loop_conn = None
-
-        def close_connection() -> None:
-            conn = getattr(self._local, "conn", None)
-            if conn is not None:
-                conn.close()
-                self._local.conn = None
-        loop = asyncio.get_running_loop()
-        for executor in (self._writer, self._reader):
-            if executor is not None:
-                await loop.run_in_executor(executor, close_connection)
-                executor.shutdown(wait=True)
+        await close_threads(self._local, (self._writer, self._reader))
 
 
 class SQLiteTransaction:
@@ -274,12 +262,8 @@ def _begin(conn: sqlite3.Connection) -> None:
 
 
 def _connect_loop(_writer: sqlite3.Connection, path: str, synchronous: str) -> sqlite3.Connection:
-    """The loop's connection: it never waits for a lock (the caller goes to the writer thread) and never
-    checkpoints the WAL (no fsync on the loop); made here, once the writer has opened the file."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
-    for pragma in ("busy_timeout = 0", f"synchronous = {synchronous}", "wal_autocheckpoint = 0"):
-        conn.execute(f"PRAGMA {pragma}")
-    return conn
+    """The loop's connection (sqlite_threads.connect_loop), made on the writer's thread once it opened the file."""
+    return connect_loop(path, synchronous)
 
 
 def _wal_checkpoint(conn: sqlite3.Connection) -> None:

@@ -10,16 +10,17 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from .projectors import (
-    Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow,
-    run_batch,
-)
+from .batch import CheckpointMoved, Decoded, Projector, run_batch
+from .changes import Changes
+from .order_projectors import OrderProjector, ProjectedOrder
 from .quarantine import Quarantine, run_skipping
 from .queries import (
-    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, WorkflowReadModel, check_limit, created_after,
-    created_page, history_model, order_model, summary_model, to_micros, updated_before, updated_page, workflow_model,
-    workflow_page,
+    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, WorkflowReadModel, apply_in_turn, check_limit,
+    created_after, created_page, history_model, order_model, summary_model, to_micros, updated_before, updated_page,
+    workflow_model, workflow_page,
 )
+from .rows import HistoryRow, ItemRow, OrderRow, WorkflowRow
+from .workflow_projector import WorkflowProjector
 
 
 class InMemoryReadModels:
@@ -39,7 +40,6 @@ class InMemoryReadModels:
         return self._checkpoints.get(name, 0)
 
     def _load(self, order_ids: Collection[str]) -> dict[str, OrderRow]:
-        # copies: the projector mutates what it loads, and a failed batch must leave no trace
         # copies, data included: a batch mutates them and must leave nothing behind if it fails
         return {i: replace(self._orders[i], data=dict(self._orders[i].data)) for i in order_ids if i in self._orders}
 
@@ -63,6 +63,11 @@ class InMemoryReadModels:
             self._quarantine[projector.name] = held
         self._checkpoints[projector.name] = position
         return position
+
+    async def apply_together(
+        self, jobs: Sequence[tuple[Projector, Sequence[Decoded], int]],
+    ) -> list[int | Exception]:
+        return await apply_in_turn(self, jobs)
 
     def _write(self, changes: Changes) -> None:
         self._orders.update(changes.dirty)
@@ -101,7 +106,7 @@ class InMemoryReadModels:
         return True
 
     async def repair_order(self, order_id: str, projected: ProjectedOrder, checkpoint: int) -> bool:
-        if self._checkpoints.get("orders", 0) != checkpoint:
+        if self._checkpoints.get(OrderProjector.name, 0) != checkpoint:
             return False
         if projected.row is None:
             self._orders.pop(order_id, None)
@@ -112,7 +117,7 @@ class InMemoryReadModels:
         return True
 
     async def repair_workflow(self, stream_id: str, row: WorkflowRow | None, checkpoint: int) -> bool:
-        if self._checkpoints.get("workflows", 0) != checkpoint:
+        if self._checkpoints.get(WorkflowProjector.name, 0) != checkpoint:
             return False
         if row is None:
             self._workflows.pop(stream_id, None)

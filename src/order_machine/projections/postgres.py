@@ -1,14 +1,17 @@
 """PostgreSQL read models: indexed tables in the event store's own schema, one transaction per batch.
 
-The tables come from the store's migrations (store/pg_schema.py); this module owns their SQL. A batch
-locks its projector's checkpoint row first, so workers in several processes never apply it twice.
-Knows rows, events and the PostgreSQL store; never imports the domain.
+The tables come from the store's migrations (store/pg_schema.py); their columns and row forms are
+tables.py's, and this module owns their SQL. A batch locks its projector's checkpoint row first, so
+workers in several processes never apply it twice. psycopg's errors become StoreError in one place
+(`_connection`). Knows rows, events and the PostgreSQL store; never imports the domain.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,59 +21,61 @@ from psycopg.types.json import Jsonb
 from ..errors import StoreError
 from ..store import EventStore
 from ..store.postgres import Conn, PostgresEventStore
+from .batch import CheckpointMoved, Decoded, Projector, run_batch
+from .changes import Changes
+from .driver_errors import translated
+from .order_projectors import OrderProjector, ProjectedOrder
+from .pg_checkpoints import PostgresCheckpoints
 from .pg_quarantine import PostgresQuarantines
-from .projectors import (
-    Changes, CheckpointMoved, Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow,
-    run_batch,
-)
 from .quarantine import Quarantine, batch_streams, run_skipping
 from .queries import (
-    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, WorkflowReadModel, check_limit, created_after,
-    created_page, equal_filter, from_micros, history_model, items_by_order, order_model, summary_model,
-    updated_before, updated_page, workflow_model, workflow_page,
+    OrderHistoryEntry, OrderReadModel, OrderSummaryReadModel, Page, WorkflowReadModel, apply_in_turn, check_limit,
+    created_after, created_page, equal_filter, from_micros, history_model, items_by_order, order_model,
+    summary_model, updated_before, updated_page, workflow_model, workflow_page,
 )
+from .rows import HistoryRow, ItemRow, OrderRow, WorkflowRow
+from .tables import (
+    HISTORY_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, VIEW_TABLES, WORKFLOW_COLUMNS, Forms, columns,
+    history_row, history_values, item_row, item_values, order_row, order_values, upsert_tail, workflow_row,
+    workflow_values,
+)
+from .workflow_projector import WorkflowProjector
 
-VIEW_TABLES = {"orders": "read_orders", "order_items": "read_order_items", "order_history": "read_order_history",
-               "workflows": "read_workflows"}
-
-_ORDER_COLUMNS = ("id", "customer_id", "description", "initial_amount", "amount", "status", "created_at",
-                  "updated_at", "version", "item_count", "created_position", "position", "tracking_number",
-                  "shipping_address", "cancellation_reason", "return_reason", "data")
+#: the SQL type of each column (tables.py's order), for the arrays a many-row INSERT sends
 _ORDER_TYPES = ("text", "text", "text", "numeric", "numeric", "text", "timestamptz", "timestamptz", "int", "int",
                 "bigint", "bigint", "text", "text", "text", "text", "jsonb")
-_ITEM_COLUMNS = ("order_id", "line", "product_id", "quantity", "unit_price")
 _ITEM_TYPES = ("text", "int", "text", "int", "numeric")
-_HISTORY_COLUMNS = ("position", "order_id", "version", "type", "action", "from_state", "to_state", "at", "data")
 _HISTORY_TYPES = ("bigint", "text", "int", "text", "text", "text", "text", "timestamptz", "jsonb")
-_WORKFLOW_COLUMNS = ("stream_id", "definition", "id", "definition_version", "state", "version", "data", "created_at",
-                     "updated_at", "created_position", "position")
 _WORKFLOW_TYPES = ("text", "text", "text", "int", "text", "int", "jsonb", "timestamptz", "timestamptz", "bigint",
                    "bigint")
 
 
-def _bulk_insert(table: str, columns: Sequence[str], types: Sequence[str], suffix: str = "") -> str:
+def _same(value: Any) -> Any:
+    return value
+
+
+def _event_data(data: Mapping[str, Any]) -> Jsonb:
+    return Jsonb(dict(data))
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat()
+
+
+#: psycopg takes and gives Decimal and datetime as they are; `at` is kept as timestamptz (queryable by time)
+#: and read back as the ISO text the projector wrote
+FORMS = Forms(money=_same, time=_same, data=Jsonb, event_data=_event_data, read_money=_same, read_time=_same,
+              read_data=_same, read_at=_iso)
+
+
+def _bulk_insert(table: str, names: Sequence[str], types: Sequence[str], suffix: str = "") -> str:
     """One INSERT of many rows: each column arrives as one array parameter."""
     arrays = ", ".join(f"%s::{t}[]" for t in types)
-    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) {suffix}"
+    return f"INSERT INTO {table} ({columns(names)}) SELECT * FROM unnest({arrays}){suffix}"
 
 
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+def _arrays(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
-
-
-def _order_values(o: OrderRow) -> tuple[Any, ...]:
-    return (o.id, o.customer_id, o.description, o.initial_amount, o.amount, o.status, o.created_at, o.updated_at,
-            o.version, o.item_count, o.created_position, o.position, o.tracking_number, o.shipping_address,
-            o.cancellation_reason, o.return_reason, Jsonb(o.data))
-
-
-def _item_values(i: ItemRow) -> tuple[Any, ...]:
-    return (i.order_id, i.line, i.product_id, i.quantity, i.unit_price)
-
-
-def _workflow_values(w: WorkflowRow) -> tuple[Any, ...]:
-    return (w.stream_id, w.definition, w.id, w.definition_version, w.state, w.version, Jsonb(w.data), w.created_at,
-            w.updated_at, w.created_position, w.position)
 
 
 class PostgresReadModels:
@@ -80,21 +85,17 @@ class PostgresReadModels:
         self.store = store
         s = store.quoted_schema
         self._t = {view: f"{s}.{table}" for view, table in VIEW_TABLES.items()}
-        self._checkpoints = f"{s}.projection_checkpoints"
-        self._lock = (f"INSERT INTO {self._checkpoints} (name, position) VALUES (%s, 0) "
-                      f"ON CONFLICT (name) DO UPDATE SET position = {self._checkpoints}.position RETURNING position")
+        self._checkpoints = PostgresCheckpoints(s)
         self._quarantines = PostgresQuarantines(s)
-        self._select_order = f"SELECT {', '.join(_ORDER_COLUMNS)} FROM {s}.read_orders"
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _ORDER_COLUMNS[1:])
-        self._upsert_orders = _bulk_insert(f"{s}.read_orders", _ORDER_COLUMNS, _ORDER_TYPES,
-                                           f"ON CONFLICT (id) DO UPDATE SET {updates}")
-        self._insert_items = _bulk_insert(f"{s}.read_order_items", _ITEM_COLUMNS, _ITEM_TYPES)
-        self._insert_history = _bulk_insert(f"{s}.read_order_history", _HISTORY_COLUMNS, _HISTORY_TYPES)
-        self._select_workflow = f"SELECT {', '.join(_WORKFLOW_COLUMNS)} FROM {s}.read_workflows"
-        wf_updates = ", ".join(f"{c} = excluded.{c}" for c in _WORKFLOW_COLUMNS[1:])
-        self._upsert_workflows = _bulk_insert(f"{s}.read_workflows", _WORKFLOW_COLUMNS, _WORKFLOW_TYPES,
-                                              f"ON CONFLICT (stream_id) DO UPDATE SET {wf_updates}")
-        self._items_of = (f"SELECT {', '.join(_ITEM_COLUMNS)} FROM {s}.read_order_items "
+        self._select_order = f"SELECT {columns(ORDER_COLUMNS)} FROM {self._t['orders']}"
+        self._upsert_orders = _bulk_insert(self._t["orders"], ORDER_COLUMNS, _ORDER_TYPES,
+                                           upsert_tail("id", ORDER_COLUMNS))
+        self._insert_items = _bulk_insert(self._t["order_items"], ITEM_COLUMNS, _ITEM_TYPES)
+        self._insert_history = _bulk_insert(self._t["order_history"], HISTORY_COLUMNS, _HISTORY_TYPES)
+        self._select_workflow = f"SELECT {columns(WORKFLOW_COLUMNS)} FROM {self._t['workflows']}"
+        self._upsert_workflows = _bulk_insert(self._t["workflows"], WORKFLOW_COLUMNS, _WORKFLOW_TYPES,
+                                              upsert_tail("stream_id", WORKFLOW_COLUMNS))
+        self._items_of = (f"SELECT {columns(ITEM_COLUMNS)} FROM {self._t['order_items']} "
                           "WHERE order_id = ANY(%s) ORDER BY order_id, line")
 
     @classmethod
@@ -107,159 +108,137 @@ class PostgresReadModels:
 
     # ----------------------------------------------------------------- plumbing
 
-    async def _query(self, query: str, params: Sequence[Any], doing: str) -> list[tuple[Any, ...]]:
+    @asynccontextmanager
+    async def _connection(self, doing: str, transaction: bool = True) -> AsyncIterator[Conn]:
+        """A pooled connection (in a transaction, unless told not), psycopg's errors translated as StoreError."""
         pool = await self.store.pool()
-        try:
+        with translated(psycopg.Error, f"read models in {self.store!r}", doing=doing):
             async with pool.connection() as conn:
-                cur = await conn.execute(query, params)
-                return await cur.fetchall()
-        except psycopg.Error as exc:
-            raise StoreError(f"read models in {self.store!r}: {doing} failed: {exc}") from exc
+                if not transaction:
+                    yield conn
+                    return
+                async with conn.transaction():
+                    yield conn
 
-    async def _lock_checkpoint(self, conn: Conn, name: str) -> int:
-        """Lock the projector's checkpoint row until commit (creating it at 0) and return its position."""
-        cur = await conn.execute(self._lock, (name,))
-        row = await cur.fetchone()
-        assert row is not None
-        return int(row[0])
+    async def _query(self, query: str, params: Sequence[Any], doing: str) -> list[tuple[Any, ...]]:
+        async with self._connection(doing, transaction=False) as conn:
+            cur = await conn.execute(query, params)
+            return await cur.fetchall()
 
-    async def _set_checkpoint(self, conn: Conn, name: str, position: int) -> None:
-        await conn.execute(f"UPDATE {self._checkpoints} SET position = %s WHERE name = %s", (position, name))
-
-    async def _load_orders(self, conn: Conn, order_ids: Collection[str]) -> dict[str, OrderRow]:
-        cur = await conn.execute(f"{self._select_order} WHERE id = ANY(%s)", (list(order_ids),))
-        return {r[0]: OrderRow(*r) for r in await cur.fetchall()}
+    async def _load(self, conn: Conn, select: str, key: str, ids: Collection[str]) -> list[tuple[Any, ...]]:
+        cur = await conn.execute(f"{select} WHERE {key} = ANY(%s)", (list(ids),))
+        return await cur.fetchall()
 
     async def _write(self, conn: Conn, orders: Sequence[OrderRow], items: Sequence[ItemRow],
-                     history: Sequence[HistoryRow] = ()) -> None:
+                     history: Sequence[HistoryRow] = (), workflows: Sequence[WorkflowRow] = ()) -> None:
         if orders:
-            await conn.execute(self._upsert_orders, _columns([_order_values(o) for o in orders], 16))
+            await conn.execute(self._upsert_orders, _arrays(order_values(orders, FORMS), len(ORDER_COLUMNS)))
         if items:
-            await conn.execute(self._insert_items, _columns([_item_values(i) for i in items], 5))
+            await conn.execute(self._insert_items, _arrays(item_values(items, FORMS), len(ITEM_COLUMNS)))
         if history:
-            rows = [(h.position, h.order_id, h.version, h.type, h.action, h.from_state, h.to_state, h.at,
-                     Jsonb(dict(h.data))) for h in history]
-            await conn.execute(self._insert_history, _columns(rows, 9))
+            await conn.execute(self._insert_history, _arrays(history_values(history, FORMS), len(HISTORY_COLUMNS)))
+        if workflows:
+            await conn.execute(self._upsert_workflows,
+                               _arrays(workflow_values(workflows, FORMS), len(WORKFLOW_COLUMNS)))
+
+    async def _write_changes(self, conn: Conn, changes: Changes) -> None:
+        await self._write(conn, list(changes.dirty.values()), changes.items, changes.history,
+                          list(changes.dirty_workflows.values()))
 
     # ----------------------------------------------------------------- projector side
 
     async def checkpoint(self, name: str) -> int:
-        rows = await self._query(f"SELECT position FROM {self._checkpoints} WHERE name = %s", (name,),
-                                 f"reading checkpoint {name!r}")
+        rows = await self._query(self._checkpoints.select, (name,), f"reading checkpoint {name!r}")
         return int(rows[0][0]) if rows else 0
 
     async def apply(self, projector: Projector, events: Sequence[Decoded], after: int,
                     quarantine: Quarantine | None = None) -> int:
-        pool = await self.store.pool()
-        try:
-            async with pool.connection() as conn, conn.transaction():
-                # the quarantined streams are read by a second statement, which runs once the first holds the
-                # checkpoint's row lock: under READ COMMITTED it sees a release committed while we waited for
-                # it (in one statement, it would not); one round trip all the same (a pipeline)
-                async with conn.pipeline():
-                    locked = await conn.execute(self._lock, (projector.name,))
-                    held = await conn.execute(self._quarantines.held, (projector.name, batch_streams(events)))
-                row = await locked.fetchone()
-                assert row is not None
-                if row[0] != after:
-                    raise CheckpointMoved(projector.name, after, row[0])
-                if not events:
-                    return after
-                skipped = {r[0] for r in await held.fetchall()}
-                if quarantine is not None:
-                    await self._quarantines.record(conn, quarantine)
-                    skipped.add(quarantine.stream_id)
-                loaded: dict[str, OrderRow] = {}
-                if projector.reads_orders:
-                    loaded = await self._load_orders(conn, {s.stream_id for s, data in events if data is not None})
-                workflows: dict[str, WorkflowRow] = {}
-                if getattr(projector, "reads_workflows", False):
-                    cur = await conn.execute(f"{self._select_workflow} WHERE stream_id = ANY(%s)",
-                                             ([s.stream_id for s, _ in events],))
-                    workflows = {r[0]: WorkflowRow(*r) for r in await cur.fetchall()}
-                changes = Changes(_Preloaded(loaded, events), _Preloaded(workflows, events))
-                position = run_skipping(projector, changes, events, skipped)
-                await self._write_changes(conn, changes)
-                await self._set_checkpoint(conn, projector.name, position)
-                return position
-        except psycopg.Error as exc:
-            raise StoreError(f"read models in {self.store!r}: applying {projector.name!r} failed: {exc}") from exc
+        async with self._connection(f"applying {projector.name!r}") as conn:
+            # the quarantined streams are read by a second statement, which runs once the first holds the
+            # checkpoint's row lock: under READ COMMITTED it sees a release committed while we waited for
+            # it (in one statement, it would not); one round trip all the same (a pipeline)
+            async with conn.pipeline():
+                locked = await conn.execute(self._checkpoints.lock, (projector.name,))
+                held = await conn.execute(self._quarantines.held, (projector.name, batch_streams(events)))
+            row = await locked.fetchone()
+            assert row is not None
+            if row[0] != after:
+                raise CheckpointMoved(projector.name, after, row[0])
+            if not events:
+                return after
+            skipped = {r[0] for r in await held.fetchall()}
+            if quarantine is not None:
+                await self._quarantines.record(conn, quarantine)
+                skipped.add(quarantine.stream_id)
+            orders: dict[str, OrderRow] = {}
+            if projector.reads_orders:
+                rows = await self._load(conn, self._select_order, "id",
+                                        {s.stream_id for s, data in events if data is not None})
+                orders = {r[0]: order_row(r, FORMS) for r in rows}
+            workflows: dict[str, WorkflowRow] = {}
+            if projector.reads_workflows:
+                rows = await self._load(conn, self._select_workflow, "stream_id", [s.stream_id for s, _ in events])
+                workflows = {r[0]: workflow_row(r, FORMS) for r in rows}
+            changes = Changes(_Preloaded(orders, events), _Preloaded(workflows, events))
+            position = run_skipping(projector, changes, events, skipped)
+            await self._write_changes(conn, changes)
+            await self._checkpoints.set(conn, projector.name, position)
+            return position
 
-    async def _write_changes(self, conn: Conn, changes: Changes) -> None:
-        await self._write(conn, list(changes.dirty.values()), changes.items, changes.history)
-        if changes.dirty_workflows:
-            rows = [_workflow_values(w) for w in changes.dirty_workflows.values()]
-            await conn.execute(self._upsert_workflows, _columns(rows, 11))
+    async def apply_together(
+        self, jobs: Sequence[tuple[Projector, Sequence[Decoded], int]],
+    ) -> list[int | Exception]:
+        """`apply` for each projector in turn, each in its own transaction (its checkpoint row is its lock)."""
+        return await apply_in_turn(self, jobs)
 
     async def reset(self, projector: Projector) -> None:
-        pool = await self.store.pool()
-        try:
-            async with pool.connection() as conn, conn.transaction():
-                await self._lock_checkpoint(conn, projector.name)
-                for view in projector.views:
-                    await conn.execute(f"DELETE FROM {self._t[view]}")
-                await self._quarantines.forget(conn, projector.name)
-                await self._set_checkpoint(conn, projector.name, 0)
-        except psycopg.Error as exc:
-            raise StoreError(f"read models in {self.store!r}: resetting {projector.name!r} failed: {exc}") from exc
+        async with self._connection(f"resetting {projector.name!r}") as conn:
+            await self._checkpoints.locked(conn, projector.name)
+            for view in projector.views:
+                await conn.execute(f"DELETE FROM {self._t[view]}")
+            await self._quarantines.forget(conn, projector.name)
+            await self._checkpoints.set(conn, projector.name, 0)
 
     async def quarantined(self, *, projector: str | None = None, stream_id: str | None = None) -> list[Quarantine]:
-        pool = await self.store.pool()
-        try:
-            async with pool.connection() as conn:
-                return await self._quarantines.select(conn, projector, stream_id)
-        except psycopg.Error as exc:
-            raise StoreError(f"read models in {self.store!r}: reading quarantined streams failed: {exc}") from exc
+        async with self._connection("reading quarantined streams", transaction=False) as conn:
+            return await self._quarantines.select(conn, projector, stream_id)
 
     async def release(self, projector: Projector, stream_id: str, events: Sequence[Decoded], checkpoint: int) -> bool:
-        pool = await self.store.pool()
-        try:
-            async with pool.connection() as conn, conn.transaction():
-                if await self._lock_checkpoint(conn, projector.name) != checkpoint:
-                    return False
-                changes = Changes(lambda ids: {}, lambda ids: {})  # the stream's rows, from its events alone
-                run_batch(projector, changes, events)
-                await self._quarantines.delete_stream(conn, {v: self._t[v] for v in projector.views}, stream_id)
-                await self._write_changes(conn, changes)
-                await self._quarantines.forget(conn, projector.name, stream_id)
-                return True
-        except psycopg.Error as exc:
-            raise StoreError(f"read models in {self.store!r}: releasing {stream_id!r} from {projector.name!r} "
-                             f"failed: {exc}") from exc
+        async with self._connection(f"releasing {stream_id!r} from {projector.name!r}") as conn:
+            if await self._checkpoints.locked(conn, projector.name) != checkpoint:
+                return False
+            changes = Changes(lambda ids: {}, lambda ids: {})  # the stream's rows, from its events alone
+            run_batch(projector, changes, events)
+            await self._quarantines.delete_stream(conn, {v: self._t[v] for v in projector.views}, stream_id)
+            await self._write_changes(conn, changes)
+            await self._quarantines.forget(conn, projector.name, stream_id)
+            return True
 
     async def repair_order(self, order_id: str, projected: ProjectedOrder, checkpoint: int) -> bool:
-        pool = await self.store.pool()
-        try:
-            async with pool.connection() as conn, conn.transaction():
-                if await self._lock_checkpoint(conn, "orders") != checkpoint:
-                    return False
-                await conn.execute(f"DELETE FROM {self._t['order_items']} WHERE order_id = %s", (order_id,))
-                if projected.row is None:
-                    await conn.execute(f"DELETE FROM {self._t['orders']} WHERE id = %s", (order_id,))
-                else:
-                    await self._write(conn, [projected.row], projected.items)
-                return True
-        except psycopg.Error as exc:
-            raise StoreError(f"read models in {self.store!r}: repairing order {order_id!r} failed: {exc}") from exc
+        async with self._connection(f"repairing order {order_id!r}") as conn:
+            if await self._checkpoints.locked(conn, OrderProjector.name) != checkpoint:
+                return False
+            await conn.execute(f"DELETE FROM {self._t['order_items']} WHERE order_id = %s", (order_id,))
+            if projected.row is None:
+                await conn.execute(f"DELETE FROM {self._t['orders']} WHERE id = %s", (order_id,))
+            else:
+                await self._write(conn, [projected.row], projected.items)
+            return True
 
     async def repair_workflow(self, stream_id: str, row: WorkflowRow | None, checkpoint: int) -> bool:
-        pool = await self.store.pool()
-        try:
-            async with pool.connection() as conn, conn.transaction():
-                if await self._lock_checkpoint(conn, "workflows") != checkpoint:
-                    return False
-                await conn.execute(f"DELETE FROM {self._t['workflows']} WHERE stream_id = %s", (stream_id,))
-                if row is not None:
-                    await conn.execute(self._upsert_workflows, _columns([_workflow_values(row)], 11))
-                return True
-        except psycopg.Error as exc:
-            raise StoreError(f"read models in {self.store!r}: repairing workflow {stream_id!r} failed: {exc}") from exc
+        async with self._connection(f"repairing workflow {stream_id!r}") as conn:
+            if await self._checkpoints.locked(conn, WorkflowProjector.name) != checkpoint:
+                return False
+            await conn.execute(f"DELETE FROM {self._t['workflows']} WHERE stream_id = %s", (stream_id,))
+            if row is not None:
+                await self._write(conn, (), (), workflows=[row])
+            return True
 
     # ----------------------------------------------------------------- queries
 
     async def _items(self, order_ids: list[str]) -> dict[str, list[ItemRow]]:
-        return items_by_order(ItemRow(*r) for r in await self._query(self._items_of, (order_ids,),
-                                                                     "reading order items"))
+        rows = await self._query(self._items_of, (order_ids,), "reading order items")
+        return items_by_order(item_row(r, FORMS) for r in rows)
 
     async def get_order(self, order_id: str) -> OrderReadModel | None:
         # one statement: the order and its items from the same snapshot
@@ -271,14 +250,14 @@ class PostgresReadModels:
         )
         if not rows:
             return None
-        row = OrderRow(*rows[0][:17])
+        row = order_row(rows[0][:17], FORMS)
         items = [ItemRow(order_id, line, product, quantity, Decimal(price)) for line, product, quantity, price
                  in rows[0][17]]
         return order_model(row, items)
 
     async def get_summary(self, order_id: str) -> OrderSummaryReadModel | None:
         rows = await self._query(f"{self._select_order} WHERE id = %s", (order_id,), f"reading order {order_id!r}")
-        return summary_model(OrderRow(*rows[0])) if rows else None
+        return summary_model(order_row(rows[0], FORMS)) if rows else None
 
     async def orders_by_customer(self, customer_id: str, *, status: str | None = None, limit: int = 50,
                                  cursor: str | None = None) -> Page[OrderReadModel]:
@@ -291,7 +270,7 @@ class PostgresReadModels:
     async def _created_page(self, where: str, args: tuple[Any, ...], limit: int,
                             cursor: str | None) -> Page[OrderReadModel]:
         after = created_after(limit, cursor)
-        rows = [OrderRow(*r) for r in await self._query(
+        rows = [order_row(r, FORMS) for r in await self._query(
             f"{self._select_order} WHERE {where} AND created_position > %s ORDER BY created_position LIMIT %s",
             (*args, after, limit + 1), "listing orders")]
         shown = rows[:limit]
@@ -301,7 +280,7 @@ class PostgresReadModels:
                                cursor: str | None = None) -> Page[OrderSummaryReadModel]:
         key = updated_before(limit, cursor)
         where, args = ("WHERE (updated_at, id) < (%s, %s)", (from_micros(key[0]), key[1])) if key else ("", ())
-        rows = [OrderRow(*r) for r in await self._query(
+        rows = [order_row(r, FORMS) for r in await self._query(
             f"{self._select_order} {where} ORDER BY updated_at DESC, id DESC LIMIT %s", (*args, limit + 1),
             "listing recently updated orders")]
         return updated_page(rows, limit)
@@ -310,17 +289,15 @@ class PostgresReadModels:
                             limit: int = 100) -> list[OrderHistoryEntry]:
         check_limit(limit)
         rows = await self._query(
-            f"SELECT {', '.join(_HISTORY_COLUMNS)} FROM {self._t['order_history']} "
+            f"SELECT {columns(HISTORY_COLUMNS)} FROM {self._t['order_history']} "
             "WHERE order_id = %s AND version > %s ORDER BY version LIMIT %s",
             (order_id, after_version, limit), f"reading the history of {order_id!r}")
-        # `at` is kept as timestamptz (queryable by time); rows carry it as ISO text, like the projector writes it
-        return [history_model(HistoryRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7].isoformat(), r[8]))
-                for r in rows]
+        return [history_model(history_row(r, FORMS)) for r in rows]
 
     async def get_workflow(self, stream_id: str) -> WorkflowReadModel | None:
         rows = await self._query(f"{self._select_workflow} WHERE stream_id = %s", (stream_id,),
                                  f"reading workflow {stream_id!r}")
-        return workflow_model(WorkflowRow(*rows[0])) if rows else None
+        return workflow_model(workflow_row(rows[0], FORMS)) if rows else None
 
     async def workflows(self, definition: str, *, state: str | None = None, limit: int = 50,
                         cursor: str | None = None) -> Page[WorkflowReadModel]:
@@ -329,7 +306,7 @@ class PostgresReadModels:
         rows = await self._query(
             f"{self._select_workflow} WHERE {where} AND created_position > %s ORDER BY created_position LIMIT %s",
             (*args, after, limit + 1), f"listing {definition} workflows")
-        return workflow_page([WorkflowRow(*r) for r in rows], limit)
+        return workflow_page([workflow_row(r, FORMS) for r in rows], limit)
 
     async def close(self) -> None:
         """Nothing to do: the pool belongs to the store, which closes it."""

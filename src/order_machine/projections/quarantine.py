@@ -19,7 +19,8 @@ from typing import Protocol
 from ..errors import ReleaseError, StreamQuarantinedError
 from ..events import StoredEvent
 from ..store import EventStore
-from .projectors import Changes, Decoded, EventFailed, Projector, decode_batch, run_batch
+from .batch import Decoded, EventFailed, Projector, decode_batch, run_batch
+from .changes import Changes
 
 logger = logging.getLogger(__name__)
 

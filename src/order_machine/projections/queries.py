@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InvalidCommandError
 from ..ids import id_problem
-from .projectors import Decoded, HistoryRow, ItemRow, OrderRow, ProjectedOrder, Projector, WorkflowRow
+from .batch import Decoded, Projector
+from .order_projectors import ProjectedOrder
+from .rows import HistoryRow, ItemRow, OrderRow, WorkflowRow
 from .quarantine import Quarantine, QuarantineStorage
 
 MAX_LIMIT = 1000
@@ -269,16 +271,19 @@ def items_by_order(rows: Iterable[ItemRow]) -> dict[str, list[ItemRow]]:
 class ReadModels(QuarantineStorage, Protocol):
     """Read-model storage: applies projector batches atomically with checkpoints, and answers queries.
 
-    A backend implements four things for the projectors (see README "Read-model backends"):
+    For the projectors, a backend implements (memory.py, sqlite.py, postgres.py are the three):
     - `apply(projector, events, after)`: in ONE transaction, check the projector's checkpoint is still
       `after` (else raise CheckpointMoved), build a `Changes` whose loader reads `orders` rows (copies),
       `run_batch(projector, changes, events)`, write `changes.dirty` (upsert), `changes.items` and
       `changes.history` (insert) and the new checkpoint; return it. Any exception: roll back, re-raise.
+    - `apply_together(jobs)`: `apply` for several projectors, each job's exception returned in its place
+      (the runner retries that projector alone). SQLite commits them in one transaction (a savepoint each);
+      a backend with nothing to gain from that applies them in turn (`apply_in_turn`).
     - `reset(projector)`: clear the projector's `views` and set its checkpoint to 0, in one transaction.
     - `repair_order(order_id, projected, checkpoint)`: replace one order's rows, in one transaction,
-      only if the `orders` checkpoint is still `checkpoint` (else return False).
+      only if OrderProjector's checkpoint is still `checkpoint` (else return False).
     - `repair_workflow(stream_id, row, checkpoint)`: the same for one row of the `workflows` view (None:
-      remove it), only if the `workflows` checkpoint is still `checkpoint`.
+      remove it), only if WorkflowProjector's checkpoint is still `checkpoint`.
     - `checkpoint(name)`: the projector's position (0 when it never ran).
     - the storage of quarantined streams (`QuarantineStorage`, projections/quarantine.py): `apply` skips
       them and records a new one in its transaction, `reset` forgets the projector's, `release` lifts one.
@@ -288,6 +293,10 @@ class ReadModels(QuarantineStorage, Protocol):
 
     async def apply(self, projector: Projector, events: Sequence[Decoded], after: int,
                     quarantine: Quarantine | None = None) -> int: ...
+
+    async def apply_together(
+        self, jobs: Sequence[tuple[Projector, Sequence[Decoded], int]],
+    ) -> list[int | Exception]: ...
 
     async def reset(self, projector: Projector) -> None: ...
 
@@ -317,3 +326,15 @@ class ReadModels(QuarantineStorage, Protocol):
                         cursor: str | None = None) -> Page[WorkflowReadModel]: ...
 
     async def close(self) -> None: ...
+
+
+async def apply_in_turn(read_models: ReadModels,
+                        jobs: Sequence[tuple[Projector, Sequence[Decoded], int]]) -> list[int | Exception]:
+    """`apply_together` as one `apply` per job, in turn: each job's new checkpoint, or the exception it raised."""
+    outcomes: list[int | Exception] = []
+    for projector, events, after in jobs:
+        try:
+            outcomes.append(await read_models.apply(projector, events, after))
+        except Exception as exc:  # handed back to the runner, which retries or stops that projector
+            outcomes.append(exc)
+    return outcomes

@@ -9,59 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from ..errors import ProjectionError
 from ..events import StoredEvent, utcnow
 from ..store import EventStore
+from .batch import CheckpointMoved, Decoded, EventFailed, decode_batch
 from .collector import collector_paused
 from .custom import AnyProjector, CustomProjection, apply_batch, checkpoint_of, reset_projector
-from .projectors import CheckpointMoved, Decoded, EventFailed, decode_batch, default_projectors
+from .progress import ProjectionStatus, RebuildReport, RetryPolicy
+from .projectors import default_projectors
 from .quarantine import Quarantine, quarantine_of
 from .queries import ReadModels
+from .waiters import PositionWaiters
 
 logger = logging.getLogger(__name__)
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how patiently a failing event is retried before its stream is quarantined."""
-
-    retries: int = 5
-    initial_delay: float = 0.1
-    factor: float = 2.0
-    max_delay: float = 5.0
-
-    def delay(self, attempt: int) -> float:
-        return float(min(self.max_delay, self.initial_delay * self.factor ** (attempt - 1)))
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectionStatus:
-    name: str
-    checkpoint: int
-    last_position: int
-    error: ProjectionError | None
-    quarantined: tuple[Quarantine, ...] = ()
-
-    @property
-    def lag(self) -> int:
-        return self.last_position - self.checkpoint
-
-
-@dataclass(frozen=True, slots=True)
-class RebuildReport:
-    projections: tuple[str, ...]
-    events: int
-    seconds: float
-
-    @property
-    def events_per_second(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else float("inf")
 
 
 class ProjectionRunner:
@@ -98,9 +63,7 @@ class ProjectionRunner:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()  # somebody waits for a position: no lingering
-        # read-your-writes waiters: (position, sequence, future), resolved after each batch commits
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._waiter_count = 0
+        self._waiters = PositionWaiters()  # read-your-writes, resolved after each batch commits
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -220,11 +183,7 @@ class ProjectionRunner:
                 if not await self.step():
                     await asyncio.sleep(min(self.poll_interval, 0.01))  # position not visible yet
                 continue
-            # one future per waiter, resolved by the runner right after the batch that reaches it
-            # commits: no polling, and a batch wakes only the waiters it satisfied
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiter_count += 1
-            heapq.heappush(self._waiters, (position, self._waiter_count, future))
+            future = self._waiters.add(position)
             self._urgent.set()
             self.wake()
             try:
@@ -236,16 +195,8 @@ class ProjectionRunner:
         """Resolve the waiters every projector has now passed; fail those a stopped projector never will."""
         if not self._waiters or self._checkpoints is None:
             return
-        reached = min(self._checkpoints.values())
-        while self._waiters and self._waiters[0][0] <= reached:
-            _, _, future = heapq.heappop(self._waiters)
-            if not future.done():
-                future.set_result(None)
-        if self.failed:  # those waiters see the ProjectionError when they check again
-            for _, _, future in self._waiters:
-                if not future.done():
-                    future.set_result(None)
-            self._waiters.clear()
+        # waiters a stopped projector will never satisfy see its ProjectionError when they check again
+        self._waiters.release(min(self._checkpoints.values()), everyone=bool(self.failed))
 
     def _reached(self, position: int) -> bool:
         assert self._checkpoints is not None
@@ -259,20 +210,20 @@ class ProjectionRunner:
     async def _apply_all(self, projectors: Sequence[AnyProjector], batch: Sequence[StoredEvent]) -> None:
         events = decode_batch(batch)  # once for every projector
         assert self._checkpoints is not None
-        jobs = []
+        jobs: list[tuple[AnyProjector, list[Decoded], int]] = []
         for projector in projectors:
             after = self._checkpoints[projector.name]
             # positions rise through a batch: usually every event is past the checkpoint, and none is copied
             todo = events if not events or events[0][0].position > after else [
                 e for e in events if e[0].position > after]
             jobs.append((projector, todo, after))
-        together = getattr(self.read_models, "apply_together", None)
-        shared = [job for job in jobs if not isinstance(job[0], CustomProjection)]  # a user's: own tables
-        if together is not None and len(shared) > 1:
-            # every projector's rows and checkpoint in ONE transaction, one commit per batch instead of
-            # one per projector; a projector that fails there is rolled back alone (a savepoint) and
-            # goes the careful way below, with that failure counted as its first attempt
-            outcomes = await together(shared)
+        # the read models' projectors (a user's has tables of its own)
+        shared = [(p, todo, after) for p, todo, after in jobs if not isinstance(p, CustomProjection)]
+        if len(shared) > 1:
+            # every projector's first attempt at once (on SQLite, ONE transaction and one commit per batch
+            # instead of one per projector); a projector that fails there goes the careful way below, with
+            # that failure counted as its first attempt
+            outcomes = await self.read_models.apply_together(shared)
             for (projector, todo, after), outcome in zip(shared, outcomes):
                 if isinstance(outcome, Exception):
                     await self._apply(projector, todo, after, first_error=outcome)
@@ -366,7 +317,7 @@ class ProjectionRunner:
         """Apply every event to `chosen` in large batches (one read serves them all)."""
         assert self._checkpoints is not None
         count = 0
-        # reading the next batch while applying this one was measured slower: both sides hold the GIL
+        # one batch at a time: reading the next while applying this one only trades the GIL between the two
         while active := [p for p in chosen if p.name not in self.failed]:
             with collector_paused():
                 batch = await self._read(min(self._checkpoints[p.name] for p in active))

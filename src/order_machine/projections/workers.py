@@ -23,10 +23,11 @@ from ..errors import OrderMachineError, ProjectionError
 from ..events import utcnow
 from ..store.pg_schema import LOCK_CLASS_LEASE
 from ..store.postgres import Conn, PostgresEventStore
-from .postgres import PostgresReadModels
 from .custom import AnyProjector, checkpoint_of
+from .postgres import PostgresReadModels
+from .progress import ProjectionStatus, RetryPolicy
 from .projectors import default_projectors
-from .runner import ProjectionRunner, ProjectionStatus, RetryPolicy
+from .runner import ProjectionRunner
 
 logger = logging.getLogger(__name__)
 

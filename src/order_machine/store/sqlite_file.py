@@ -53,6 +53,26 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
+def check_choices(durability: str, fsync: str) -> None:
+    """Refuse a durability or fsync the store does not know, saying what each known one means."""
+    if durability not in DURABILITY:
+        raise StoreError(
+            f"unknown durability {durability!r}: use 'full' (the default; a committed append survives "
+            "power loss) or 'fast' (synchronous=NORMAL; the last commits may be lost on power loss)"
+        )
+    if fsync not in FSYNC:
+        raise StoreError(f"unknown fsync {fsync!r}: use 'process' (the default; a helper process fsyncs "
+                         "the WAL) or 'thread' (a thread of this process does)")
+
+
+def store_options(url: str, given: dict[str, str], options: dict[str, Any]) -> dict[str, Any]:
+    """The options of the url (`given`) and the keywords together, the keywords winning; refuses unknown ones."""
+    unknown = sorted((set(given) | set(options)) - set(OPTIONS))
+    if unknown:
+        raise StoreError(f"unknown SQLite store option(s) {', '.join(unknown)} in {url!r}; known: {', '.join(OPTIONS)}")
+    return {**given, **options}
+
+
 def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     """The file path and the options of `sqlite:///relative.db` or `sqlite:////abs.db?durability=fast`."""
     parts = urlsplit(url)
@@ -189,6 +209,46 @@ def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
         conn.close()
         raise translate(path, "opening", exc, busy_timeout) from exc
     return conn
+
+
+def open_writer(path: Path, busy_timeout: float, durability: str) -> tuple[sqlite3.Connection, str]:
+    """The writer thread's connection, on a file created (with its folder) or checked and migrated; and
+    the synchronous level SQLite reports for it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the directory of {path}: {exc}") from exc
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory, not a database file; {URL_HINT}")
+    check_header(path)
+    check_not_foreign(path)
+    conn = connect(path, busy_timeout)
+    try:
+        return conn, prepare_writer(conn, path, DURABILITY[durability])
+    except sqlite3.Error as exc:
+        conn.close()
+        raise translate(path, "opening", exc, busy_timeout) from exc
+    except BaseException:
+        conn.close()
+        raise
+
+
+def connect_with(path: Path, busy_timeout: float, pragmas: tuple[str, ...]) -> sqlite3.Connection:
+    """A connection (see `connect`) with `pragmas` set, e.g. ("query_only = ON",)."""
+    conn = connect(path, busy_timeout)
+    try:
+        for pragma in pragmas:
+            conn.execute(f"PRAGMA {pragma}")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise translate(path, "opening", exc, busy_timeout) from exc
+    return conn
+
+
+#: the loop's writing connection never waits for a lock (a locked file sends the batch to the writer
+#: thread), never fsyncs (the helper process or the sync thread fsyncs the WAL) and never checkpoints
+#: on its own (a checkpoint fsyncs)
+LOOP_WRITER = ("synchronous = NORMAL", "wal_autocheckpoint = 0", "foreign_keys = ON")
 
 
 def prepare_writer(conn: sqlite3.Connection, path: Path, synchronous: str) -> str:

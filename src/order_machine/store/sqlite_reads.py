@@ -1,5 +1,6 @@
 """The SQLite store's read paths: reader threads answering into asyncio futures, rows to StoredEvents,
-and the short, non-waiting stream read done on the event loop's own thread.
+the short, non-waiting stream read done on the event loop's own thread, and `Reads`, which owns the
+connections of both.
 
 Imports sqlite3, `events` and `codec`; sqlite.py owns the store, its writer and its connections' options.
 """
@@ -12,13 +13,15 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 
+from ..errors import StoreError
 from ..events import StoredEvent
 from .codec import loads
-from .sqlite_file import is_busy
+from .sqlite_file import connect_with, is_busy
 
 T = TypeVar("T")
 
@@ -188,3 +191,95 @@ class RecentEvents:
 
     def clear(self) -> None:
         self.rows = []
+
+
+#: the StoreError for a driver error, naming what was being done
+ErrorOf = Callable[[str, sqlite3.Error], StoreError]
+
+
+class Reads:
+    """The store's reading connections, all `query_only`: one per reader thread, opened on first use,
+    and the loop's own (LoopReader) for short reads.
+
+    `check` raises when the store is closed; it runs right before a read goes to a thread, since an
+    await before it may have let close() run, and a closed store's reader threads answer no more.
+    """
+
+    def __init__(self, path: Path, busy_timeout: float, readers: int, error_of: ErrorOf,
+                 check: Callable[[], None]) -> None:
+        self.path, self.busy_timeout, self._error, self._check = path, busy_timeout, error_of, check
+        self.pool = ReaderThreads(readers, "order-machine-sqlite-reader")
+        self.loop_reader = LoopReader()
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    async def on_loop(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        """The rows of a short read done on the loop (LoopReader.rows), or None: read it on a thread."""
+        if self.loop_reader.conn is None and not self.loop_reader.attaching:
+            await self._attach_loop_reader()
+        try:
+            return self.loop_reader.rows(sql, params)
+        except sqlite3.Error as exc:
+            raise self._error("reading", exc) from exc
+
+    async def rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """The rows of `sql`, read on a reader thread."""
+        return await self._on_thread(self._query, sql, params)
+
+    async def events(self, sql: str, params: tuple[Any, ...]) -> list[StoredEvent]:
+        """The StoredEvents of `sql` (selecting COLUMNS), read and decoded on a reader thread."""
+        return await self._on_thread(self._query_events, sql, params)
+
+    async def _attach_loop_reader(self) -> None:
+        """Open the loop's read connection on a reader thread (opening a file may wait) and attach it here."""
+        self.loop_reader.attaching = True
+        try:
+            conn = await self._on_thread(self.connect, 0.0)
+            try:
+                self._check()  # closed meanwhile
+            except StoreError:
+                conn.close()
+                raise
+            if self.loop_reader.conn is not None:  # another loop attached first
+                conn.close()
+            else:
+                self.loop_reader.attach(conn)
+        finally:
+            self.loop_reader.attaching = False
+
+    async def _on_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        self._check()
+        return await self.pool.call(fn, *args)
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        try:
+            return self._reader().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error("reading", exc) from exc
+
+    def _query_events(self, sql: str, params: tuple[Any, ...]) -> list[StoredEvent]:
+        try:
+            return to_events(self._reader().execute(sql, params))
+        except sqlite3.Error as exc:
+            raise self._error("reading", exc) from exc
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.connect(self.busy_timeout)
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    def connect(self, busy_timeout: float) -> sqlite3.Connection:
+        return connect_with(self.path, busy_timeout, ("query_only = ON",))
+
+    def close(self) -> None:
+        """Let the threads finish the reads queued so far, then close every connection."""
+        self.pool.shutdown()
+        self.loop_reader.close()
+        with self._lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()

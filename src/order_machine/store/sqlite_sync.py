@@ -7,7 +7,8 @@ the loop stops to hand it over (on the HTTP bench, a thread whose fsync did noth
 requests/s against handing the answers over on the loop itself). A helper process has a GIL of its
 own: the loop writes one byte to a pipe and, once the WAL is on disk, reads one byte back. fdatasync
 syncs a file's data whoever wrote it, so the helper's fsync covers every commit made before the
-request. Imports nothing of the project.
+request. `WalSync` uses the helper, and a thread of this process wherever the helper cannot be used.
+Imports nothing of the project.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -26,6 +28,9 @@ logger = logging.getLogger(__name__)
 SCRIPT = Path(__file__).with_name("sqlite_fsync_process.py")
 
 Done = Callable[[BaseException | None], None]
+
+#: what SQLite itself calls to sync the WAL on Linux: the data, and the size when it grew, not the mtime
+_datasync = getattr(os, "fdatasync", os.fsync)
 
 
 class SyncProcessLost(Exception):
@@ -147,3 +152,60 @@ class SyncProcess:
         """Stop the helper once its fsync (if any) is over; a `done` still waiting is never called."""
         self._done = None
         self._stop()
+
+
+class WalSync:
+    """fsyncs of a WAL file, one at a time: by the helper process (`process`, None once it cannot be
+    used or with `use_process=False`), else by a thread of this process. A helper that ended during an
+    fsync has that fsync done again on the thread: whether it happened is unknown. `datasync` (what the
+    thread calls with the WAL's descriptor) and `process` (the helper) may be given, for tests."""
+
+    def __init__(self, wal: Path, *, use_process: bool, datasync: Callable[[int], None] | None = None,
+                 process: SyncProcess | None = None) -> None:
+        self.wal = wal
+        self.process = (process or SyncProcess(wal)) if use_process else None
+        self._datasync = datasync or _datasync
+        self._thread = ThreadPoolExecutor(1, "order-machine-sqlite-fsync")
+        self._fd: int | None = None
+
+    def sync(self, loop: asyncio.AbstractEventLoop, done: Done) -> None:
+        """fsync the WAL; `done(None)`, or `done(error)`, runs on `loop` once it is over."""
+        if self.process is not None:
+            try:
+                self.process.sync(loop, lambda error: self._after_process(loop, done, error))
+                return
+            except (OSError, NotImplementedError) as exc:
+                self._without_process(f"cannot use the fsync helper process ({exc!r})")
+        self._on_thread(loop, done)
+
+    def _after_process(self, loop: asyncio.AbstractEventLoop, done: Done, error: BaseException | None) -> None:
+        if isinstance(error, SyncProcessLost):
+            self._without_process(str(error))
+            self._on_thread(loop, done)
+            return
+        done(error)
+
+    def _on_thread(self, loop: asyncio.AbstractEventLoop, done: Done) -> None:
+        synced: Future[None] = self._thread.submit(self.fsync)
+        synced.add_done_callback(lambda finished: loop.call_soon_threadsafe(done, finished.exception()))
+
+    def fsync(self) -> None:
+        """Put the WAL, and so every transaction committed in it so far, on disk (on the sync thread)."""
+        if self._fd is None:  # the WAL exists from the first commit, and lives as long as the store's connections
+            self._fd = os.open(self.wal, os.O_RDONLY)
+        self._datasync(self._fd)
+
+    def _without_process(self, why: str) -> None:
+        logger.warning("%s: %s; the WAL is fsynced from a thread from now on", self.wal, why)
+        if self.process is not None:
+            self.process.close()
+            self.process = None
+
+    def close(self) -> None:
+        """End the helper, then wait for the thread's fsync (if any)."""
+        if self.process is not None:
+            self.process.close()
+        self._thread.shutdown(wait=True)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
