@@ -14,6 +14,7 @@ if [ -z "${ORDER_MACHINE_TEST_PG_URL:-}" ] && [ -f scripts/pg-test-server.sh ]; 
 fi
 export ORDER_MACHINE_REQUIRE_PG=${ORDER_MACHINE_REQUIRE_PG:-1}
 .venv/bin/mypy --no-error-summary src || { echo "mypy --strict found type errors in src/"; exit 1; }
+.venv/bin/mypy --no-error-summary tests || { echo "mypy --strict found type errors in tests/"; exit 1; }
 .venv/bin/order-machine validate definitions
 .venv/bin/order-machine diagram --check
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
+
+from waiting import eventually_blocking
 
 HAS_PROC = Path("/proc/self/stat").exists()
 
@@ -28,11 +29,10 @@ def is_running(pid: int) -> bool:
 
 def ended(pid: int, within: float = 10.0) -> bool:
     """Whether `pid` ends (or is a zombie) within `within` seconds."""
-    deadline = time.monotonic() + within
-    while is_running(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
+    try:
+        eventually_blocking(lambda: not is_running(pid), within=within, every=0.05)
+    except AssertionError:
+        return False
     return True
 
 

@@ -27,6 +27,7 @@ class BusMetrics:
     failed: int
     processing_seconds: float
     queue_size: int
+    listeners: int = 0  # subscribed handlers and open streams
 
     @property
     def average_processing_seconds(self) -> float:
@@ -125,7 +126,8 @@ class EventBus:
             self._streams.remove(queue)
 
     def metrics(self) -> BusMetrics:
-        return BusMetrics(self._published, self._processed, self._failed, self._seconds, self._queue.qsize())
+        return BusMetrics(self._published, self._processed, self._failed, self._seconds, self._queue.qsize(),
+                          sum(map(len, self._handlers.values())) + len(self._streams))
 
     async def join(self) -> None:
         """Wait until every event published so far has been handled."""

@@ -126,6 +126,11 @@ class OrderCommandService:
             CreateOrder: self._create, AddOrderItem: self._add_item, PerformAction: self._perform,
             UpdateOrderStatus: self._update_status}
 
+    @property
+    def orders_in_flight(self) -> int:
+        """Orders with a command of this process running or queued (each holds a lock until the last ends)."""
+        return len(self._order_locks)
+
     async def load(self, order_id: str) -> Order:
         """The order rebuilt from its events; raises OrderNotFoundError."""
         stored = await self.store.load(order_id)

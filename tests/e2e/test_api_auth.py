@@ -67,7 +67,7 @@ async def test_a_request_without_a_bearer_key_is_401_saying_how_to_send_one(
 
 async def test_an_unknown_key_is_401_invalid_token_and_reads_nothing(client: httpx.AsyncClient, keys: Keys) -> None:
     for token in ("om_" + "A" * 43, keys.admin[:-2], "not-a-key", "om_" + "é" * 43):
-        response = await client.get("/orders", headers={"Authorization": f"Bearer {token}".encode()})
+        response = await client.get("/orders", headers={b"Authorization": f"Bearer {token}".encode()})
         assert response.status_code == 401, token
         assert response.json() == {"error": "unauthorized", "message": "this API key is not known here (a typo, "
                                                                        "another server's key, or a made-up one)"}

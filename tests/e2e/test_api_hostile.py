@@ -151,7 +151,7 @@ async def test_an_empty_or_non_ascii_idempotency_key_is_422_naming_the_header(
         app: FastAPI, client: httpx.AsyncClient, key: str) -> None:
     before = await runtime_of(app).store.last_position()
     response = await client.post("/orders", json={"customer_id": "c"},
-                                 headers={"Idempotency-Key": key.encode("latin-1")})  # type: ignore[dict-item]
+                                 headers={b"Idempotency-Key": key.encode("latin-1")})
     assert_invalid(response, "Idempotency-Key")
     assert await runtime_of(app).store.last_position() == before
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from integration.event_surgery import rewrite_event
+from integration.projection_support import read_model_projectors
 
 from order_machine.api import create_app
 from order_machine.bootstrap import Runtime
@@ -99,7 +100,7 @@ async def test_a_poison_event_makes_its_order_503_while_every_other_read_is_serv
             for n in ("orders", "order_history", "workflows")} == {"orders": 1, "order_history": 0, "workflows": 0}
 
     await rewrite_event(rt.store, bad, {"at": AT, "product_id": "p-9", "quantity": 2, "unit_price": "12.50"})
-    assert await release_quarantined(rt.store, rt.read_models, rt.runner.projectors, "ord-1") == {"orders": 2}
+    assert await release_quarantined(rt.store, rt.read_models, read_model_projectors(rt.runner), "ord-1") == {"orders": 2}
     healed = await client.get("/orders/ord-1")
     assert healed.status_code == 200, healed.text
     assert (healed.json()["amount"], healed.json()["version"]) == ("64.98", 2)

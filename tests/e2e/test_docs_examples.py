@@ -2,12 +2,10 @@
 
 - Each ```python block is a whole program: it runs in a subprocess, in a temporary folder holding a
   copy of the repository's definitions/ (so `./definitions` is found as on a fresh clone).
-- Each ```sh block runs as one bash script (`set -e`, same temporary folder) with `order-machine` on
-  the PATH; of its lines, those that start with `order-machine` run, except `serve` (it runs until
-  stopped: tests/e2e/test_server_process.py starts real servers) and lines naming a postgresql://
-  server (tests/e2e/test_postgres_*.py run them when one is configured). Other lines are set-up and
-  benchmark commands (`bash scripts/*.sh`, `python -m bench`): CI runs the first (.ci/run), and
-  tests/unit/test_bench_smoke.py runs every bench at its smallest size.
+- Each ```sh block runs as one bash script (`set -e`, same temporary folder, so `sqlite:///orders.db` is a
+  new file there) with `order-machine` on the PATH. Every line of it runs, but those NOT_RUN names with its
+  reason (a running server, PostgreSQL, the network, setting up a machine, benchmarks); a line that is
+  neither fails the test, so a new example is run or says why not.
 - Transcripts (fences without a language: the curl session, the synopsis, the `$ ...` error lines)
   are not executed; the HTTP and CLI tests check the answers they show.
 - A block opts out with `<!-- not-run: reason -->` on the line before its fence; keep that rare.
@@ -55,17 +53,45 @@ def examples(lang: str) -> list[Example]:
     return found
 
 
+#: the lines of ```sh blocks that are not run, and why (the only place that says so)
+NOT_RUN: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^(\.venv/bin/)?order-machine serve\b"),
+     "a server runs until stopped: tests/e2e/test_server_process.py starts real ones"),
+    (re.compile(r"postgres(ql)?://"),
+     "needs a PostgreSQL server: tests/e2e/test_postgres_*.py run these commands on the test server"),
+    (re.compile(r"\bcurl\b|https?://"), "needs a running server or the network"),
+    (re.compile(r"\bpip install\b"), "installs packages from the network"),
+    (re.compile(r"^(eval \"\$\()?(bash )?scripts/"),
+     "sets the machine up (apt-get, .venv, PostgreSQL): CI runs scripts/test.sh (.ci/run)"),
+    (re.compile(r"-m bench\b|\bbench/"),
+     "benchmarks take minutes: tests/integration/test_bench_smoke.py runs each at its smallest size"),
+]
+#: what a line that runs starts with: the command line (as installed, or from the .venv) or an export
+RUNS = re.compile(r"^(\.venv/bin/)?order-machine |^export ")
+
+
+def shell_lines(body: str) -> list[str]:
+    """A sh block's commands: comments dropped, lines continued with a backslash joined."""
+    lines, pending = [], ""
+    for raw in body.splitlines():
+        line = pending + raw.split(" # ", 1)[0].strip()
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        pending = ""
+        if line and not line.startswith("#"):
+            lines.append(line)
+    return lines
+
+
+def not_run(line: str) -> str | None:
+    """Why `line` of a sh block is not run, or None when it runs."""
+    return next((why for pattern, why in NOT_RUN if pattern.search(line)), None)
+
+
 def runnable_shell(body: str) -> str:
-    """The lines of a sh block that run offline and end by themselves (see the module docstring)."""
-    keep = []
-    for line in body.splitlines():
-        command = line.split(" # ", 1)[0].strip()
-        if not command.startswith("order-machine "):
-            continue
-        if command.split()[1] == "serve" or "postgresql://" in command:
-            continue
-        keep.append(command)
-    return "\n".join(keep)
+    """The lines of a sh block that run offline and end by themselves, as a script."""
+    return "\n".join(line.removeprefix(".venv/bin/") for line in shell_lines(body) if not_run(line) is None)
 
 
 @pytest.fixture
@@ -93,6 +119,23 @@ def test_the_pages_have_examples_of_each_kind() -> None:
     assert sum(1 for e in examples("sh") if runnable_shell(e.body)) >= 2
 
 
+def test_every_fence_is_of_a_kind_this_test_knows() -> None:
+    """A ```bash or ```console block would escape both the runs and the NOT_RUN list."""
+    known = {"", "python", "sh", "yaml", "json", "mermaid", "toml"}
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for match in FENCE.finditer(text):
+            where = f"{page.relative_to(ROOT)}:{text.count(chr(10), 0, match.start('body'))}"
+            assert match["lang"] in known, f"{where}: a ```{match['lang']} block: use ```sh (or add the kind here)"
+
+
+def test_every_shell_line_runs_or_says_why_not() -> None:
+    for example in examples("sh"):
+        for line in shell_lines(example.body):
+            assert RUNS.match(line) or not_run(line), (
+                f"{example}: {line!r} neither runs (an `order-machine` command) nor is in NOT_RUN with a reason")
+
+
 @pytest.mark.parametrize("example", examples("python"), ids=str)
 def test_a_python_example_runs(example: Example, workdir: Path) -> None:
     if example.opt_out:
@@ -103,11 +146,13 @@ def test_a_python_example_runs(example: Example, workdir: Path) -> None:
     assert done.returncode == 0, f"{example} failed:\n{done.stdout}\n{done.stderr}"
 
 
-@pytest.mark.parametrize("example", [e for e in examples("sh") if runnable_shell(e.body)], ids=str)
+@pytest.mark.parametrize("example", examples("sh"), ids=str)
 def test_a_shell_example_runs(example: Example, workdir: Path) -> None:
     if example.opt_out:
         pytest.skip(f"{example}: {example.opt_out}")
     script = runnable_shell(example.body)
+    if not script:
+        pytest.skip("; ".join(sorted({f"{why}" for line in shell_lines(example.body) if (why := not_run(line))})))
     if "order-machine diagram" in script and shutil.which("dot") is None:
         pytest.skip("SVG and PNG diagrams need Graphviz's dot")
     done = subprocess.run(["bash", "-e", "-c", script], cwd=workdir, env=environment(workdir),

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from integration.pg_support import drop_schema, fresh_schema, pg_url
+from waiting import eventually_async
 
 from order_machine.api import create_app
 from order_machine.store.pg_schema import LATEST_VERSION
@@ -105,8 +106,13 @@ async def test_health_on_postgres_reports_the_schema_version_and_the_oldest_tran
                 ).status_code == 201
         async with await psycopg.AsyncConnection.connect(pg_url()) as idle, idle.transaction():
             await idle.execute("SELECT pg_current_xact_id()")  # holds a transaction id: followers wait for it
-            await asyncio.sleep(0.4)
-            health = await client.get("/health")
+
+            async def aged() -> httpx.Response | None:  # the age grows while the transaction is held
+                answer = await client.get("/health")
+                seconds = answer.json().get("database", {}).get("oldest_transaction_seconds") or 0
+                return answer if seconds >= 0.4 else None
+
+            health = await eventually_async(aged, what="/health reporting a transaction 0.4 s old")
             metrics = parse_metrics((await client.get("/metrics")).text)
         assert health.status_code == 200, health.text
         body = health.json()
@@ -136,9 +142,11 @@ async def test_health_is_503_while_postgres_cannot_be_reached_and_200_once_it_is
             assert (down.json()["status"], down.json()["database"]) == ("unavailable", {"reachable": False})
             assert down.json()["message"]
             await relay.restore()
-            async with asyncio.timeout(15):
-                while (await client.get("/health")).status_code != 200:
-                    await asyncio.sleep(0.2)
+
+            async def back() -> bool:
+                return (await client.get("/health")).status_code == 200
+
+            await eventually_async(back, within=15, every=0.2, what="/health 200 again")
             created = await client.post("/orders", json={"order_id": "back-1", "customer_id": "c", "items": [ITEM]})
             assert created.status_code == 201, created.text
             assert (await client.get("/orders/back-1")).json()["version"] == 1

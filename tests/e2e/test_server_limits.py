@@ -10,7 +10,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from order_machine.apikeys import open_key_store
 from order_machine.store import open_store
 
-from test_server_process import DEFINITIONS, command, free_port
+from test_server_process import DEFINITIONS, command, free_port, wait_until_answering
 
 pytestmark = pytest.mark.slow
 
@@ -38,16 +37,7 @@ class Server:
             self.process = subprocess.Popen(
                 [*command(), "serve", "--db", f"sqlite:///{db}", "--port", str(self.port), "--auth", "keys",
                  "--log-level", "warning"], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"server exited with {self.process.returncode}:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        pytest.fail(f"server did not answer within 20s:\n{self.log.read_text()}")
+        wait_until_answering(self.process, self.url, self.log)
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from processes import HAS_PROC, children, ended
+from waiting import eventually_blocking
 
 DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions"
 
@@ -32,6 +32,22 @@ def command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "order_machine"]
 
 
+def wait_until_answering(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 20.0) -> None:
+    """Wait until the server at `url` answers /health with 200; fail at once if it exits."""
+    def answers() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            return httpx.get(f"{url}/health", timeout=1.0).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        eventually_blocking(answers, within=timeout, every=0.1)
+    except AssertionError:
+        pytest.fail(f"server did not answer within {timeout}s:\n{log.read_text()}")
+
+
 class Server:
     def __init__(self, db: Path, workdir: Path, *, own_group: bool = False) -> None:
         self.port = free_port()
@@ -46,16 +62,7 @@ class Server:
         self.wait_until_up()
 
     def wait_until_up(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"server exited with {self.process.returncode}:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        pytest.fail(f"server did not answer within {timeout}s:\n{self.log.read_text()}")
+        wait_until_answering(self.process, self.url, self.log, timeout)
 
     def stop(self) -> int:
         if self.process.poll() is None:

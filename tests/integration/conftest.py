@@ -1,16 +1,18 @@
-"""Store fixtures: `store` runs a test on every backend (memory, SQLite, PostgreSQL).
+"""Backend fixtures: `store` runs a test on every event store (memory, SQLite, PostgreSQL), `backend` on
+every store with its read models, `database` on those with SQL (SQLite, PostgreSQL).
 
-The PostgreSQL param needs ORDER_MACHINE_TEST_PG_URL; tests/integration/pg_support.py gives
+The PostgreSQL params need ORDER_MACHINE_TEST_PG_URL; tests/integration/pg_support.py gives
 `pg_url()` (skip, or fail in CI) and `postgres_store(url)`: a store on a fresh schema, dropped on exit.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from integration.pg_support import pg_url, postgres_store
+from integration.projection_support import Backend, open_backend
 
 from order_machine.store import EventStore
 from order_machine.store.memory import InMemoryEventStore
@@ -34,12 +36,20 @@ async def store(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterato
         async with SQLiteEventStore.from_url(sqlite_url) as sqlite:
             yield sqlite
     else:
-        try:
-            support = importlib.import_module("pg_support")
-        except ModuleNotFoundError as exc:
-            if exc.name != "pg_support":
-                raise
-            pytest.skip("tests/integration/pg_support.py (postgres_store) is not written yet")
         # pg_url() skips without ORDER_MACHINE_TEST_PG_URL, and fails instead when CI requires PostgreSQL
-        async with support.postgres_store(support.pg_url()) as postgres:
+        async with postgres_store(pg_url()) as postgres:
             yield postgres
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """A store with its read models, of each kind: the read-model contract runs on every one."""
+    async with open_backend(request.param, tmp_path) as opened:
+        yield opened
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """`backend` on a database only: for tests that write SQL or open a second process's read models."""
+    async with open_backend(request.param, tmp_path) as opened:
+        yield opened

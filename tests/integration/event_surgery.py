@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from typing import Any
 
 from order_machine.store import EventStore
@@ -19,17 +20,16 @@ async def rewrite_event(store: EventStore, position: int, data: dict[str, Any]) 
         stream = store._streams[old.stream_id]
         stream[stream.index(old)] = new
     elif isinstance(store, SQLiteEventStore):
-        with sqlite3.connect(store.path) as conn:
+        with closing(sqlite3.connect(store.path)) as conn, conn:
             conn.execute("UPDATE events SET data = ? WHERE position = ?", (json.dumps(data), position))
-        conn.close()
         store._recent.clear()  # this process's copy of the rows it wrote last: the edit came from outside
     else:
         from order_machine.store.postgres import PostgresEventStore
 
         assert isinstance(store, PostgresEventStore)
-        conn = await store.connect()
+        pg = await store.connect()
         try:
-            await conn.execute(f"UPDATE {store.quoted_schema}.events SET data = %s::jsonb WHERE position = %s",
-                               (json.dumps(data), position))
+            await pg.execute(f"UPDATE {store.quoted_schema}.events SET data = %s::jsonb WHERE position = %s",
+                             (json.dumps(data), position))
         finally:
-            await conn.close()
+            await pg.close()

@@ -23,12 +23,13 @@ READ_MODEL_TABLES = {
 def lifecycle(n: int) -> list[list[OrderEvent]]:
     """An order's events in three appends: created with an item, more items, then part of the way to delivery."""
     oid, t = f"o-{n:05d}", datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=n)
+    steps: list[OrderEvent] = [
+        OrderConfirmed(oid, t, "Pending", "Confirmed"), OrderProcessingStarted(oid, t, "Confirmed", "Processing"),
+        OrderShipped(oid, t, "Processing", "Shipped", f"T-{n}", f"{n} High St"), OrderDelivered(oid, t, "Shipped", "Delivered")]
     return [
         [OrderCreated(oid, t, f"c-{n % 13}", f"order {n}", None, (OrderItem("p-0", 1, Decimal("9.99")),))],
         [OrderItemAdded(oid, t, f"p-{k}", k, Decimal(n % 50) / 4) for k in range(1, n % 3 + 1)],
-        [OrderConfirmed(oid, t, "Pending", "Confirmed"), OrderProcessingStarted(oid, t, "Confirmed", "Processing"),
-         OrderShipped(oid, t, "Processing", "Shipped", f"T-{n}", f"{n} High St"),
-         OrderDelivered(oid, t, "Shipped", "Delivered")][:n % 5],
+        steps[:n % 5],
     ]
 
 

@@ -94,7 +94,7 @@ async def test_an_unknown_scope_is_refused_and_an_unknown_name_cannot_be_revoked
 
 def test_each_scope_grants_the_ones_below_it_and_none_above() -> None:
     assert [(held, needed) for held in ("read", "write", "admin") for needed in ("read", "write", "admin")
-            if grants(held, needed)] == [  # type: ignore[arg-type]
+            if grants(held, needed)] == [
         ("read", "read"), ("write", "read"), ("write", "write"), ("admin", "read"), ("admin", "write"),
         ("admin", "admin")]
 
@@ -122,7 +122,7 @@ async def test_sqlite_keeps_only_the_hash_and_the_keys_outlive_the_process(sqlit
 @pytest.mark.postgres
 async def test_postgres_keeps_only_the_hash_in_the_stores_schema_and_processes_share_the_keys() -> None:
     import psycopg
-    from pg_support import drop_schema, fresh_schema, pg_url, postgres_store
+    from integration.pg_support import drop_schema, fresh_schema, pg_url, postgres_store
 
     url, schema = pg_url(), fresh_schema()
     try:

@@ -19,7 +19,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-import append_worker
+from integration import append_worker
 
 from order_machine.catalog import Catalog
 from order_machine.engine import WorkflowEngine

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from order_machine.bus import EventBus
 from order_machine.events import StateChanged, StoredEvent, utcnow
+from waiting import eventually
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ async def test_a_hundred_events_published_concurrently_are_all_processed_and_str
 
     await bus.start()
     follower = asyncio.create_task(follow())
-    await asyncio.sleep(0)  # the stream is listening before anything is published
+    await eventually(lambda: bus.metrics().listeners == 2, what="the stream listening")  # before anything is published
     await asyncio.gather(*(bus.publish(Ping(i)) for i in range(100)))
     await bus.stop()
     await follower

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from projector_examples import Ledger, StreamCounter
+from waiting import eventually_async
 
 from order_machine.errors import InvalidProjectorError, ProjectionError, StoreError
 from order_machine.events import NewEvent, StoredEvent
@@ -37,11 +38,13 @@ async def append_events(store: EventStore, count: int, streams: int = 3) -> list
         s = n % streams
         await store.append(f"things/{s}", [NewEvent("ThingHappened", {"n": n})], versions[s])
         versions[s] += 1
-    async with asyncio.timeout(30):
+
+    async def all_visible() -> list[StoredEvent] | None:
         # PostgreSQL shows an event once every older transaction on the server has ended
-        while len(visible := await store.read_batch(0, 100_000)) < count:
-            await asyncio.sleep(0.01)
-    return [e.position for e in visible]
+        visible = await store.read_batch(0, 100_000)
+        return visible if len(visible) >= count else None
+
+    return [e.position for e in await eventually_async(all_visible, within=30, what=f"{count} events visible")]
 
 
 async def caught_up(runner: ProjectionRunner, store: EventStore) -> None:
@@ -159,7 +162,7 @@ async def durable(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         async with SQLiteEventStore.from_url(url, durability="fast") as sqlite:
             yield sqlite, url
     else:
-        from pg_support import pg_url, postgres_store
+        from integration.pg_support import pg_url, postgres_store
 
         async with postgres_store(pg_url()) as postgres:
             yield postgres, f"{pg_url()}{'&' if '?' in pg_url() else '?'}schema={postgres.schema}"
@@ -231,7 +234,7 @@ async def create_foreign_table(store: EventStore) -> None:
             conn.execute("CREATE TABLE foreign_table (x INTEGER)")
         return
     import psycopg
-    from pg_support import pg_url
+    from integration.pg_support import pg_url
 
     async with await psycopg.AsyncConnection.connect(pg_url(), autocommit=True) as conn:
         await conn.execute(f'CREATE TABLE "{getattr(store, "schema")}".foreign_table (x integer)')

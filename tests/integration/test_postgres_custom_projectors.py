@@ -3,13 +3,13 @@ when the first gives its leases back, each event exactly once; bootstrap wires i
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-from pg_support import pg_url, shared_schema
+from integration.pg_support import pg_url, shared_schema
 from projector_examples import CustomerTotals, Ledger
+from waiting import eventually
 
 from order_machine import CreateOrder, Settings, bootstrap
 from order_machine.events import NewEvent
@@ -27,9 +27,7 @@ async def schema() -> AsyncIterator[str]:
 
 
 async def owns(worker: LeasedProjectionWorker, name: str) -> None:
-    async with asyncio.timeout(30):
-        while name not in worker.owned:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: name in worker.owned, within=30, what=f"the lease of {name}")
 
 
 async def append(store: PostgresEventStore, stream: str, count: int, version: int = 0) -> int:

@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from pg_support import pg_url, postgres_store, shared_schema
+from integration.pg_support import pg_url, postgres_store, shared_schema
+from waiting import eventually_async
 
 from order_machine.projections import ProjectionRunner
 from order_machine.projections.postgres import PostgresReadModels
@@ -71,16 +72,15 @@ class Server:
         return body
 
     async def up(self, http: httpx.AsyncClient, timeout: float = 25.0) -> None:
-        async with asyncio.timeout(timeout):
-            while True:
-                if self.process.poll() is not None:
-                    pytest.fail(f"serve exited with {self.process.returncode}:\n{self.log.read_text()}")
-                try:
-                    if (await http.get(f"{self.url}/health")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+        async def answers() -> bool:
+            if self.process.poll() is not None:
+                pytest.fail(f"serve exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                return (await http.get(f"{self.url}/health")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await eventually_async(answers, within=timeout, every=0.1, what=f"serve answering on {self.url}")
 
     def signal(self, sig: signal.Signals) -> None:
         if self.process.poll() is None:
@@ -160,12 +160,12 @@ async def dump(schema: str) -> dict[str, list[tuple[object, ...]]]:
 
 async def caught_up(server: Server, http: httpx.AsyncClient, timeout: float = 10.0) -> int:
     """Wait until no projection lags behind the store; returns the store's last position."""
-    async with asyncio.timeout(timeout):
-        while True:
-            health = await server.health(http)
-            if all(p["lag"] == 0 for p in health["projections"].values()):
-                return int(health["last_position"])
-            await asyncio.sleep(0.05)
+    async def no_lag() -> dict[str, Any] | None:
+        health = await server.health(http)
+        return health if all(p["lag"] == 0 for p in health["projections"].values()) else None
+
+    health = await eventually_async(no_lag, within=timeout, every=0.05, what=f"{server.url}'s projections caught up")
+    return int(health["last_position"])
 
 
 def item(product: str) -> dict[str, Any]:
@@ -213,7 +213,7 @@ async def test_concurrent_commands_on_the_same_orders_through_three_serve_proces
                                        f"{through.url}")
 
     async def cancel(order_id: str, through: Server, delay: float) -> None:
-        await asyncio.sleep(delay)
+        await asyncio.sleep(delay)  # a cancel at a chosen moment of the race, not a wait for something
         answer = await http.post(f"{through.url}/orders/{order_id}/cancel", json={"reason": "race"})
         outcomes.append((order_id, answer.status_code, answer.json().get("error", "cancel")))
         assert answer.status_code in (200, 409), answer.text

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import psycopg
 import pytest
-from pg_support import pg_url, postgres_store
+from integration.pg_support import pg_url, postgres_store
+from waiting import eventually_async
 
 from order_machine.errors import ConcurrencyError
 from order_machine.events import NewEvent, StoredEvent
@@ -52,18 +52,17 @@ def event(n: int = 0) -> NewEvent:
 
 async def wait_until_blocked(store: PostgresEventStore, count: int = 1) -> None:
     """Wait until `count` of this store's statements are waiting on a lock (not merely slow)."""
-    deadline = time.monotonic() + 10
     async with await psycopg.AsyncConnection.connect(pg_url(), autocommit=True) as conn:
-        while time.monotonic() < deadline:
+
+        async def blocked() -> bool:
             cur = await conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND position(%s in query) > 0",
                 (store.quoted_schema,),
             )
             row = await cur.fetchone()
-            if row is not None and row[0] >= count:
-                return
-            await asyncio.sleep(0.01)
-    raise AssertionError(f"{count} statement(s) never blocked")
+            return row is not None and row[0] >= count
+
+        await eventually_async(blocked, what=f"{count} statement(s) waiting on a lock")
 
 
 class HeldTransaction:
@@ -220,19 +219,17 @@ async def test_a_command_id_sent_twice_at_once_appends_once_and_returns_the_firs
 
 
 async def test_writers_on_different_streams_do_not_wait_for_each_other(store: PostgresEventStore) -> None:
-    hold = 0.3
+    all_appended = asyncio.Barrier(4)
 
-    async def slow_writer(i: int) -> None:
+    async def writer(i: int) -> None:
         async with store.transaction() as tx:
             await tx.append(f"w-{i}", [event(i)], 0)
-            await asyncio.sleep(hold)
+            # each commits only once all four have appended: were one append waiting for another's commit (a
+            # table lock), none would get past this
+            async with asyncio.timeout(10):
+                await all_appended.wait()
 
-    await asyncio.gather(*(store.last_position() for _ in range(4)))  # warm the pool
-    started = time.perf_counter()
-    await asyncio.gather(*(slow_writer(i) for i in range(4)))
-    elapsed = time.perf_counter() - started
-    # a table lock would serialise them: 4 x hold
-    assert elapsed < 2 * hold, f"4 writers holding {hold}s each took {elapsed:.2f}s"
+    await asyncio.gather(*(writer(i) for i in range(4)))
     assert len(await drain(store)) == 4
 
 
@@ -249,7 +246,7 @@ async def test_many_writers_and_a_follower_see_every_committed_event_exactly_onc
             try:
                 async with store.transaction() as tx:
                     appended = await tx.append(stream, [event(i)] * count, versions[i % 3])
-                    await asyncio.sleep(pause)
+                    await asyncio.sleep(pause)  # held open a random while: interleaves the writers
                     if roll_back:
                         raise _RollBack()
             except _RollBack:
@@ -271,7 +268,7 @@ async def test_many_writers_and_a_follower_see_every_committed_event_exactly_onc
             elif finished:
                 return
             else:
-                await asyncio.sleep(0.002)
+                await asyncio.sleep(0.002)  # a follower's idle poll
 
     following = asyncio.create_task(follower())
     await asyncio.gather(*(writer(w) for w in range(8)))
@@ -311,7 +308,9 @@ async def test_health_reports_the_age_of_the_transaction_followers_wait_for(
     assert (await store.health())["schema_version"] >= 1
     held = hold(lambda tx: tx.append("slow", [event(1)], 0))
     await held.started()
-    await asyncio.sleep(0.3)
-    health = await store.health()
-    assert health["oldest_transaction_seconds"] >= 0.3
+
+    async def aged() -> bool:
+        return bool((await store.health())["oldest_transaction_seconds"] >= 0.3)
+
+    await eventually_async(aged, what="an oldest transaction of 0.3 s")  # the age grows while it is held
     await held.finish()

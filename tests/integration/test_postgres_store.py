@@ -9,7 +9,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from pg_support import drop_schema, pg_url, postgres_store, shared_schema
+from integration.pg_support import drop_schema, pg_url, postgres_store, shared_schema
+from waiting import eventually_async
 
 from order_machine.errors import StoreError
 from order_machine.events import NewEvent
@@ -153,11 +154,19 @@ async def test_a_statement_blocked_past_the_statement_timeout_is_a_store_error()
 
 @pytest.mark.postgres
 async def test_a_transaction_left_idle_past_its_timeout_is_ended_and_writes_nothing() -> None:
-    async with postgres_store(idle_in_transaction_timeout_ms=200) as store:
+    async with postgres_store(idle_in_transaction_timeout_ms=200) as store, \
+            await psycopg.AsyncConnection.connect(pg_url(), autocommit=True) as watcher:
+
+        async def ended_by_the_server() -> bool:
+            cur = await watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' "
+                                        "AND position(%s in query) > 0", (store.quoted_schema,))
+            row = await cur.fetchone()
+            return row is not None and row[0] == 0
+
         with pytest.raises(StoreError):
             async with store.transaction() as tx:
                 await tx.append("o-1", [event(1)], 0)
-                await asyncio.sleep(0.6)
+                await eventually_async(ended_by_the_server, what="the idle transaction's session ended")
                 await tx.append("o-2", [event(2)], 0)
         assert await store.load("o-1") == []
         await store.append("o-3", [event(3)], 0)  # the pool replaced the killed connection

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from event_surgery import rewrite_event
-from pg_support import pg_url, postgres_store, shared_schema
-from test_postgres_workers import BOTH, Worker, fill, wait_for_checkpoints, workers  # noqa: F401 (fixture)
+from integration.event_surgery import rewrite_event
+from integration.pg_support import pg_url, postgres_store, shared_schema
+from integration.test_postgres_workers import BOTH, Worker, fill, wait_for_checkpoints, workers  # noqa: F401 (fixture)
 
 from order_machine.events import NewEvent, OrderCreated, OrderProcessingStarted, OrderShipped, encode
 from order_machine.projections import ProjectionRunner

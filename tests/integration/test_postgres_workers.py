@@ -8,12 +8,14 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
-from order_streams import READ_MODEL_TABLES
-from order_streams import fill as fill_orders
-from pg_support import pg_url, postgres_store, shared_schema
+from integration.order_streams import READ_MODEL_TABLES
+from integration.order_streams import fill as fill_orders
+from integration.pg_support import pg_url, postgres_store, shared_schema
+from waiting import eventually, eventually_async
 
 from order_machine.events import OrderCreated, encode
 from order_machine.projections import ProjectionRunner
@@ -31,7 +33,7 @@ async def fill(store: PostgresEventStore, orders: int) -> tuple[int, int]:
     return await fill_orders(store, orders, concurrency=8)  # within the connection pool
 
 
-async def dump(schema: str) -> dict[str, list[tuple[object, ...]]]:
+async def dump(schema: str) -> dict[str, list[tuple[Any, ...]]]:
     async with await psycopg.AsyncConnection.connect(pg_url()) as conn:
         out = {}
         for table, key in TABLES.items():
@@ -100,15 +102,14 @@ async def workers() -> AsyncIterator[list[Worker]]:
 
 
 async def wait_for_checkpoints(schema: str, done: bool | int, timeout: float = 30) -> dict[str, int]:
-    async with asyncio.timeout(timeout):
-        while True:
-            found = await checkpoints(schema)
-            if isinstance(done, bool):
-                if found and min(found.values()) > 0:
-                    return found
-            elif set(found) == BOTH and all(p == done for p in found.values()):
-                return found
-            await asyncio.sleep(0.02)
+    """Wait until every checkpoint has moved (`done=True`) or all are at position `done`."""
+    async def reached() -> dict[str, int] | None:
+        found = await checkpoints(schema)
+        if isinstance(done, bool):
+            return found if found and min(found.values()) > 0 else None
+        return found if set(found) == BOTH and all(p == done for p in found.values()) else None
+
+    return await eventually_async(reached, within=timeout, every=0.02, what=f"checkpoints at {done}")
 
 
 @pytest.mark.slow
@@ -157,9 +158,7 @@ async def test_two_workers_in_one_process_split_nothing_twice_and_hand_over_on_r
             await wait_for_checkpoints(schema, last, timeout=10)
             assert two.owned == []
             await one.stop()  # releases its leases: the other takes them within a lease interval
-            async with asyncio.timeout(5):
-                while set(two.owned) != BOTH:
-                    await asyncio.sleep(0.01)
+            await eventually(lambda: set(two.owned) == BOTH, within=5, what="the other worker's leases")
             more = await store.append("o-99999", [encode(OrderCreated("o-99999", datetime.now(UTC), "c-1"))], 0)
             await wait_for_checkpoints(schema, more.position, timeout=10)
         finally:

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from pg_support import pg_url, postgres_store
-from test_postgres_multiprocess import Cluster, Server, caught_up, cluster, events_of, http  # noqa: F401 (fixtures)
+from integration.pg_support import pg_url, postgres_store
+from integration.test_postgres_multiprocess import Cluster, Server, caught_up, cluster, events_of, http  # noqa: F401 (fixtures)
 
 from order_machine.projections import ConsistencyChecker, ProjectionRunner
 from order_machine.projections.postgres import PostgresReadModels

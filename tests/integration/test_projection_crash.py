@@ -14,11 +14,12 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import append_worker
 import pytest
-from order_streams import READ_MODEL_TABLES
-from order_streams import fill as fill_orders
+from integration import append_worker
+from integration.order_streams import READ_MODEL_TABLES
+from integration.order_streams import fill as fill_orders
 
 from order_machine.catalog import Catalog
 from order_machine.engine import WorkflowEngine
@@ -37,7 +38,7 @@ async def fill(path: Path) -> int:
         return (await fill_orders(store, ORDERS))[0]
 
 
-def dump(path: Path) -> dict[str, list[tuple[object, ...]]]:
+def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     with sqlite3.connect(path) as conn:
         return {t: conn.execute(f"SELECT * FROM {t} ORDER BY {key}").fetchall() for t, key in TABLES.items()}
 
@@ -72,7 +73,7 @@ async def kill_repeatedly(path: Path, last: int, whole: Callable[[Path], tuple[i
     kills = 0
     for _ in range(KILLS * 3):
         worker = await start_worker(path, rng.choice([5, 10, 50]))
-        await asyncio.sleep(rng.uniform(0.002, 0.04))
+        await asyncio.sleep(rng.uniform(0.002, 0.04))  # a random moment to kill it at, not a wait
         if worker.returncode is None:
             worker.send_signal(signal.SIGKILL)
         code = await worker.wait()

@@ -5,18 +5,16 @@ repaired stream is released (its rows rebuilt from its events) while the runner 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
-from event_surgery import rewrite_event
-from test_projections import (
-    FAST_RETRY, T0, Backend, FailingAt, append, confirmed, created, open_backend, random_history, snapshot,
+from integration.event_surgery import rewrite_event
+from integration.projection_support import (
+    FAST_RETRY, T0, Backend, FailingAt, append, confirmed, created, random_history, read_model_projectors, snapshot,
 )
+from waiting import eventually_async
 
 from order_machine.errors import ReleaseError
 from order_machine.events import NewEvent, OrderItemAdded, OrderProcessingStarted, OrderShipped
@@ -30,32 +28,6 @@ SINCE = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 def clock() -> datetime:
     return SINCE
-
-
-@contextlib.asynccontextmanager
-async def open_any(kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
-    if kind != "postgres":
-        async with open_backend(kind, tmp_path) as opened:
-            yield opened
-        return
-    from pg_support import postgres_store
-
-    from order_machine.projections.postgres import PostgresReadModels
-
-    async with postgres_store(pool_size=6) as store:
-        yield Backend(store, PostgresReadModels(store))
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    async with open_any(request.param, tmp_path) as opened:
-        yield opened
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    async with open_any(request.param, tmp_path) as opened:
-        yield opened
 
 
 def processing(order_id: str) -> OrderProcessingStarted:
@@ -167,12 +139,12 @@ async def test_a_bad_decimal_is_quarantined_then_released_once_the_event_is_repa
     assert (q.projector, q.stream_id, q.position) == ("orders", "o-1", bad) and "12,50" in q.error
 
     with pytest.raises(ReleaseError, match="still fails .* at position"):  # not repaired yet: it stays
-        await release_quarantined(backend.store, backend.models, runner.projectors, "o-1")
+        await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "o-1")
     assert await backend.models.quarantined() == [q]
 
     await rewrite_event(backend.store, bad, {"at": T0.isoformat(), "product_id": "p-9", "quantity": 2,
                                              "unit_price": "12.50"})
-    assert await release_quarantined(backend.store, backend.models, runner.projectors, "o-1") == {"orders": 2}
+    assert await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "o-1") == {"orders": 2}
     assert await backend.models.quarantined() == []
     last = await append(backend.store, confirmed("o-1"))  # followed again from where the runner is
     assert await runner.wait_for(last, timeout=5)
@@ -192,14 +164,14 @@ async def test_a_released_stream_is_rebuilt_from_its_events_and_followed_again(b
     assert await runner.wait_for(await append(backend.store, processing("o-1"), confirmed("o-2")), timeout=5)
 
     with pytest.raises(ReleaseError, match="not quarantined by projection 'order_history'"):
-        await release_quarantined(backend.store, backend.models, runner.projectors, "o-1", "order_history")
+        await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "o-1", "order_history")
     with pytest.raises(ReleaseError, match="no projection named 'invoices'"):
-        await release_quarantined(backend.store, backend.models, runner.projectors, "o-1", "invoices")
+        await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "o-1", "invoices")
     with pytest.raises(ReleaseError, match="'o-2' is not quarantined"):
-        await release_quarantined(backend.store, backend.models, runner.projectors, "o-2")
+        await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "o-2")
 
     poison.times = 0  # the projector's bug is fixed
-    assert await release_quarantined(backend.store, backend.models, runner.projectors, "o-1", "orders") == {
+    assert await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "o-1", "orders") == {
         "orders": 3}
     o1 = await backend.models.get_order("o-1")
     assert o1 is not None and (o1.status, o1.version) == ("Processing", 3)
@@ -241,7 +213,7 @@ async def test_a_value_the_database_cannot_hold_is_quarantined_not_a_stopped_pro
     o2 = await backend.models.get_order("o-2")
     assert o2 is not None and o2.status == "Confirmed" and await backend.models.get_order("o-3") is not None
     with pytest.raises(ReleaseError, match="could not be released from projection 'orders'.*stays quarantined"):
-        await release_quarantined(backend.store, backend.models, runner.projectors, "o-1")
+        await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "o-1")
     assert await backend.models.quarantined() == [q]
 
 
@@ -256,10 +228,9 @@ async def test_a_release_racing_the_running_runner_and_new_events_of_that_stream
                               poll_interval=0.01, retry=FAST_RETRY)
     await runner.start()
     try:
-        async with asyncio.timeout(10):
-            while not await backend.models.quarantined():
-                await asyncio.sleep(0.01)
+        await eventually_async(backend.models.quarantined, what="the hot stream quarantined")
         poison.times = 0
+        under_way = asyncio.Event()
 
         async def writer() -> int:
             last = 0
@@ -267,11 +238,12 @@ async def test_a_release_racing_the_running_runner_and_new_events_of_that_stream
                 oid = f"w-{n}"
                 last = await append(backend.store, created(oid),
                                     OrderItemAdded("hot", T0, f"p-{n}", 1, Decimal("1.25")))
+                under_way.set()
             return last
 
         writing = asyncio.create_task(writer())
-        await asyncio.sleep(0)
-        assert await release_quarantined(backend.store, backend.models, runner.projectors, "hot")
+        await under_way.wait()
+        assert await release_quarantined(backend.store, backend.models, read_model_projectors(runner), "hot")
         last = await writing
         assert await runner.wait_for(last, timeout=10)
     finally:
@@ -285,7 +257,7 @@ async def test_a_batch_waiting_on_the_checkpoint_lock_sees_the_release_that_held
     """PostgreSQL: the quarantined streams are read after the checkpoint's row lock is granted, not with the
     snapshot of the statement that waited for it, so a release committed meanwhile is never missed."""
     import psycopg
-    from pg_support import pg_url, postgres_store
+    from integration.pg_support import pg_url, postgres_store
 
     from order_machine.projections.postgres import PostgresReadModels
 
@@ -305,12 +277,14 @@ async def test_a_batch_waiting_on_the_checkpoint_lock_sees_the_release_that_held
             await release.execute(f"UPDATE {s}.read_orders SET status = 'Confirmed', version = 2 WHERE id = 'o-1'")
             await release.execute(f"DELETE FROM {s}.projection_quarantine WHERE stream_id = 'o-1'")
             step = asyncio.create_task(runner.step())
-            async with asyncio.timeout(10):  # until the batch waits for that lock
-                while not (await (await release.execute(
-                        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-                        "WHERE NOT l.granted AND a.query LIKE %s", (f"%{s}.projection_checkpoints%",))).fetchone()
-                           or (0,))[0]:
-                    await asyncio.sleep(0.01)
+
+            async def batch_waits() -> bool:
+                waiting = await (await release.execute(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                    "WHERE NOT l.granted AND a.query LIKE %s", (f"%{s}.projection_checkpoints%",))).fetchone()
+                return bool(waiting and waiting[0])
+
+            await eventually_async(batch_waits, what="the batch waiting for the checkpoint's lock")
             await release.commit()
             await step
         assert await models.checkpoint("orders") == last

@@ -1,145 +1,28 @@
-"""The projection runner on real stores: wake-up, polling, read-your-writes, atomic batches, retries, rebuild."""
+"""The read-model contract, run on every backend (memory, SQLite, PostgreSQL): the projection runner's wake-up,
+polling, read-your-writes, atomic batches, retries, rebuild, and every query answered alike."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-import sqlite3
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
+from integration.projection_support import (
+    FAST_RETRY, Backend, FailingAt, append, confirmed, created, random_history, read_model_projectors, snapshot,
+)
+from waiting import eventually, eventually_async
 
 from order_machine.bus import EventBus
-from order_machine.errors import ProjectionError
-from order_machine.events import (
-    OrderCancelled, OrderConfirmed, OrderCreated, OrderDelivered, OrderEvent, OrderItem, OrderItemAdded,
-    OrderProcessingStarted, OrderShipped, StoredEvent, encode,
-)
+from order_machine.errors import ProjectionError, StoreError
 from order_machine.projections import (
-    Changes, OrderHistoryProjector, OrderProjector, ProjectionRunner, ReadModels, RetryPolicy, SQLiteReadModels,
-    open_read_models,
+    InMemoryReadModels, OrderHistoryProjector, OrderProjector, ProjectionRunner, RetryPolicy,
 )
-from order_machine.store import EventStore
-from order_machine.store.memory import InMemoryEventStore
-from order_machine.store.sqlite import SQLiteEventStore
 
-T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
-FAST_RETRY = RetryPolicy(retries=3, initial_delay=0.001, factor=2.0, max_delay=0.01)
-
-
-@dataclass
-class Backend:
-    store: EventStore
-    models: ReadModels
-    path: Path | None = None
-
-
-@contextlib.asynccontextmanager
-async def open_backend(kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
-    if kind == "memory":
-        memory = InMemoryEventStore()
-        yield Backend(memory, open_read_models(memory))
-        return
-    async with SQLiteEventStore.from_url(f"sqlite:///{tmp_path}/orders.db") as store:
-        models = open_read_models(store)
-        yield Backend(store, models, store.path)
-        await models.close()
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    async with open_backend(request.param, tmp_path) as opened:
-        yield opened
-
-
-@pytest.fixture
-async def sqlite_backend(tmp_path: Path) -> AsyncIterator[Backend]:
-    async with open_backend("sqlite", tmp_path) as opened:
-        yield opened
-
-
-async def append(store: EventStore, *events: OrderEvent) -> int:
-    """Append each order's events at its current version; returns the last position written."""
-    position = 0
-    for event in events:
-        version = len(await store.load(event.order_id))
-        position = (await store.append(event.order_id, [encode(event)], version)).position
-    return position
-
-
-def created(order_id: str, customer: str = "c-1", minutes: int = 0) -> OrderCreated:
-    return OrderCreated(order_id, T0 + timedelta(minutes=minutes), customer, "desc", Decimal("2.50"),
-                        (OrderItem("p-1", 1, Decimal("1.10")),))
-
-
-def confirmed(order_id: str, minutes: int = 1) -> OrderConfirmed:
-    return OrderConfirmed(order_id, T0 + timedelta(minutes=minutes), "Pending", "Confirmed")
-
-
-async def random_history(store: EventStore, orders: int, seed: int) -> int:
-    """Orders at random stages (with items), interleaved across streams; returns the last position."""
-    rng = random.Random(seed)
-    plans: dict[str, list[OrderEvent]] = {}
-    for n in range(orders):
-        oid, t = f"o-{n:04d}", T0 + timedelta(seconds=n)
-        plan: list[OrderEvent] = [OrderCreated(oid, t, f"c-{n % 7}", f"order {n}", rng.choice([None, Decimal("3")]))]
-        plan += [OrderItemAdded(oid, t, f"p-{k}", rng.randint(1, 5), Decimal(rng.randint(0, 999)) / 100)
-                 for k in range(rng.randint(0, 3))]
-        steps: list[OrderEvent] = [OrderConfirmed(oid, t, "Pending", "Confirmed"),
-                                   OrderProcessingStarted(oid, t, "Confirmed", "Processing"),
-                                   OrderShipped(oid, t, "Processing", "Shipped", f"T{n}", f"{n} Road"),
-                                   OrderDelivered(oid, t, "Shipped", "Delivered")]
-        done = rng.randint(0, 4)
-        plan += steps[:done]
-        if done <= 2 and rng.random() < 0.3:
-            plan.append(OrderCancelled(oid, t, ("Pending", "Confirmed", "Processing")[done], "Cancelled", "no"))
-        plans[oid] = plan
-    position = 0
-    while plans:
-        oid = rng.choice(sorted(plans))
-        take = plans[oid][:rng.randint(1, 3)]
-        plans[oid] = plans[oid][len(take):]
-        version = len(await store.load(oid))
-        position = (await store.append(oid, [encode(e) for e in take], version)).position
-        if not plans[oid]:
-            del plans[oid]
-    return position
-
-
-async def snapshot(models: ReadModels, store: EventStore) -> dict[str, Any]:
-    """Everything the queries can show, for comparing two projections."""
-    out: dict[str, Any] = {}
-    after = ""
-    while ids := await store.stream_ids(after, 100):
-        for oid in ids:
-            out[oid] = (await models.get_order(oid), await models.get_summary(oid),
-                        await models.order_history(oid, limit=1000))
-        after = ids[-1]
-    return out
-
-
-class FailingAt:
-    """A projector that raises on chosen positions, `times` times each (None: forever)."""
-
-    def __init__(self, inner: OrderProjector | OrderHistoryProjector, positions: set[int],
-                 times: int | None = None) -> None:
-        self.inner, self.positions, self.times = inner, positions, times
-        self.name, self.views, self.reads_orders = inner.name, inner.views, inner.reads_orders
-        self.reads_workflows = inner.reads_workflows
-        self.attempts: dict[int, int] = {}
-
-    def apply(self, changes: Changes, stored: StoredEvent, data: Mapping[str, Any]) -> None:
-        if stored.position in self.positions:
-            self.attempts[stored.position] = self.attempts.get(stored.position, 0) + 1
-            if self.times is None or self.attempts[stored.position] <= self.times:
-                raise RuntimeError(f"poison at {stored.position}")
-        self.inner.apply(changes, stored, data)
+ALL = ("orders", "order_history", "workflows")
 
 
 # --------------------------------------------------------------------------- following the store
@@ -155,10 +38,12 @@ async def test_the_bus_wakes_the_runner_without_waiting_for_a_poll(backend: Back
         await runner.wait_for(0)
         position = await append(backend.store, created("o-1"))
         await bus.publish(position)
-        async with asyncio.timeout(5):
-            while await backend.models.checkpoint("order_history") < position or (
-                    await backend.models.checkpoint("orders") < position):
-                await asyncio.sleep(0.005)
+
+        async def projected() -> bool:
+            return (await backend.models.checkpoint("order_history") >= position
+                    and await backend.models.checkpoint("orders") >= position)
+
+        await eventually_async(projected, within=5, what="both projections at the new position")
         assert (await backend.models.get_order("o-1")) is not None
     finally:
         await runner.stop()
@@ -170,9 +55,11 @@ async def test_the_runner_polls_when_nobody_wakes_it(backend: Backend) -> None:
     await runner.start()
     try:
         position = await append(backend.store, created("o-1"), confirmed("o-1"))
-        async with asyncio.timeout(5):
-            while await backend.models.checkpoint("orders") < position:
-                await asyncio.sleep(0.01)
+
+        async def projected() -> bool:
+            return await backend.models.checkpoint("orders") >= position
+
+        await eventually_async(projected, within=5, what="the orders projection at the new position")
         order = await backend.models.get_order("o-1")
         assert order is not None and order.status == "Confirmed"
     finally:
@@ -197,84 +84,116 @@ async def test_wait_for_gives_read_your_writes_with_or_without_a_started_runner(
 
 async def test_wait_for_a_position_not_written_yet_times_out_with_false(backend: Backend) -> None:
     runner = ProjectionRunner(backend.store, backend.models, poll_interval=0.01)
-    await append(backend.store, created("o-1"))
-    assert not await runner.wait_for(50, timeout=0.1)
-    assert await runner.checkpoints() == {"orders": 1, "order_history": 1, "workflows": 1}
+    position = await append(backend.store, created("o-1"))
+    assert not await runner.wait_for(position + 50, timeout=0.1)
+    assert await runner.checkpoints() == dict.fromkeys(ALL, position)
 
 
 async def test_lag_is_the_last_position_minus_each_checkpoint(backend: Backend) -> None:
     runner = ProjectionRunner(backend.store, backend.models, batch_size=2)
-    await append(backend.store, created("o-1"), confirmed("o-1"), created("o-2"), created("o-3"), created("o-4"))
-    assert await runner.lag() == {"orders": 5, "order_history": 5, "workflows": 5}
+    positions = [await append(backend.store, e)
+                 for e in (created("o-1"), confirmed("o-1"), created("o-2"), created("o-3"), created("o-4"))]
+    last = positions[-1]
+    assert await runner.lag() == dict.fromkeys(ALL, last)
     assert await runner.step() == 2
-    assert await runner.lag() == {"orders": 3, "order_history": 3, "workflows": 3}
+    assert await runner.lag() == dict.fromkeys(ALL, last - positions[1])
     assert await runner.catch_up() == 3
     statuses = await runner.status()
     assert [(s.name, s.checkpoint, s.last_position, s.lag, s.error) for s in statuses] == [
-        ("orders", 5, 5, 0, None), ("order_history", 5, 5, 0, None), ("workflows", 5, 5, 0, None)]
+        (name, last, last, 0, None) for name in ALL]
 
 
 # --------------------------------------------------------------------------- failures
 
 
 async def test_a_failure_that_passes_is_retried_and_applied_once(backend: Backend) -> None:
-    flaky = FailingAt(OrderHistoryProjector(), {2}, times=2)
+    second = await append(backend.store, created("o-1"), confirmed("o-1"))
+    last = await append(backend.store, created("o-2"))
+    flaky = FailingAt(OrderHistoryProjector(), {second}, times=2)
     runner = ProjectionRunner(backend.store, backend.models, [OrderProjector(), flaky], retry=FAST_RETRY)
-    last = await append(backend.store, created("o-1"), confirmed("o-1"), created("o-2"))
     assert await runner.wait_for(last, timeout=5)
-    assert flaky.attempts[2] == 3 and not runner.failed
+    assert flaky.attempts[second] == 3 and not runner.failed
     assert [h.version for h in await backend.models.order_history("o-1")] == [1, 2]
 
 
+@asynccontextmanager
+async def checkpoint_writes_fail(backend: Backend) -> AsyncIterator[None]:
+    """While the block runs, moving a checkpoint (a batch's last statement) fails, as a full disk would."""
+    if backend.kind == "sqlite":
+        await backend.sql("CREATE TRIGGER no_checkpoint BEFORE UPDATE ON projection_checkpoints "
+                          "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+        drop = "DROP TRIGGER no_checkpoint"
+    else:
+        await backend.sql("CREATE FUNCTION {s}on_fire() RETURNS trigger LANGUAGE plpgsql AS "
+                          "$$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$")
+        await backend.sql("CREATE TRIGGER no_checkpoint BEFORE UPDATE OF position ON {s}projection_checkpoints "
+                          "FOR EACH ROW WHEN (NEW.position <> OLD.position) EXECUTE FUNCTION {s}on_fire()")
+        drop = "DROP TRIGGER no_checkpoint ON {s}projection_checkpoints"
+    try:
+        yield
+    finally:
+        await backend.sql(drop)
+
+
 async def test_a_storage_failure_mid_batch_leaves_read_models_and_checkpoint_where_they_were(
-        sqlite_backend: Backend) -> None:
-    backend = sqlite_backend
-    assert backend.path is not None
+        database: Backend) -> None:
+    backend = database
     runner = ProjectionRunner(backend.store, backend.models, [OrderProjector()], retry=FAST_RETRY)
     first = await append(backend.store, created("o-1"))
     await runner.catch_up()
-    last = await append(backend.store, confirmed("o-1"), created("o-2"), created("o-3"))
-    with sqlite3.connect(backend.path) as conn:  # the checkpoint write, the batch's last statement, fails
-        conn.execute("CREATE TRIGGER no_checkpoint BEFORE UPDATE ON projection_checkpoints "
-                     "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
-    await runner.catch_up()
-    assert runner.failed["orders"].position == first + 1 and "disk on fire" in str(runner.failed["orders"].cause)
-    assert await backend.models.quarantined() == []  # the storage is at fault, not the event: nothing set aside
-    assert await backend.models.checkpoint("orders") == first
-    with pytest.raises(ProjectionError, match="'orders' stopped at position 2"):
-        await runner.wait_for(last, timeout=1)
-    assert await runner.wait_for(first, timeout=1)  # positions before it are still served
-    o1 = await backend.models.get_order("o-1")
-    assert o1 is not None and o1.status == "Pending"  # the rows written before the failure were rolled back
-    assert await backend.models.get_order("o-2") is None
-    with sqlite3.connect(backend.path) as conn:
-        conn.execute("DROP TRIGGER no_checkpoint")
+    failing_at = await append(backend.store, confirmed("o-1"))
+    last = await append(backend.store, created("o-2"), created("o-3"))
+    async with checkpoint_writes_fail(backend):
+        await runner.catch_up()
+        failure = runner.failed["orders"]
+        assert failure.position == failing_at and "disk on fire" in str(failure.cause)
+        assert isinstance(failure.cause, StoreError)
+        assert await backend.models.quarantined() == []  # the storage is at fault, not the event: nothing set aside
+        assert await backend.models.checkpoint("orders") == first
+        with pytest.raises(ProjectionError, match=f"'orders' stopped at position {failing_at}"):
+            await runner.wait_for(last, timeout=1)
+        assert await runner.wait_for(first, timeout=1)  # positions before it are still served
+        o1 = await backend.models.get_order("o-1")
+        assert o1 is not None and o1.status == "Pending"  # the rows written before the failure were rolled back
+        assert await backend.models.get_order("o-2") is None
     runner.resume("orders")
     assert await runner.wait_for(last, timeout=5)
     assert [o.id for o in (await backend.models.orders_by_customer("c-1")).items] == ["o-1", "o-2", "o-3"]
 
 
-async def test_two_runners_on_one_database_apply_each_event_once(tmp_path: Path) -> None:
-    async with SQLiteEventStore.from_url(f"sqlite:///{tmp_path}/orders.db") as store:
-        last = await random_history(store, 60, seed=3)
-        one, two = SQLiteReadModels(store.path), SQLiteReadModels(store.path)
-        runners = [ProjectionRunner(store, m, batch_size=5, retry=FAST_RETRY) for m in (one, two)]
+async def rows_per_event(backend: Backend) -> tuple[int, int]:
+    """(the sum of the orders' versions, the history rows): both the number of events when each was applied once."""
+    [(versions, history)] = await backend.sql(
+        "SELECT sum(version), (SELECT count(*) FROM {s}read_order_history) FROM {s}read_orders")
+    return int(versions), int(history)
+
+
+async def test_runners_of_several_processes_on_one_database_apply_each_event_once(database: Backend) -> None:
+    backend = database
+    last = await random_history(backend.store, 60, seed=3)
+    models = [backend.models, backend.more_models(), backend.more_models()]
+    runners = [ProjectionRunner(backend.store, m, batch_size=5, retry=FAST_RETRY) for m in models]
+    try:
         await asyncio.gather(*(r.catch_up() for r in runners))
-        assert [await r.wait_for(last, timeout=5) for r in runners] == [True, True]
+        assert [await r.wait_for(last, timeout=5) for r in runners] == [True] * 3
         assert not any(r.failed for r in runners)
-        with sqlite3.connect(store.path) as conn:
-            assert conn.execute("SELECT SUM(version) FROM read_orders").fetchone()[0] == last
-            assert conn.execute("SELECT COUNT(*) FROM read_order_history").fetchone()[0] == last
-        await one.close()
-        await two.close()
+        events = await backend.event_count()
+        assert await rows_per_event(backend) == (events, events)
+        reference = InMemoryReadModels()
+        await ProjectionRunner(backend.store, reference).catch_up()
+        assert await snapshot(models[1], backend.store) == await snapshot(reference, backend.store)
+    finally:
+        for other in models[1:]:
+            await other.close()
 
 
 async def test_stop_interrupts_a_retry_backoff_promptly(backend: Backend) -> None:
     slow = RetryPolicy(retries=5, initial_delay=30, max_delay=30)
-    runner = ProjectionRunner(backend.store, backend.models, [FailingAt(OrderProjector(), {1})], retry=slow)
-    await append(backend.store, created("o-1"))
+    position = await append(backend.store, created("o-1"))
+    failing = FailingAt(OrderProjector(), {position})
+    runner = ProjectionRunner(backend.store, backend.models, [failing], retry=slow)
     await runner.start()
-    await asyncio.sleep(0.05)
+    await eventually(lambda: failing.attempts.get(position), what="the first failure, then a 30 s backoff")
     async with asyncio.timeout(2):
         await runner.stop()
     assert not runner.failed and await backend.models.checkpoint("orders") == 0
@@ -293,12 +212,13 @@ async def test_a_rebuild_equals_the_incremental_projection(backend: Backend) -> 
     await runner.catch_up()
     incremental = await snapshot(backend.models, backend.store)
     report = await runner.rebuild()
-    assert report.projections == ("orders", "order_history", "workflows") and report.events == last
+    events = await backend.event_count()
+    assert report.projections == ALL and report.events == events
     assert report.events_per_second > 0
     assert await snapshot(backend.models, backend.store) == incremental
-    assert (await runner.rebuild("order_history")).events == last
+    assert (await runner.rebuild("order_history")).events == events
     assert await snapshot(backend.models, backend.store) == incremental
-    assert await runner.checkpoints() == {"orders": last, "order_history": last, "workflows": last}
+    assert await runner.checkpoints() == dict.fromkeys(ALL, last)
 
 
 async def test_rebuild_of_an_unknown_projection_names_the_known_ones(backend: Backend) -> None:
@@ -338,7 +258,7 @@ async def test_pages_by_customer_status_and_update_time_return_each_order_once(b
 
 async def test_the_read_model_says_what_the_aggregate_says_after_random_commands(backend: Backend) -> None:
     from order_machine.commands import (
-        AddOrderItem, CancelOrder, ConfirmOrder, CreateOrder, DeliverOrder, ReturnOrder, ShipOrder,
+        AddOrderItem, CancelOrder, Command, ConfirmOrder, CreateOrder, DeliverOrder, ReturnOrder, ShipOrder,
     )
     from order_machine.commands import StartProcessing as StartProcessingCommand
     from order_machine.errors import InvalidCommandError, TransitionNotAllowedError
@@ -354,7 +274,7 @@ async def test_the_read_model_says_what_the_aggregate_says_after_random_commands
             amount=rng.choice([None, Decimal("0"), Decimal("12.5")]),
             items=[{"product_id": f"p-{k}", "quantity": rng.randint(1, 4),
                     "unit_price": Decimal(rng.randint(0, 500)) / 100} for k in range(rng.randint(0, 2))]))
-    commands = [
+    commands: list[Callable[[str], Command]] = [
         lambda oid: AddOrderItem(order_id=oid, product_id="extra", quantity=rng.randint(1, 3),
                                  unit_price=Decimal("1.05")),
         lambda oid: ConfirmOrder(order_id=oid), lambda oid: StartProcessingCommand(order_id=oid),
@@ -382,18 +302,42 @@ async def test_the_read_model_says_what_the_aggregate_says_after_random_commands
         assert (read.created_at, read.updated_at) == (order.created_at, order.updated_at)
 
 
-async def test_a_checkpoint_reset_by_another_process_is_followed_from_where_it_now_is(tmp_path: Path) -> None:
-    async with SQLiteEventStore.from_url(f"sqlite:///{tmp_path}/orders.db") as store:
-        ours, theirs = SQLiteReadModels(store.path), SQLiteReadModels(store.path)
-        runner = ProjectionRunner(store, ours, batch_size=4)
-        await runner.wait_for(await random_history(store, 10, seed=1))
-        for projector in runner.projectors:  # e.g. `rebuild` started from the CLI, then interrupted
-            await theirs.reset(projector)
-        last = await append(store, created("late-1"), confirmed("late-1"))
-        assert await runner.wait_for(last, timeout=5) and not runner.failed
-        with sqlite3.connect(store.path) as conn:
-            assert conn.execute("SELECT SUM(version) FROM read_orders").fetchone()[0] == last
-            assert conn.execute("SELECT COUNT(*) FROM read_order_history").fetchone()[0] == last
-        await ours.close()
-        await theirs.close()
-        await ours.close()  # closing twice is harmless
+async def test_a_checkpoint_reset_by_another_process_is_followed_from_where_it_now_is(database: Backend) -> None:
+    backend = database
+    theirs = backend.more_models()
+    runner = ProjectionRunner(backend.store, backend.models, batch_size=4)
+    await runner.wait_for(await random_history(backend.store, 10, seed=1))
+    for projector in read_model_projectors(runner):  # e.g. `rebuild` started from the CLI, then interrupted
+        await theirs.reset(projector)
+    last = await append(backend.store, created("late-1"), confirmed("late-1"))
+    assert await runner.wait_for(last, timeout=5) and not runner.failed
+    events = await backend.event_count()
+    assert await rows_per_event(backend) == (events, events)
+    await theirs.close()
+    await theirs.close()  # closing twice is harmless
+
+
+async def test_database_read_models_answer_every_query_like_the_in_memory_ones(database: Backend) -> None:
+    backend, memory = database, InMemoryReadModels()
+    runner = ProjectionRunner(backend.store, backend.models, batch_size=13)
+    memory_runner = ProjectionRunner(backend.store, memory, batch_size=500)
+    rng = random.Random(4)
+    for batch in range(3):  # projection follows while events keep arriving
+        await append(backend.store, *(created(f"x-{batch}-{n}", f"c-{n % 4}", n) for n in range(rng.randint(1, 9))))
+        await runner.step()
+    await random_history(backend.store, 50, seed=4)
+    await runner.catch_up()
+    await memory_runner.catch_up()
+    expected = await snapshot(memory, backend.store)
+    models = backend.models
+    assert len(expected) > 40 and await snapshot(models, backend.store) == expected
+    for customer in ("c-0", "c-3"):
+        assert await models.orders_by_customer(customer, limit=1000) == await memory.orders_by_customer(customer,
+                                                                                                       limit=1000)
+        for status in ("Pending", "Delivered"):
+            assert (await models.orders_by_customer(customer, status=status, limit=5)
+                    == await memory.orders_by_customer(customer, status=status, limit=5))
+    assert await models.orders_by_status("Cancelled", limit=1000) == await memory.orders_by_status("Cancelled",
+                                                                                                   limit=1000)
+    assert await models.recently_updated(limit=7) == await memory.recently_updated(limit=7)
+    assert await models.get_order("missing") is None and await models.get_summary("missing") is None

@@ -2,36 +2,26 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
+from integration.projection_support import Backend, append, confirmed, created, random_history
 
-from order_machine.projections import ConsistencyChecker, FieldDifference, ProjectedOrder, ProjectionRunner
-from order_machine.projections.projectors import project_order
-from test_projections import Backend, append, confirmed, created, open_backend, random_history
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    async with open_backend(request.param, tmp_path) as opened:
-        yield opened
+from order_machine.projections import (
+    ConsistencyChecker, FieldDifference, ProjectedOrder, ProjectionRunner, project_order,
+)
 
 
 async def tamper(backend: Backend, order_id: str, *, amount: str | None = None, drop_items: bool = False,
                  drop_order: bool = False) -> None:
-    """Change a stored read model behind the projection's back (SQL on SQLite, a bad repair in memory)."""
-    if backend.path is not None:
-        with sqlite3.connect(backend.path) as conn:
-            if amount is not None:
-                conn.execute("UPDATE read_orders SET amount = ? WHERE id = ?", (amount, order_id))
-            if drop_items:
-                conn.execute("DELETE FROM read_order_items WHERE order_id = ?", (order_id,))
-            if drop_order:
-                conn.execute("DELETE FROM read_orders WHERE id = ?", (order_id,))
+    """Change a stored read model behind the projection's back (SQL on a database, a bad repair in memory)."""
+    if backend.kind != "memory":
+        if amount is not None:
+            await backend.sql("UPDATE {s}read_orders SET amount = %s WHERE id = %s", amount, order_id)
+        if drop_items:
+            await backend.sql("DELETE FROM {s}read_order_items WHERE order_id = %s", order_id)
+        if drop_order:
+            await backend.sql("DELETE FROM {s}read_orders WHERE id = %s", order_id)
         return
     checkpoint = await backend.models.checkpoint("orders")
     right = project_order(await backend.store.load(order_id))
@@ -93,11 +83,11 @@ async def test_check_all_pages_through_every_order_and_counts(backend: Backend) 
 async def test_a_projection_that_is_merely_behind_is_not_reported(backend: Backend) -> None:
     runner = ProjectionRunner(backend.store, backend.models)
     await runner.wait_for(await append(backend.store, created("o-1")))
-    await append(backend.store, confirmed("o-1"), created("o-2"))  # not projected yet
+    last = await append(backend.store, confirmed("o-1"), created("o-2"))  # not projected yet
     report = await ConsistencyChecker(backend.store, backend.models).check_all(repair=True)
     assert (report.checked, report.mismatched) == (2, ())
     order = await backend.models.get_order("o-1")
     assert order is not None and order.status == "Pending"
-    assert await runner.wait_for(3)  # and the projection still goes on from its checkpoint
+    assert await runner.wait_for(last)  # and the projection still goes on from its checkpoint
     order = await backend.models.get_order("o-1")
     assert order is not None and order.status == "Confirmed"

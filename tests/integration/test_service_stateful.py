@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -24,28 +27,40 @@ TABLE = {
 DATA = {"Ship": {"tracking_number": "T", "shipping_address": "A"}, "Cancel": {"reason": "r"}, "Return": {"reason": "r"}}
 ORDERS = ["a", "b", "c"]
 
+T = TypeVar("T")
+
+
+@dataclass
+class Expected:
+    """What the reference model says of one order."""
+
+    state: str = "Pending"
+    amount: Decimal = Decimal(0)
+    items: int = 0
+    version: int = 1
+
 
 class ServiceAgainstModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.service = OrderCommandService(InMemoryEventStore(), order_machine())
-        self.model: dict[str, dict[str, object]] = {}
+        self.model: dict[str, Expected] = {}
 
-    def run(self, coro):  # type: ignore[no-untyped-def]
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
 
     @initialize()
     def create_orders(self) -> None:
         for order_id in ORDERS:
             self.run(self.service.handle(CreateOrder(order_id=order_id, customer_id="c")))
-            self.model[order_id] = {"state": "Pending", "amount": Decimal(0), "items": 0, "version": 1}
+            self.model[order_id] = Expected()
 
     @rule(order_id=st.sampled_from(ORDERS), action=st.sampled_from(sorted({a for _, a in TABLE})))
     def act(self, order_id: str, action: str) -> None:
         m = self.model[order_id]
-        target = TABLE.get((m["state"], action))  # type: ignore[arg-type]
-        if action == "Confirm" and m["items"] == 0:
+        target = TABLE.get((m.state, action))
+        if action == "Confirm" and m.items == 0:
             target = None  # the has_value guard
         try:
             self.run(self.service.handle(PerformAction(order_id=order_id, action=action, data=DATA.get(action, {}))))
@@ -53,7 +68,7 @@ class ServiceAgainstModel(RuleBasedStateMachine):
             assert target is None
             return
         assert target is not None
-        m["state"], m["version"] = target, m["version"] + 1  # type: ignore[operator]
+        m.state, m.version = target, m.version + 1
 
     @rule(order_id=st.sampled_from(ORDERS), quantity=st.integers(1, 5),
           price=st.decimals(min_value=0, max_value=100, places=2))
@@ -63,19 +78,19 @@ class ServiceAgainstModel(RuleBasedStateMachine):
             self.run(self.service.handle(AddOrderItem(order_id=order_id, product_id="p", quantity=quantity,
                                                       unit_price=price)))
         except InvalidCommandError:
-            assert m["state"] != "Pending"
+            assert m.state != "Pending"
             return
-        assert m["state"] == "Pending"
-        m["amount"] += price * quantity  # type: ignore[operator]
-        m["items"] += 1  # type: ignore[operator]
-        m["version"] += 1  # type: ignore[operator]
+        assert m.state == "Pending"
+        m.amount += price * quantity
+        m.items += 1
+        m.version += 1
 
     @invariant()
     def aggregates_agree_with_the_model(self) -> None:
         for order_id, m in self.model.items():
             order = self.run(self.service.load(order_id))
             assert (order.state, order.amount, len(order.items), order.version) == (
-                m["state"], m["amount"], m["items"], m["version"])
+                m.state, m.amount, m.items, m.version)
 
     def teardown(self) -> None:
         self.loop.close()

@@ -7,12 +7,12 @@ import asyncio
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 from order_machine.events import OrderCreated, encode, utcnow
 from order_machine.projections import ProjectionRunner, SQLiteReadModels
 from order_machine.projections.sqlite import LOOP_APPLY_LIMIT
 from order_machine.store.sqlite import SQLiteEventStore
+from waiting import eventually
 
 
 async def orders(store: SQLiteEventStore, first: int, count: int) -> int:
@@ -23,26 +23,13 @@ async def orders(store: SQLiteEventStore, first: int, count: int) -> int:
     return last
 
 
-class ThreadTransactions:
-    """Counts the batches applied through the writer thread's transaction."""
-
-    def __init__(self, read_models: SQLiteReadModels) -> None:
-        self.count, self._inner = 0, read_models._transaction
-        read_models._transaction = self  # type: ignore[method-assign]
-
-    def __call__(self, work: Any) -> Any:
-        self.count += 1
-        return self._inner(work)
-
-
 async def test_a_small_batch_is_applied_on_the_loop_without_the_writer_thread(tmp_path: Path) -> None:
     async with SQLiteEventStore(tmp_path / "o.db") as store:
         read_models = SQLiteReadModels(store.path, synchronous="NORMAL")
         runner = ProjectionRunner(store, read_models)
         assert await runner.wait_for(await orders(store, 0, 5))  # the first batch connects the loop
-        on_thread = ThreadTransactions(read_models)
         assert await runner.wait_for(await orders(store, 5, 20))
-        assert on_thread.count == 0
+        assert read_models.thread_batches == 0
         assert (await read_models.get_order("o-24")) is not None
         await read_models.close()
 
@@ -53,14 +40,15 @@ async def test_a_locked_file_sends_the_batch_to_the_writer_thread_which_waits(tm
         runner = ProjectionRunner(store, read_models)
         assert await runner.wait_for(await orders(store, 0, 5))
         last = await orders(store, 5, 5)
-        on_thread = ThreadTransactions(read_models)
+        assert read_models.thread_batches == 0
         with closing(sqlite3.connect(store.path, isolation_level=None)) as other:
             other.execute("BEGIN IMMEDIATE")  # another writer holds the file
             waiting = asyncio.create_task(runner.wait_for(last, timeout=10))
-            await asyncio.sleep(0.3)
-            assert not waiting.done()  # the loop did not wait for the lock: the writer thread does
+            # the loop did not wait for the lock (this wait runs on it): the writer thread does
+            await eventually(lambda: read_models.thread_batches >= 1, what="a batch handed to the writer thread")
+            assert not waiting.done()
             other.execute("COMMIT")
-        assert await waiting and on_thread.count >= 1
+        assert await waiting
         await read_models.close()
 
 
@@ -69,8 +57,7 @@ async def test_a_rebuild_applies_its_large_batches_on_the_writer_thread(tmp_path
         read_models = SQLiteReadModels(store.path, synchronous="NORMAL")
         runner = ProjectionRunner(store, read_models, batch_size=10)
         assert await runner.wait_for(await orders(store, 0, LOOP_APPLY_LIMIT + 50))  # small batches, on the loop
-        assert read_models._loop_conn is not None
-        on_thread = ThreadTransactions(read_models)
+        assert read_models.thread_batches == 0
         report = await runner.rebuild("orders")
-        assert report.events == LOOP_APPLY_LIMIT + 50 and on_thread.count >= 1
+        assert report.events == LOOP_APPLY_LIMIT + 50 and read_models.thread_batches >= 1
         await read_models.close()

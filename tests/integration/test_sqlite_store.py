@@ -14,6 +14,7 @@ from order_machine.errors import ConcurrencyError, StoreError
 from order_machine.events import NewEvent
 from order_machine.store import AppendResult, open_store
 from order_machine.store.sqlite import SQLiteEventStore
+from waiting import eventually
 
 
 def event(kind: str = "Happened", **data: object) -> NewEvent:
@@ -179,8 +180,8 @@ async def test_an_append_waits_for_another_connection_holding_the_write_lock(sql
         with connection(store.path) as conn:
             conn.execute("BEGIN IMMEDIATE")  # a projector writing its read model
             pending = asyncio.create_task(store.append("o-1", [event()], 0))
-            await asyncio.sleep(0.05)
-            assert not pending.done()
+            await eventually(lambda: store.thread_batches == 1, what="the batch handed to the writer thread")
+            assert not pending.done()  # which waits for the lock
             conn.execute("COMMIT")
         assert (await pending).position == 1
 
@@ -343,7 +344,7 @@ async def test_close_finishes_the_appends_already_queued(sqlite_url: str) -> Non
     store = SQLiteEventStore.from_url(sqlite_url)
     await store.open()
     appends = [asyncio.create_task(store.append(f"o-{i}", [event()], 0)) for i in range(20)]
-    await asyncio.sleep(0)  # the appends are queued
+    await asyncio.sleep(0)  # one turn of the loop, not a wait: each task has queued its append
     await store.close()
     assert all(task.result().version == 1 for task in appends)
     async with SQLiteEventStore.from_url(sqlite_url) as reopened:
@@ -354,8 +355,9 @@ async def test_the_wal_is_checkpointed_though_the_loop_connection_never_does_it(
     async with SQLiteEventStore.from_url(sqlite_url, durability="fast") as store:
         for n in range(700):
             await store.append(f"o-{n}", [event(pad="x" * 2000)], 0)
-        await asyncio.sleep(0.2)  # the writer thread runs the checkpoints it was given
-        assert store.checkpoints == 2  # one after about 1,000 WAL pages (4 a commit here)
+        # one after about 1,000 WAL pages (4 a commit here), run by the writer thread
+        await eventually(lambda: store.checkpoints >= 2, what="two checkpoints")
+        assert store.checkpoints == 2
         wal = store.path.with_name(store.path.name + "-wal").stat().st_size
         assert wal < 300 * 4 * 4120  # the WAL restarts after each checkpoint: 700 commits would need 11.5 MB
 

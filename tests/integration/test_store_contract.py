@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from waiting import eventually_async
 
 from order_machine.errors import ConcurrencyError, StoreError
 from order_machine.events import NewEvent
@@ -31,11 +32,11 @@ async def visible(store: EventStore, position: int, timeout: float = 10.0) -> No
     if single_writer(store):
         assert await store.last_position() >= position
         return
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while await store.last_position() < position:
-        assert loop.time() < deadline, f"position {position} stayed invisible to readers for {timeout}s"
-        await asyncio.sleep(0.01)
+
+    async def shown() -> bool:
+        return await store.last_position() >= position
+
+    await eventually_async(shown, within=timeout, what=f"position {position} visible to readers")
 
 
 async def test_an_appended_event_loads_back_with_every_field(store: EventStore) -> None:

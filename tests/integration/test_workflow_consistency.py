@@ -48,7 +48,7 @@ class Side:
             with closing(sqlite3.connect(getattr(self.store, "path"))) as conn, conn:
                 conn.execute(statement, (*args, stream_id))
         elif scheme.startswith("postgres"):
-            from pg_support import pg_url
+            from integration.pg_support import pg_url
             import psycopg
 
             table = f"{getattr(self.store, 'quoted_schema')}.read_workflows"

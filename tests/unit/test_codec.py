@@ -58,9 +58,7 @@ def test_recorded_at_is_utc_text_with_microseconds_whatever_the_zone_it_came_in(
 
 def test_data_nested_deeper_than_python_recurses_is_refused_by_name() -> None:
     deep: dict[str, object] = {}
-    inner = deep
     for _ in range(100_000):
-        inner["a"] = {}
-        inner = inner["a"]  # type: ignore[assignment]
+        deep = {"a": deep}
     with pytest.raises(StoreError, match="data is nested too deeply"):
         dumps(deep, "data")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -14,7 +15,7 @@ from order_machine.events import (
 from order_machine.order import Order, order_machine
 
 
-def stored(type_: str, data: dict[str, object], schema_version: int, version: int = 1) -> StoredEvent:
+def stored(type_: str, data: Mapping[str, object], schema_version: int, version: int = 1) -> StoredEvent:
     return StoredEvent(version, "ord-1", version, type_, schema_version, data, {}, datetime.now(UTC))
 
 

@@ -142,12 +142,10 @@ def test_a_guard_with_neither_condition_nor_registration_is_still_declared_but_n
 
 
 def test_a_condition_is_compiled_once_with_the_machine(review: Machine, monkeypatch: pytest.MonkeyPatch) -> None:
-    import order_machine.expressions as expressions
-
     def no_compiling(source: str) -> Any:
         raise AssertionError("compiled at evaluation time")
 
-    monkeypatch.setattr(expressions.cel, "compile", no_compiling)
+    monkeypatch.setattr("order_machine.expressions.cel.compile", no_compiling)
 
     async def confirm() -> str:
         entity = await started(review, limit="1")

@@ -55,7 +55,7 @@ class Table:
 TABLES = {name: Table(name) for name in NAMES}
 
 VALUES: dict[str, st.SearchStrategy[Any]] = {
-    "str": st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=8),
+    "str": st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=8),
     "int": st.integers(-1000, 1000),
     "decimal": st.decimals(min_value=0, max_value=10_000, places=2).map(str),
     "bool": st.booleans(),

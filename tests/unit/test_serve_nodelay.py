@@ -3,6 +3,7 @@ several workers has no protocol number, so asyncio leaves Nagle's algorithm on (
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -10,12 +11,11 @@ from contextlib import closing, contextmanager
 from order_machine.cli._uvicorn import set_nodelay
 
 
-class Transport:
-    def __init__(self, sock: socket.socket | None) -> None:
-        self.sock = sock
+class Transport(asyncio.BaseTransport):
+    """A transport as uvicorn's connections have them: its socket among its extra information."""
 
-    def get_extra_info(self, name: str) -> socket.socket | None:
-        return self.sock if name == "socket" else None
+    def __init__(self, sock: socket.socket | None) -> None:
+        super().__init__({"socket": sock})
 
 
 @contextmanager
@@ -34,12 +34,12 @@ def accepted_as_uvicorn_workers_accept() -> Iterator[socket.socket]:
 def test_a_connection_accepted_on_a_worker_socket_gets_tcp_nodelay() -> None:
     with accepted_as_uvicorn_workers_accept() as accepted:
         assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0  # what asyncio would leave
-        set_nodelay(Transport(accepted))  # type: ignore[arg-type]
+        set_nodelay(Transport(accepted))
         assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
 def test_a_transport_without_a_socket_is_left_alone() -> None:
-    set_nodelay(Transport(None))  # type: ignore[arg-type]  # an in-memory or already closed transport
+    set_nodelay(Transport(None))  # an in-memory or already closed transport
 
 
 def test_a_connection_on_a_listener_passed_as_a_file_descriptor_gets_tcp_nodelay() -> None:
@@ -52,5 +52,5 @@ def test_a_connection_on_a_listener_passed_as_a_file_descriptor_gets_tcp_nodelay
                 accepted, _ = labelled.accept()
                 with closing(accepted):
                     assert accepted.family == socket.AF_UNIX  # what asyncio looks at, and skips
-                    set_nodelay(Transport(accepted))  # type: ignore[arg-type]
+                    set_nodelay(Transport(accepted))
                     assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -87,7 +87,7 @@ async def test_a_refused_action_answers_false_and_changes_nothing(payment_machin
 
 async def test_an_entity_answers_nothing_before_it_is_initialised(payment_machine: Machine) -> None:
     payment = Workflow(payment_machine, "pay-4", amount="1", currency="EUR", method="Card")
-    assert payment.allowed_actions == ()
+    assert not payment.allowed_actions
     with pytest.raises(NotInitialisedError, match="pay-4"):
         await payment.try_fire("Process")
     await payment.initialise()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 
 import pytest
@@ -86,5 +87,5 @@ async def test_commands_on_one_stream_run_one_at_a_time_and_leave_no_queue_behin
         running.remove(name)
         return name
 
-    done = await asyncio.gather(*(queues.run("s", lambda n=n: command(f"c{n}")) for n in range(5)))
+    done = await asyncio.gather(*(queues.run("s", functools.partial(command, f"c{n}")) for n in range(5)))
     assert done == [f"c{n}" for n in range(5)] and not overlapped and len(queues) == 0

@@ -77,8 +77,12 @@ class TableProjector(Protocol):
     tables change, and they are dropped, created again and rebuilt from the events.
     """
 
-    name: str
-    tables: Sequence[Table]
+    # read-only, so that a class attribute `tables = [Table(...)]` (a list) satisfies it
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tables(self) -> Sequence[Table]: ...
 
     async def apply(self, tx: ProjectorTransaction, event: StoredEvent) -> None: ...
 

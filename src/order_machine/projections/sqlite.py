@@ -54,7 +54,11 @@ def store_file(store: EventStore, what: str) -> str:
 
 
 class SQLiteReadModels:
-    """Read models in the SQLite file at `path` (normally the event store's own file)."""
+    """Read models in the SQLite file at `path` (normally the event store's own file).
+
+    `thread_batches` counts the batches applied by the writer thread rather than on the event loop (a
+    large batch, a file another connection had locked, or synchronous=FULL).
+    """
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000, synchronous: str = "FULL") -> None:
         self.path = str(path)
@@ -70,6 +74,7 @@ class SQLiteReadModels:
         self._loop_conn: sqlite3.Connection | None = None
         self._loop_thread: int | None = None
         self._attaching = False
+        self.thread_batches = 0
 
     @classmethod
     def from_store(cls, store: EventStore, **options: Any) -> SQLiteReadModels:
@@ -121,13 +126,16 @@ class SQLiteReadModels:
     def _read(self, work: Callable[[sqlite3.Connection], R]) -> R:
         return work(self._connection())
 
-    async def _write(self, work: Callable[[sqlite3.Connection], R], applications: int = LOOP_APPLY_LIMIT + 1) -> R:
-        """`work` in a write transaction: on the loop when it is at most LOOP_APPLY_LIMIT event applications and
-        the loop's connection finds the file unlocked, else on the writer thread (which waits for the lock)."""
-        if applications <= LOOP_APPLY_LIMIT and await self._loop_ready():
+    async def _write(self, work: Callable[[sqlite3.Connection], R], applications: int | None = None) -> R:
+        """`work` in a write transaction: on the loop when it is a batch of at most LOOP_APPLY_LIMIT event
+        applications and the loop's connection finds the file unlocked, else on the writer thread (which
+        waits for the lock). `applications` is given for a batch only: those the thread applies are counted."""
+        if applications is not None and applications <= LOOP_APPLY_LIMIT and await self._loop_ready():
             done, result = self._on_loop(work)
             if done:
                 return result
+        if applications is not None:
+            self.thread_batches += 1
         return await self._run(self._writer, self._transaction, work)
 
     async def _loop_ready(self) -> bool:

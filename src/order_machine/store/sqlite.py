@@ -33,7 +33,7 @@ from .sqlite_file import check_choices, copy_error, number, parse_sqlite_url, st
 from .sqlite_append import Append, WriterBusy, WriterThread, Written, write_batch
 from .sqlite_reads import COLUMNS as _COLUMNS
 from .sqlite_reads import Reads, RecentEvents, to_events
-from .sqlite_sync import WalSync
+from .sqlite_sync import SyncProcess, WalSync
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ class SQLiteEventStore:
 
     `path` is the database file; read models may keep their tables in it, through their own
     connections (WAL and busy_timeout let them). `commits` counts write transactions, `checkpoints`
-    the WAL checkpoints it ran.
+    the WAL checkpoints it ran, `thread_batches` the batches the writer thread committed because the
+    loop's connection found the file locked.
     Options: durability "full" (default: an append returns once its transaction is on disk, so it
     survives power loss) or "fast" (synchronous=NORMAL: still safe on a crash, but the last commits may
     be lost on power loss); busy_timeout in seconds; readers (reader threads); max_batch (appends per
@@ -61,6 +62,8 @@ class SQLiteEventStore:
     sqlite_sync.py) or "thread" (a thread of this process). With "full", a batch is visible to readers
     from its commit, up to an fsync (about a millisecond) before its callers hear of it (see the
     README's design notes).
+    Injected for tests (a slow or failing disk): `datasync`, what the sync thread calls with the WAL's
+    file descriptor, and `fsync_helper`, the helper process (by default one for this file's WAL).
     """
 
     def __init__(
@@ -73,6 +76,8 @@ class SQLiteEventStore:
         max_batch: int = 1000,
         fsync: str = "process",
         url: str | None = None,
+        datasync: Callable[[int], None] | None = None,
+        fsync_helper: SyncProcess | None = None,
     ) -> None:
         check_choices(durability, fsync)
         self.busy_timeout = number("busy_timeout", busy_timeout, float, minimum=0.001)
@@ -83,8 +88,10 @@ class SQLiteEventStore:
         self.durability = durability
         self.commits = 0  # write transactions committed (a batch of appends each)
         self.fsyncs = 0  # fsyncs of the WAL (each covers every commit before it)
+        self.thread_batches = 0  # batches handed to the writer thread (the file was locked for the loop)
         self._writer = WriterThread(self.path, self.busy_timeout, durability, self._error)
-        self._wal_sync = WalSync(Path(f"{self.path}-wal"), use_process=fsync == "process")
+        self._wal_sync = WalSync(Path(f"{self.path}-wal"), use_process=fsync == "process",
+                                 datasync=datasync, process=fsync_helper)
         self._loop_writer: sqlite3.Connection | None = None  # commits on the loop; never waits, never fsyncs
         self._loop_writer_lock = threading.Lock()
         self._fsync_failed: StoreError | None = None
@@ -162,6 +169,12 @@ class SQLiteEventStore:
         """1 while durability "full" has its fsyncs done by the helper process, else 0 (for /metrics)."""
         return int(self.durability == "full" and self._wal_sync.process is not None)
 
+    @property
+    def fsync_helper_pid(self) -> int | None:
+        """The fsync helper process's id while one runs (it starts with the first fsync), else None."""
+        process = self._wal_sync.process
+        return process.pid if process is not None else None
+
     # ------------------------------------------------------------------ writes
 
     async def append(
@@ -229,6 +242,7 @@ class SQLiteEventStore:
             if written is not None:
                 self._committed(batch, written)
                 return
+        self.thread_batches += 1
         done: Future[Written] = self._writer.write(batch)
         done.add_done_callback(lambda finished: loop.call_soon_threadsafe(self._finish, batch, finished))
 

@@ -157,11 +157,14 @@ class SyncProcess:
 class WalSync:
     """fsyncs of a WAL file, one at a time: by the helper process (`process`, None once it cannot be
     used or with `use_process=False`), else by a thread of this process. A helper that ended during an
-    fsync has that fsync done again on the thread: whether it happened is unknown."""
+    fsync has that fsync done again on the thread: whether it happened is unknown. `datasync` (what the
+    thread calls with the WAL's descriptor) and `process` (the helper) may be given, for tests."""
 
-    def __init__(self, wal: Path, *, use_process: bool) -> None:
+    def __init__(self, wal: Path, *, use_process: bool, datasync: Callable[[int], None] | None = None,
+                 process: SyncProcess | None = None) -> None:
         self.wal = wal
-        self.process = SyncProcess(wal) if use_process else None
+        self.process = (process or SyncProcess(wal)) if use_process else None
+        self._datasync = datasync or _datasync
         self._thread = ThreadPoolExecutor(1, "order-machine-sqlite-fsync")
         self._fd: int | None = None
 
@@ -190,7 +193,7 @@ class WalSync:
         """Put the WAL, and so every transaction committed in it so far, on disk (on the sync thread)."""
         if self._fd is None:  # the WAL exists from the first commit, and lives as long as the store's connections
             self._fd = os.open(self.wal, os.O_RDONLY)
-        _datasync(self._fd)
+        self._datasync(self._fd)
 
     def _without_process(self, why: str) -> None:
         logger.warning("%s: %s; the WAL is fsynced from a thread from now on", self.wal, why)
