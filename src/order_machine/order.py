@@ -21,6 +21,7 @@ from .events import (
     LEGACY_TRANSITIONS, WORKFLOW_EVENT_TYPES, OrderCreated, OrderEvent, OrderItem, OrderItemAdded, OrderTransitioned,
     build_transition, transition_class, utcnow,
 )
+from .definition import FieldSpec
 from .instance import json_data, recorded_specs, typed_data
 from .machine import Machine, Publisher, check_fields
 from .workflow import StatefulEntity, transition_effects
@@ -108,6 +109,17 @@ def check_event_names(machine: Machine) -> None:
 
 #: the data every order has, kept in fields of their own; order.yaml may declare more, kept in `Order.data`
 CORE_DATA = frozenset({"customer_id", "description", "amount", "items"})
+
+
+@lru_cache(maxsize=32)
+def _extra_fields(machine: Machine) -> dict[str, FieldSpec]:
+    """The data fields order.yaml declares beyond CORE_DATA (once per machine)."""
+    return {n: f for n, f in machine.definition.data.items() if n not in CORE_DATA}
+
+
+@lru_cache(maxsize=32)
+def _recorded_names(machine: Machine) -> tuple[str, ...]:
+    return tuple(recorded_specs(machine)[0])
 
 
 def _items(items: Iterable[OrderItem | str | Mapping[str, Any]]) -> tuple[OrderItem, ...]:
@@ -204,15 +216,18 @@ class Order(StatefulEntity):
             if not Decimal(amount).is_finite() or amount < 0:
                 raise InvalidCommandError(f"amount must be 0 or more, got {amount!r}", "amount")
             self.initial_amount = Decimal(amount)
-        what = f"order {self.id}"
-        declared = {n: f for n, f in self.machine.definition.data.items() if n not in CORE_DATA}
-        extra = check_fields(declared, data or {}, what) if declared or data else {}
-        for name in self.machine.counters:
-            extra.setdefault(name, 0)
-        for name in self.machine.lists:
-            extra.setdefault(name, [])
+        declared = _extra_fields(self.machine)
+        extra: dict[str, Any] = {}
+        if declared or data or self.machine.counters or self.machine.lists:  # the shipped order.yaml: none
+            what = f"order {self.id}"
+            extra = check_fields(declared, data or {}, what) if declared or data else {}
+            for name in self.machine.counters:
+                extra.setdefault(name, 0)
+            for name in self.machine.lists:
+                extra.setdefault(name, [])
+            extra = json_data(extra, what)
         self._record(OrderCreated(self.id, utcnow(), self.customer_id, self.description,
-                                  self.initial_amount, tuple(self.items), json_data(extra, what)))
+                                  self.initial_amount, tuple(self.items), extra))
 
     # ----------------------------------------------------------------- reading
 
@@ -245,7 +260,7 @@ class Order(StatefulEntity):
     def guard_context(self) -> dict[str, Any]:
         """What a guard's `when:` condition reads (docs/guards.md): every name the order records (None until
         recorded), its customer, description, items and state, and `amount`, the total."""
-        context: dict[str, Any] = dict.fromkeys(recorded_specs(self.machine)[0])
+        context: dict[str, Any] = dict.fromkeys(_recorded_names(self.machine))
         context.update(self.data)
         context.update({
             "customer_id": self.customer_id, "description": self.description, "amount": self.amount,
