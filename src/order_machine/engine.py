@@ -94,7 +94,7 @@ class WorkflowEngine:
     def __init__(self, store: EventStore, catalog: Catalog, bus: EventBus | None = None, *,
                  clock: Clock = utcnow, retries: int = 10, id_factory: Callable[[], str] | None = None,
                  cache_size: int = 10_000) -> None:
-        from .service import causation_id, new_id
+        from .new_ids import causation_id, new_id
 
         self.store, self.catalog, self.bus, self.clock = store, catalog, bus, clock
         self.retries = retries

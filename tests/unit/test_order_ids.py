@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from order_machine.service import new_id
+from order_machine.new_ids import new_id
 from waiting import eventually_blocking
 
 
