@@ -9,30 +9,30 @@ connection instead. Reader threads have their own connections, and a short strea
 loop without waiting (sqlite_reads.LoopReader says why that is bounded). This module owns the queue of
 appends and the order of commit, fsync and answer; the transaction and the writer thread are in
 sqlite_append.py, the fsyncs in sqlite_sync.py, the read connections in sqlite_reads.py, the file and
-its schema in sqlite_file.py. Imports `errors`, `events` and the store port; never the domain.
+its schema in sqlite_file.py, the reads in sqlite_event_reads.py. Imports `errors`, `events` and the store
+port; never the domain.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ..errors import StoreError
-from ..events import NewEvent, StoredEvent
-from . import AppendResult, read_in_batches
+from ..events import NewEvent
+from . import AppendResult
 from .codec import encode_append
 from .sqlite_file import check_choices, copy_error, number, parse_sqlite_url, store_options, translate
 from .sqlite_append import Append, WriterBusy, WriterThread, Written, write_batch
-from .sqlite_reads import COLUMNS as _COLUMNS
-from .sqlite_reads import Reads, RecentEvents, to_events
+from .sqlite_event_reads import EventReads
+from .sqlite_reads import Reads, RecentEvents
 from .sqlite_sync import SyncProcess, WalSync
 
 logger = logging.getLogger(__name__)
@@ -40,14 +40,11 @@ logger = logging.getLogger(__name__)
 #: a batch committed but not yet fsynced, with each append's outcome
 Unsynced = tuple[list[Append], list[AppendResult | Exception]]
 
-_BATCH = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position"
 #: checkpoint after about this many WAL pages written by the loop (SQLite's own default for autocheckpoint)
 _CHECKPOINT_PAGES = 1000
-_HEAD = "SELECT version, position FROM events WHERE stream_id = ? ORDER BY version DESC"
-_LOAD = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? ORDER BY version"
 
 
-class SQLiteEventStore:
+class SQLiteEventStore(EventReads):
     """Events in one SQLite file; concurrent appends are committed together, on the event loop (or on the
     writer thread when the file is locked).
 
@@ -342,58 +339,6 @@ class SQLiteEventStore:
             if not idle.done():
                 idle.set_result(None)
         self._idle.clear()
-
-    # ------------------------------------------------------------------ reads
-
-    async def load(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
-        # a short stream on the loop, with no thread hop (see LoopReader for why it cannot block)
-        await self._usable()
-        rows = await self._reads.on_loop(f"{_LOAD} LIMIT ?", (stream_id, from_version))
-        if rows is not None:
-            return to_events(rows)
-        return await self._reads.events(_LOAD, (stream_id, from_version))
-
-    async def stream_head(self, stream_id: str) -> tuple[int, int]:
-        # one index seek; LoopReader binds its row limit last, and min() keeps the read to the head row
-        await self._usable()
-        rows = await self._reads.on_loop(f"{_HEAD} LIMIT min(?, 1)", (stream_id,))
-        if rows is None:
-            rows = await self._reads.rows(f"{_HEAD} LIMIT 1", (stream_id,))
-        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
-
-    async def read_batch(self, after: int = 0, limit: int = 500) -> list[StoredEvent]:
-        limit = max(limit, 0)
-        recent = self._recent.after(after, limit) if limit else None
-        if recent is not None:  # the projections following this process's own writes: no read at all
-            return to_events(recent)
-        # a caught-up follower's read finds a few rows or none: on the loop, else on a reader thread
-        await self._usable()
-        rows = await self._reads.on_loop(f"{_BATCH} LIMIT min(?, ?)", (after, limit))
-        if rows is not None:
-            return to_events(rows)
-        return await self._reads.events(f"{_BATCH} LIMIT ?", (after, limit))
-
-    def read_all(self, after: int = 0, batch_size: int = 500) -> AsyncIterator[StoredEvent]:
-        return read_in_batches(self.read_batch, after, batch_size)
-
-    async def last_position(self) -> int:
-        rows = await self._read("SELECT position FROM events ORDER BY position DESC LIMIT 1", ())
-        return int(rows[0][0]) if rows else 0
-
-    async def command_result(self, command_id: str) -> Mapping[str, Any] | None:
-        rows = await self._read("SELECT result FROM commands WHERE command_id = ?", (command_id,))
-        return dict(json.loads(rows[0][0])) if rows else None
-
-    async def stream_ids(self, after: str = "", limit: int = 1000) -> list[str]:
-        # every stream has a version 1, so this walks the (stream_id, version) index without DISTINCT
-        rows = await self._read(
-            "SELECT stream_id FROM events WHERE stream_id > ? AND version = 1 ORDER BY stream_id LIMIT ?",
-            (after, max(limit, 0)))
-        return [str(row[0]) for row in rows]
-
-    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        await self._usable()
-        return await self._reads.rows(sql, params)
 
     async def _usable(self) -> None:
         if not self._opened:
