@@ -133,8 +133,7 @@ class Runtime:
         extra: dict[str, Any] = {}
         if self.worker is not None:
             extra["oldest_transaction_seconds"] = (await self.database())["oldest_transaction_seconds"]
-        store = {k: v for k in ("commits", "fsyncs", "checkpoints", "fsync_process")
-                 if isinstance(v := getattr(self.store, k, None), int)}
+        store = self.store.write_counters()
         if store:  # SQLite: how appends were grouped into transactions and fsyncs
             extra["store"] = store
         return {**extra,
@@ -223,10 +222,8 @@ async def bootstrap(settings: Settings | None = None, *, guards: Mapping[str, Gu
                                         poll_interval=settings.projection_poll_seconds, retry=retry,
                                         take_leases=settings.run_projections)
     follower = worker if worker is not None else runner
-    on_commit = getattr(store, "on_commit", None)
-    if worker is None and on_commit is not None:
-        on_commit(runner.wake)  # SQLite: woken once a committed batch, not once an event through the bus
-    else:
+    # SQLite: the runner is woken once a committed batch, not once an event through the bus
+    if worker is not None or not store.on_commit(runner.wake):
         bus.subscribe(follower.wake)
     commands = OrderCommandService(store, machine, bus, retries=settings.command_retries,
                                    cache_size=settings.order_cache_size, max_items=settings.max_items_per_order)

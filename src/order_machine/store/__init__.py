@@ -80,6 +80,15 @@ class EventStore(Protocol):
         """Stream ids in sorted order after `after` (for checks and rebuilds over all orders)."""
         ...
 
+    def on_commit(self, listener: Callable[[], None]) -> bool:
+        """Have `listener()` called on the loop after each committed batch; False when this store cannot
+        (its followers are woken through the bus instead)."""
+        ...
+
+    def write_counters(self) -> dict[str, int]:
+        """How appends were grouped (SQLite: commits, fsyncs, checkpoints, the fsync process); {} when not kept."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Callable, AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import ConcurrencyError
@@ -80,6 +80,12 @@ class InMemoryEventStore:
 
     async def stream_ids(self, after: str = "", limit: int = 1000) -> list[str]:
         return sorted(s for s in self._streams if s > after)[:max(limit, 0)]
+
+    def on_commit(self, listener: Callable[[], None]) -> bool:
+        return False  # followers are woken through the bus
+
+    def write_counters(self) -> dict[str, int]:
+        return {}
 
     async def close(self) -> None:
         pass

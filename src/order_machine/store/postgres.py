@@ -257,6 +257,12 @@ class PostgresEventStore:
         """The open connection pool (schema ready), for the read models that live in the same schema."""
         return await self._open()
 
+    def on_commit(self, listener: Callable[[], None]) -> bool:
+        return False  # followers are woken through the bus
+
+    def write_counters(self) -> dict[str, int]:
+        return {}
+
     async def close(self) -> None:
         """Close the pool; the store reconnects if used again."""
         pool, self._pool = self._pool, None

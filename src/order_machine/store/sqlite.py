@@ -303,10 +303,15 @@ class SQLiteEventStore(EventReads):
         self._resolve(batch, outcomes)
         self._next()
 
-    def on_commit(self, listener: Callable[[], None]) -> None:
+    def on_commit(self, listener: Callable[[], None]) -> bool:
         """Call `listener()` on the event loop after each batch whose appends were acknowledged (the
         projection runner's wake-up: once a batch, rather than once an event through the bus)."""
         self._listeners.append(listener)
+        return True
+
+    def write_counters(self) -> dict[str, int]:
+        return {"commits": self.commits, "fsyncs": self.fsyncs, "checkpoints": self.checkpoints,
+                "fsync_process": self.fsync_process}
 
     def _resolve(self, batch: list[Append], outcomes: list[AppendResult | Exception]) -> None:
         for request, outcome in zip(batch, outcomes):
