@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -190,13 +190,11 @@ class PostgresEventStore:
 
     async def connect(self) -> Conn:
         """A new autocommit connection outside the pool (for session state such as advisory-lock leases)."""
-        try:
+        with self._translated("connecting"):
             return await psycopg.AsyncConnection.connect(
                 self._conninfo, autocommit=True, connect_timeout=self.options.connect_timeout,
                 application_name="order-machine",
             )
-        except psycopg.Error as exc:
-            raise self._error(exc, "connecting") from exc
 
     async def upgrade(self) -> list[int]:
         """Create or migrate the schema to the latest version; returns the migration versions applied."""
@@ -210,11 +208,19 @@ class PostgresEventStore:
         """`work(conn, schema)` on a connection of its own (outside the pool, which needs the schema ready)."""
         conn = await self.connect()
         try:
-            return await work(conn, self.schema)
-        except psycopg.Error as exc:
-            raise self._error(exc, doing) from exc
+            with self._translated(doing):
+                return await work(conn, self.schema)
         finally:
             await conn.close()
+
+    @contextmanager
+    def _translated(self, doing: str) -> Iterator[None]:
+        """The one place this store's driver errors become the project's (StoreError, no password, no host
+        for clients: see _error); concurrency is told apart where an append is decided, in _append."""
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise self._error(exc, doing) from exc
 
     async def _configure(self, conn: Conn) -> None:
         await conn.execute(
@@ -284,11 +290,9 @@ class PostgresEventStore:
         Append to several streams in a stable (sorted) order so two such blocks cannot deadlock.
         """
         pool = await self._open()
-        try:
+        with self._translated("appending"):
             async with pool.connection() as conn, conn.transaction():
                 yield PostgresTransaction(self, conn)
-        except psycopg.Error as exc:
-            raise self._error(exc, "appending") from exc
 
     async def append(
         self,
@@ -304,22 +308,18 @@ class PostgresEventStore:
         One statement in autocommit: its own transaction, one round trip.
         """
         pool = await self._open()
-        try:
+        with self._translated("appending"):
             async with pool.connection() as conn:
                 return await _append(self, conn, 0, stream_id, events, expected_version, command_id, result)
-        except psycopg.Error as exc:
-            raise self._error(exc, "appending") from exc
 
     # ------------------------------------------------------------------ reading
 
     async def _rows(self, query: str, params: Sequence[Any], doing: str) -> list[TupleRow]:
         pool = await self._open()
-        try:
+        with self._translated(doing):
             async with pool.connection() as conn:
                 cur = await conn.execute(query, params)
                 return await cur.fetchall()
-        except psycopg.Error as exc:
-            raise self._error(exc, doing) from exc
 
     async def load(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
         rows = await self._rows(

@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -127,17 +128,13 @@ def check_not_foreign(path: Path) -> None:
         return
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc}") from exc
-    try:
+    with translated(lambda doing, exc: translate(path, doing, exc, 0), "opening"):
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise translate(path, "opening", exc, 0) from exc
-    try:
-        tables = {row[0] for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")}
-    except sqlite3.Error as exc:
-        raise translate(path, "opening", exc, 0) from exc
-    finally:
-        conn.close()
+        try:
+            tables = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")}
+        finally:
+            conn.close()
     if tables and not tables & OWN_TABLES:
         shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
         raise StoreError(f"{path} is not an order-machine database (it has other tables: {shown}); "
@@ -266,6 +263,16 @@ def prepare_writer(conn: sqlite3.Connection, path: Path, synchronous: str) -> st
 def is_busy(exc: sqlite3.Error) -> bool:
     """Whether SQLite refused because another connection holds a lock (the caller may wait or go elsewhere)."""
     return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+@contextmanager
+def translated(error_of: Callable[[str, sqlite3.Error], StoreError], doing: str) -> Iterator[None]:
+    """The store's one way of turning a sqlite3 error of the block into the project's StoreError (by
+    `error_of`, normally `translate` bound to the file); every other exception passes unchanged."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise error_of(doing, exc) from exc
 
 
 def translate(path: Path, doing: str, exc: sqlite3.Error, busy_timeout: float) -> StoreError:

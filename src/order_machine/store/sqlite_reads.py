@@ -21,7 +21,7 @@ import msgspec
 from ..errors import StoreError
 from ..events import StoredEvent
 from .codec import loads
-from .sqlite_file import connect_with, is_busy
+from .sqlite_file import connect_with, is_busy, translated
 
 T = TypeVar("T")
 
@@ -218,10 +218,8 @@ class Reads:
         """The rows of a short read done on the loop (LoopReader.rows), or None: read it on a thread."""
         if self.loop_reader.conn is None and not self.loop_reader.attaching:
             await self._attach_loop_reader()
-        try:
+        with translated(self._error, "reading"):
             return self.loop_reader.rows(sql, params)
-        except sqlite3.Error as exc:
-            raise self._error("reading", exc) from exc
 
     async def rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """The rows of `sql`, read on a reader thread."""
@@ -253,16 +251,12 @@ class Reads:
         return await self.pool.call(fn, *args)
 
     def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        try:
+        with translated(self._error, "reading"):
             return self._reader().execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise self._error("reading", exc) from exc
 
     def _query_events(self, sql: str, params: tuple[Any, ...]) -> list[StoredEvent]:
-        try:
+        with translated(self._error, "reading"):
             return to_events(self._reader().execute(sql, params))
-        except sqlite3.Error as exc:
-            raise self._error("reading", exc) from exc
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
