@@ -164,28 +164,19 @@ class Workflow(StatefulEntity):
 
 
 def record(spec: ActionSpec, data: Mapping[str, Any], into: dict[str, Any]) -> None:
-    """Apply an action's declared effects to recorded data: fields, constants, clears and counters."""
-    for name, field in spec.fields.items():
-        if name not in data:
-            continue
-        key = field.into or name
-        if field.append:
-            into.setdefault(key, []).append(data[name])
-        else:
-            into[key] = data[name]
-    into.update(spec.sets)
-    for name in spec.clears:
-        into.pop(name, None)
-    for name in spec.increments:
-        into[name] = into.get(name, 0) + 1
+    """Apply an action's declared effects to recorded data in place (the in-memory Workflow's way)."""
+    recorded, cleared = transition_effects(spec, data, into)
+    for name in cleared:
+        del into[name]
+    into.update(recorded)
 
 
 def transition_effects(spec: ActionSpec | None, checked: Mapping[str, Any],
                        data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
     """What an action does to an entity's `data`: (the values it records, the names it clears).
 
-    The same effects as `record` (fields, then constants, then clears, then counters), computed for the
-    names the action touches only, before anything changes: they go into the transition's event, and
+    Fields, then constants, then clears, then counters, computed for the names the action touches only,
+    before anything changes: they go into the transition's event, and
     replaying the event applies exactly these (the event, not today's definition, says what was recorded).
     """
     if spec is None or not (spec.fields or spec.sets or spec.clears or spec.increments):

@@ -1,6 +1,7 @@
-"""transition_effects computes, for the names an action touches, exactly what `record` does to a whole copy of
-the data: the same values recorded and the same names cleared, whatever fields, constants, clears and counters
-the action combines (a hypothesis search over small actions and data)."""
+"""transition_effects computes, for the names an action touches, exactly what applying the action's effects to a
+whole copy of the data in their declared order (fields, constants, clears, counters) gives: the same values
+recorded and the same names cleared, whatever the action combines (a hypothesis search over small actions and
+data); `record`, built on it, leaves that copy."""
 
 from __future__ import annotations
 
@@ -31,12 +32,25 @@ def actions(draw: st.DrawFn) -> tuple[ActionSpec, dict[str, Any], dict[str, Any]
     return spec, checked, data
 
 
+def _apply_in_order(spec: ActionSpec, checked: dict[str, Any], after: dict[str, Any]) -> None:
+    """The effects one by one on the whole data: the model transition_effects must agree with."""
+    for name, field in spec.fields.items():
+        if name in checked:
+            key = field.into or name
+            if field.append:
+                after.setdefault(key, []).append(checked[name])
+            else:
+                after[key] = checked[name]
+    after.update(spec.sets)
+    for name in spec.clears:
+        after.pop(name, None)
+    for name in spec.increments:
+        after[name] = after.get(name, 0) + 1
+
+
 def _whole_copy(spec: ActionSpec, checked: dict[str, Any], data: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
     after = {k: (list(v) if isinstance(v, list) else v) for k, v in data.items()}
-    try:
-        record(spec, checked, after)
-    except (AttributeError, TypeError):  # appending to / counting a value of another type: validate forbids it
-        raise AssertionError("unreachable") from None
+    _apply_in_order(spec, checked, after)
     touched = {(f.into or n) for n, f in spec.fields.items() if n in checked} | set(spec.sets) | set(spec.increments)
     recorded = {n: after[n] for n in touched if n in after}
     return recorded, {n for n in spec.clears if n in data and n not in recorded}
@@ -50,7 +64,8 @@ def test_the_effects_of_an_action_are_those_record_gives_on_a_whole_copy(
     # what validate lets through: appended names hold lists, counters ints
     appended = {(f.into or n) for n, f in spec.fields.items() if f.append}
     counters = set(spec.increments)
-    if appended & counters or appended & set(spec.sets) or any(
+    replaced = {(f.into or n) for n, f in spec.fields.items() if not f.append}
+    if appended & replaced or appended & counters or appended & set(spec.sets) or any(
             (n in appended and not isinstance(v, list)) or (n in counters and not isinstance(v, int))
             for n, v in data.items()) or any((f.into or n) in counters for n, f in spec.fields.items()) \
             or counters & set(spec.sets):
@@ -59,3 +74,8 @@ def test_the_effects_of_an_action_are_those_record_gives_on_a_whole_copy(
     expected, expected_cleared = _whole_copy(spec, checked, data)
     assert recorded == expected
     assert set(cleared) == expected_cleared
+    whole = {k: (list(v) if isinstance(v, list) else v) for k, v in data.items()}
+    _apply_in_order(spec, checked, whole)
+    in_place = {k: (list(v) if isinstance(v, list) else v) for k, v in data.items()}
+    record(spec, checked, in_place)
+    assert in_place == whole
