@@ -39,8 +39,18 @@ async def app(db_url: str) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the module's `app` fixture (a module may define its own `app`: this one follows it)."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver") as c:
         yield c
+
+
+async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """One process's life as a test drives it: the app on `settings`, its lifespan running, and a client;
+    `async for c in serving(settings):` twice on one database is a restart."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(application), base_url="http://testserver") as c:
+            yield c
 
 
 def runtime_of(app: FastAPI) -> Runtime:

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from order_machine.api import create_app
 
-from http_support import ITEM, create_order, runtime_of, settings_for
+from http_support import ITEM, client, create_order, runtime_of, settings_for  # noqa: F401 (client: a fixture)
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -39,12 +39,6 @@ async def app(db_url: str) -> AsyncIterator[FastAPI]:
     application = create_app(settings_for(db_url))
     async with application.router.lifespan_context(application):
         yield application
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver") as c:
-        yield c
 
 
 def assert_invalid(response: httpx.Response, field: str, db_url: str = "") -> None:

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from order_machine.api import create_app
 
-from http_support import ITEM, db_url, runtime_of, settings_for  # noqa: F401 (fixtures)
+from http_support import ITEM, client, db_url, runtime_of, settings_for  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
@@ -23,12 +23,6 @@ async def app(db_url: str) -> AsyncIterator[FastAPI]:
                                           max_items_per_order=3, body_timeout_seconds=0.2))
     async with application.router.lifespan_context(application):
         yield application
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver") as c:
-        yield c
 
 
 def order(**extra: Any) -> dict[str, Any]:

@@ -4,16 +4,13 @@ served over HTTP, recorded in the order's read model, listed by status, drawn, a
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from order_machine.api import create_app
 from order_machine.config import Settings
 
-from http_support import DEFINITIONS, ITEM
+from http_support import DEFINITIONS, ITEM, serving
 
 HOLD = """\
   - name: OnHold
@@ -50,18 +47,11 @@ def held_definitions(tmp_path: Path) -> Path:
     return folder
 
 
-async def _serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(application), base_url="http://testserver") as c:
-            yield c
-
-
 async def test_a_state_and_actions_added_to_order_yaml_are_served_recorded_listed_and_drawn(
         held_definitions: Path, tmp_path: Path) -> None:
     settings = Settings(db_url=f"sqlite:///{tmp_path}/orders.db", definitions_dir=held_definitions,
                         durability="fast")
-    async for c in _serving(settings):
+    async for c in serving(settings):
         for oid in ("ord-1", "ord-2"):
             created = await c.post("/orders", json={"order_id": oid, "customer_id": "cust-7", "items": [ITEM],
                                                     "data": {"channel": "web", "rush": oid == "ord-1"}})
@@ -100,7 +90,7 @@ async def test_a_state_and_actions_added_to_order_yaml_are_served_recorded_liste
         assert svg.status_code == 200 and b"OnHold" in svg.content
         assert b"current: OnHold" in svg.content.replace(b"&#160;", b" ")
 
-    async for c in _serving(settings):  # another process on the same file
+    async for c in serving(settings):  # another process on the same file
         released = await c.post("/orders/ord-1/actions/release")
         assert released.status_code == 200 and released.json()["state"] == "Confirmed", released.text
         order = (await c.get("/orders/ord-1")).json()

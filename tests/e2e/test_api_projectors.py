@@ -13,7 +13,7 @@ from projector_examples import Ledger
 from order_machine.api import create_app
 from order_machine.projections import RetryPolicy
 
-from http_support import create_order, db_url, runtime_of, settings_for  # noqa: F401
+from http_support import client, create_order, db_url, runtime_of, settings_for  # noqa: F401
 
 
 @pytest.fixture
@@ -27,12 +27,6 @@ async def app(db_url: str, ledger: Ledger) -> AsyncIterator[FastAPI]:  # noqa: F
     application = create_app(settings_for(db_url, run_projections=False, read_your_writes=False), projectors=[ledger])
     async with application.router.lifespan_context(application):
         yield application
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver") as c:
-        yield c
 
 
 async def test_health_and_metrics_show_a_users_projector_lag(app: FastAPI, client: httpx.AsyncClient) -> None:

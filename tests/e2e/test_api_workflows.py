@@ -4,17 +4,14 @@ started, acted on, read, listed, drawn and survives a restart; the shipped payme
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from order_machine.api import create_app
 from order_machine.config import Settings
 
-from http_support import DEFINITIONS, app, client, db_url  # noqa: F401 (fixtures)
+from http_support import DEFINITIONS, app, client, db_url, serving  # noqa: F401 (fixtures)
 
 TICKET = """\
 name: ticket
@@ -63,18 +60,11 @@ def ticket_definitions(tmp_path: Path) -> Path:
     return folder
 
 
-async def _serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(application), base_url="http://testserver") as c:
-            yield c
-
-
 async def test_a_yaml_only_definition_is_served_durably_and_survives_a_restart(
         ticket_definitions: Path, tmp_path: Path) -> None:
     settings = Settings(db_url=f"sqlite:///{tmp_path}/tickets.db", definitions_dir=ticket_definitions,
                         durability="fast")
-    async for c in _serving(settings):
+    async for c in serving(settings):
         started = await c.post("/workflows/ticket", json={"id": "T-1", "data": {"title": "Printer on fire",
                                                                                  "priority": "2"}})
         assert started.status_code == 201, started.text
@@ -89,7 +79,7 @@ async def test_a_yaml_only_definition_is_served_durably_and_survives_a_restart(
             assert answer.status_code == 200, (action, answer.text)
         assert answer.json() == {"id": "T-1", "state": "Assigned", "version": 8, "events": ["WorkflowTransitioned"]}
 
-    async for c in _serving(settings):  # a new process on the same file: nothing lost
+    async for c in serving(settings):  # a new process on the same file: nothing lost
         shown = await c.get("/workflows/ticket/T-1")
         assert shown.status_code == 200 and shown.headers["etag"] == '"8"'
         body = shown.json()
@@ -116,7 +106,7 @@ async def test_a_yaml_only_definition_is_served_durably_and_survives_a_restart(
 
 async def test_instances_are_listed_by_state_page_by_page(ticket_definitions: Path, tmp_path: Path) -> None:
     settings = Settings(db_url=f"sqlite:///{tmp_path}/t.db", definitions_dir=ticket_definitions, durability="fast")
-    async for c in _serving(settings):
+    async for c in serving(settings):
         for n in range(5):
             assert (await c.post("/workflows/ticket", json={"id": f"T-{n}", "data": {"title": "t"}})).status_code == 201
         for n in (1, 3, 4):
@@ -172,7 +162,7 @@ async def test_a_definition_that_needs_unregistered_python_is_not_served_and_say
         ticket_definitions: Path, tmp_path: Path) -> None:
     shutil.copy(DEFINITIONS / "simple.yaml", ticket_definitions / "simple.yaml")
     settings = Settings(db_url="memory://", definitions_dir=ticket_definitions)
-    async for c in _serving(settings):
+    async for c in serving(settings):
         answer = await c.post("/workflows/simple", json={})
         assert answer.status_code == 404
         assert "hook 'on_step' is declared but not registered" in answer.json()["message"]
