@@ -19,7 +19,8 @@ from .builder import DefinitionBuilder
 from .definition import Definition, load_definition, load_definitions, parse_definition, validate_definition
 from .errors import (
     ConcurrencyError, DefinitionError, InvalidCommandError, InvalidProjectorError, NotInitialisedError,
-    OrderExistsError, OrderMachineError, OrderNotFoundError, ProjectionError, StoreError, TransitionNotAllowedError,
+    OrderExistsError, OrderMachineError, OrderNotFoundError, ProjectionError, StoreError, StreamQuarantinedError,
+    TransitionNotAllowedError,
 )
 from .events import (
     MachineInitialised, NewEvent, OrderCancelled, OrderConfirmed, OrderCreated, OrderDelivered, OrderEvent, OrderItem,
@@ -72,5 +73,6 @@ __all__ = [
     # errors
     "ConcurrencyError", "DefinitionError", "InvalidCommandError", "InvalidProjectorError", "NotInitialisedError",
     "OrderExistsError", "OrderMachineError", "OrderNotFoundError", "ProjectionError", "StoreError",
+    "StreamQuarantinedError",
     "TransitionNotAllowedError",
 ]

@@ -31,6 +31,7 @@ EXPECTED = {
     "load_definition", "load_definitions", "order_machine", "parse_definition", "validate_definition",
     "ConcurrencyError", "DefinitionError", "InvalidCommandError", "InvalidProjectorError", "NotInitialisedError",
     "OrderExistsError", "OrderMachineError", "OrderNotFoundError", "ProjectionError", "StoreError",
+    "StreamQuarantinedError",
     "TransitionNotAllowedError",
 }
 
