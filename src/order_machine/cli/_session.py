@@ -99,6 +99,20 @@ async def running(settings: Settings, *, start: bool = True) -> AsyncIterator[Ru
         await runtime.stop()
 
 
+@asynccontextmanager
+async def reading(args: argparse.Namespace) -> AsyncIterator[Runtime]:
+    """A started Runtime on an existing database (never created by a read), its read models caught up with
+    every event the store held when the command began: what `show` and `list` commands answer from."""
+    settings = settings_from(args)
+    require_existing_database(settings.db_url)
+    async with running(settings) as rt:
+        position = await rt.store.last_position()
+        if not await rt.wait_for_projections(position):
+            print(f"warning: the read models are behind the store (position {position}); "
+                  "results may be stale", file=sys.stderr)
+        yield rt
+
+
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")

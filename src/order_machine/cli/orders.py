@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from decimal import Decimal, InvalidOperation
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +18,9 @@ from ..bootstrap import Runtime
 from ..commands import CommandResult, CreateOrder, PerformAction, Command
 from ..definition import FieldSpec
 from ..errors import InvalidCommandError
-from ._session import add_store_options, print_json, require_existing_database, running, settings_from, table
+from ._session import (
+    add_store_options, print_json, reading, running, settings_from, table,
+)
 
 EPILOG = """\
 examples:
@@ -152,10 +153,7 @@ async def create(args: argparse.Namespace) -> int:
 
 
 async def show(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    require_existing_database(settings.db_url)
-    async with running(settings) as rt:
-        await _caught_up(rt)
+    async with reading(args) as rt:
         order = await rt.service.get_order(args.order_id)
         actions = await rt.service.allowed_actions(args.order_id)
     if args.json:
@@ -184,10 +182,7 @@ async def show(args: argparse.Namespace) -> int:
 
 
 async def list_orders(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    require_existing_database(settings.db_url)
-    async with running(settings) as rt:
-        await _caught_up(rt)
+    async with reading(args) as rt:
         page = await rt.service.list_orders(customer_id=args.customer, status=args.status, limit=args.limit,
                                             cursor=args.cursor)
     if args.json:
@@ -202,10 +197,7 @@ async def list_orders(args: argparse.Namespace) -> int:
 
 
 async def history(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    require_existing_database(settings.db_url)
-    async with running(settings) as rt:
-        await _caught_up(rt)
+    async with reading(args) as rt:
         entries = await rt.service.get_order_history(args.order_id, limit=1000)
         while len(entries) % 1000 == 0 and (more := await rt.service.get_order_history(
                 args.order_id, after_version=entries[-1].version, limit=1000)):
@@ -235,13 +227,6 @@ async def do(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-async def _caught_up(rt: Runtime) -> None:
-    position = await rt.store.last_position()
-    if not await rt.wait_for_projections(position):
-        print(f"warning: the read models are behind the store (position {position}); "
-              "results may be stale", file=sys.stderr)
 
 
 def _action_name(rt: Runtime, given: str) -> str:

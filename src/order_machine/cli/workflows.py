@@ -18,9 +18,9 @@ from typing import Any
 from ..definition import FieldSpec
 from ..engine import WorkflowResult, resolve_action
 from ._session import (
-    add_store_options, print_json, require_existing_database, running, settings_from, table,
+    add_store_options, print_json, reading, require_existing_database, running, settings_from, table,
 )
-from .orders import _caught_up, _list
+from .orders import _list
 from .orders import _time as _format_time
 
 FIELD_HELP = ("data, repeat for several: NAME=VALUE passes text (true/false for a bool field, a,b or a JSON "
@@ -176,10 +176,7 @@ async def start(args: argparse.Namespace) -> int:
 
 
 async def show(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    require_existing_database(settings.db_url)
-    async with running(settings) as rt:
-        await _caught_up(rt)
+    async with reading(args) as rt:
         found = await rt.workflows.get(args.definition, args.workflow_id)
         actions = await rt.engine.allowed_actions(args.definition, args.workflow_id)
     if args.json:
@@ -215,10 +212,7 @@ async def history(args: argparse.Namespace) -> int:
 
 
 async def list_workflows(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    require_existing_database(settings.db_url)
-    async with running(settings) as rt:
-        await _caught_up(rt)
+    async with reading(args) as rt:
         page = await rt.workflows.list(args.definition, state=args.state, limit=args.limit, cursor=args.cursor)
     if args.json:
         print_json(page.model_dump(mode="json"))
